@@ -1,0 +1,226 @@
+//! Command line and environment settings, validated once at start.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::ts302::Variant;
+
+#[derive(Debug, Parser)]
+#[command(name = "sensorcast", version, about = "Milesight IoT webhooks in, live browser dashboards out.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "manager", "employee"])]
+        role: String,
+        /// Site the user belongs to (repeatable); created on first use.
+        #[arg(long = "site")]
+        sites: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Put a device into a site (the site is created on first use).
+    Assign {
+        /// Milesight device id or devEUI.
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        site: String,
+    },
+    /// Set the TS302 protocol variant a gateway device speaks (v1, v2, or default).
+    Variant {
+        /// Milesight device id or devEUI.
+        #[arg(long)]
+        device: String,
+        #[arg(long, value_parser = ["v1", "v2", "default"])]
+        variant: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database: sqlite://FILE (created on start) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sensorcast.db", global = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SENSORCAST_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// MDP webhook secret key(s). Comma-separated; an entry `UUID=SECRET` applies only to the
+    /// webhook with that x-msc-webhook-uuid. Unset: signed MDP webhooks are refused with 401.
+    #[arg(long, env = "MILESIGHT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Shared token for gateway uplinks (header X-Sensorcast-Token or ?token=). Unset: refused.
+    #[arg(long, env = "MILESIGHT_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
+
+    /// Seconds between SSE keepalive messages.
+    #[arg(long, env = "SENSORCAST_KEEPALIVE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub keepalive_secs: u64,
+
+    /// Open streams allowed per user (0 = no cap).
+    #[arg(long, env = "SENSORCAST_MAX_STREAMS_PER_USER", default_value_t = 8)]
+    pub max_streams_per_user: usize,
+
+    /// Open streams allowed in total (0 = no cap).
+    #[arg(long, env = "SENSORCAST_MAX_STREAMS", default_value_t = 20_000)]
+    pub max_streams: usize,
+
+    /// Admin created on start when no user exists yet (with --admin-password).
+    #[arg(long, env = "SENSORCAST_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of that admin.
+    #[arg(long, env = "SENSORCAST_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Allowed age (and clock skew) of a signed MDP request, in seconds.
+    #[arg(long, env = "SENSORCAST_SIGNATURE_WINDOW_SECS", default_value_t = 60)]
+    pub signature_window_secs: u64,
+
+    /// Largest accepted webhook body, in bytes (larger: 413).
+    #[arg(long, env = "SENSORCAST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// TS302 protocol variant for gateway devices without their own setting (v1 or v2).
+    #[arg(long, env = "SENSORCAST_TS302_VARIANT", default_value = "v1")]
+    pub ts302_variant: Variant,
+
+    /// Reporting interval assumed for a device without its own, in seconds. A device silent for
+    /// 3 x interval + 5 minutes is marked OFFLINE.
+    #[arg(long, env = "SENSORCAST_REPORT_INTERVAL_SECS", default_value_t = 600)]
+    pub report_interval_secs: i64,
+
+    /// Send session cookies with the Secure attribute (turn off only for plain-HTTP use off localhost).
+    #[arg(long, env = "SENSORCAST_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// Capacity of the in-process broadcast channel (events); a slower stream catches up from the database.
+    #[arg(long, env = "SENSORCAST_BROADCAST_CAPACITY", default_value_t = 4096)]
+    pub broadcast_capacity: usize,
+
+    /// Log format: text or json.
+    #[arg(long, env = "SENSORCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Also run a simulated TS302 fleet and create demo users and sites.
+    #[arg(long, env = "SENSORCAST_DEMO")]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    /// Settings for tests: everything at its default except what a test sets.
+    pub fn for_tests() -> Self {
+        let cli = Cli::parse_from(["sensorcast"]);
+        ServeArgs { cookie_secure: false, ..cli.serve }
+    }
+}
+
+/// Webhook secrets, each optionally bound to one webhook uuid.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    entries: Vec<(Option<String>, Vec<u8>)>,
+}
+
+impl WebhookSecrets {
+    pub fn parse(spec: Option<&str>) -> Self {
+        let entries = spec
+            .into_iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|entry| match entry.split_once('=') {
+                Some((uuid, secret)) if looks_like_uuid(uuid) => {
+                    (Some(uuid.to_ascii_lowercase()), secret.as_bytes().to_vec())
+                }
+                _ => (None, entry.as_bytes().to_vec()),
+            })
+            .collect();
+        WebhookSecrets { entries }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Secrets to try for a webhook uuid: the ones bound to it, else the unbound ones.
+    pub fn candidates<'a>(&'a self, uuid: &str) -> Vec<&'a [u8]> {
+        let uuid = uuid.to_ascii_lowercase();
+        let bound: Vec<&[u8]> = self
+            .entries
+            .iter()
+            .filter(|(u, _)| u.as_deref() == Some(uuid.as_str()))
+            .map(|(_, s)| s.as_slice())
+            .collect();
+        if !bound.is_empty() {
+            return bound;
+        }
+        self.entries
+            .iter()
+            .filter(|(u, _)| u.is_none())
+            .map(|(_, s)| s.as_slice())
+            .collect()
+    }
+}
+
+fn looks_like_uuid(s: &str) -> bool {
+    let hex = s.chars().filter(|c| *c != '-').count();
+    (hex == 32 || hex == 36 - 4)
+        && s.len() >= 32
+        && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_bound_to_uuid_win_over_unbound() {
+        let s = WebhookSecrets::parse(Some(
+            "plain, 6167cb40-8e5e-4d53-904f-968928e488a6=bound=with=equals",
+        ));
+        assert_eq!(
+            s.candidates("6167CB40-8E5E-4D53-904F-968928E488A6"),
+            vec![b"bound=with=equals".as_slice()]
+        );
+        assert_eq!(s.candidates("other"), vec![b"plain".as_slice()]);
+    }
+
+    #[test]
+    fn secret_with_equals_but_no_uuid_is_unbound() {
+        let s = WebhookSecrets::parse(Some("abc=def"));
+        assert_eq!(s.candidates("x"), vec![b"abc=def".as_slice()]);
+        assert!(WebhookSecrets::parse(None).is_empty());
+    }
+}

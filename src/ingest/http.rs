@@ -1,0 +1,212 @@
+//! The webhook endpoints: authenticate, read a bounded body, parse, store, answer.
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::gateway::{self, Message};
+use super::mdp::{self, ParseError};
+use super::model::{Batch, Delivery, Outcome};
+use super::signature::{self, SignatureError, SignedHeaders};
+use super::ts302::Variant;
+use crate::state::AppState;
+use crate::store::writer::Work;
+use crate::store::{dispatch, Scope};
+use crate::web::error::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/milesight", post(mdp_webhook).get(probe).head(probe).options(probe))
+        .route("/api/webhooks/milesight/gateway", post(gateway_webhook).get(probe).head(probe).options(probe))
+}
+
+/// MDP may probe the callback URL before use.
+async fn probe() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn mdp_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let result = mdp_inner(&state, &headers, body).await;
+    record(&state, mdp::SOURCE, result)
+}
+
+async fn mdp_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Outcome, ApiError> {
+    let signed = SignedHeaders {
+        signature: header(headers, signature::SIGNATURE),
+        uuid: header(headers, signature::UUID),
+        timestamp: header(headers, signature::TIMESTAMP),
+        nonce: header(headers, signature::NONCE),
+    };
+    let s = &state.settings;
+    let nonce = signature::verify(&s.webhook_secrets, signed, crate::now_ms() / 1000, s.signature_window_s)
+        .map_err(signature_error)?;
+    let body = read_json_body(state, headers, body).await?;
+    let deliveries = mdp::parse(&body, crate::now_ms()).map_err(parse_error)?;
+    store(state, Batch { nonce: Some(nonce), deliveries }).await
+}
+
+fn signature_error(e: SignatureError) -> ApiError {
+    match e {
+        SignatureError::NotConfigured => ApiError::unauthorized(
+            "webhook_secret_not_configured",
+            "Signed webhooks are refused until the server is given the webhook secret (MILESIGHT_WEBHOOK_SECRET).",
+        ),
+        SignatureError::Missing(h) => ApiError::unauthorized("signature_missing", format!("Header {h} is missing.")),
+        SignatureError::BadTimestamp => ApiError::bad_request(
+            "invalid_timestamp",
+            format!("Header {} must be epoch seconds.", signature::TIMESTAMP),
+        ),
+        SignatureError::Expired => ApiError::bad_request(
+            "request_expired",
+            "The request timestamp is outside the accepted window; check the clocks.",
+        ),
+        SignatureError::Invalid => ApiError::unauthorized("signature_invalid", "The request signature does not match."),
+    }
+}
+
+fn parse_error(e: ParseError) -> ApiError {
+    match e {
+        ParseError::Json(m) => ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {m}")),
+        ParseError::Payload(m) => ApiError::bad_request("invalid_payload", m),
+    }
+}
+
+/// Checks the content type and reads at most the configured number of bytes.
+async fn read_json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let content_type = header(headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as application/json.",
+        ));
+    }
+    let limit = state.settings.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The body is larger than {limit} bytes."),
+        )
+    };
+    let declared = header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            too_large()
+        } else {
+            ApiError::bad_request("body_unreadable", "The request body could not be read.")
+        }
+    })
+}
+
+async fn store(state: &AppState, batch: Batch) -> Result<Outcome, ApiError> {
+    Ok(state.writer.submit(Work::Batch(batch)).await?)
+}
+
+fn record(state: &AppState, source: &'static str, result: Result<Outcome, ApiError>) -> Result<Json<Value>, ApiError> {
+    match result {
+        Ok(outcome) => {
+            state.health.accepted(source);
+            Ok(Json(json!({
+                "result": "success",
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+            })))
+        }
+        Err(err) => {
+            state.health.rejected(source, err.code, &err.message);
+            Err(err)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn gateway_webhook(
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let result = gateway_inner(&state, &headers, q.token.as_deref(), body).await;
+    record(&state, gateway::SOURCE, result)
+}
+
+async fn gateway_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    body: Body,
+) -> Result<Outcome, ApiError> {
+    let Some(expected) = state.settings.gateway_token.as_deref() else {
+        return Err(ApiError::unauthorized(
+            "gateway_token_not_configured",
+            "Gateway uplinks are refused until the server is given a token (MILESIGHT_GATEWAY_TOKEN).",
+        ));
+    };
+    let given = header(headers, "x-sensorcast-token").or(query_token).ok_or_else(|| {
+        ApiError::unauthorized("token_missing", "Send the token in X-Sensorcast-Token or ?token=.")
+    })?;
+    if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err(ApiError::unauthorized("token_invalid", "The gateway token does not match."));
+    }
+    let body = read_json_body(state, headers, body).await?;
+    let delivery = match gateway::parse(&body).map_err(parse_error)? {
+        Message::Uplink(u) => {
+            let eui = u.device.dev_eui.clone().unwrap_or_default();
+            let setting = device_variant(state, &eui).await?;
+            let variant = gateway::choose_variant(setting, &u.bytes, state.settings.ts302_default);
+            gateway::uplink_delivery(&u, variant, crate::now_ms()).map_err(|e| {
+                ApiError::bad_request("undecodable_payload", format!("TS302 bytes could not be decoded ({variant:?}): {e}"))
+            })?
+        }
+        Message::Status { device, status, key } => Delivery {
+            key: Some(key),
+            source: gateway::SOURCE,
+            event_type: status.as_str().into(),
+            detail: None,
+            device: Some(device),
+            changes: vec![super::model::Change::Status(status)],
+        },
+        // ACK / error notices are logged and acknowledged; they register no device.
+        Message::Notice { kind, detail, .. } => {
+            tracing::info!(kind, detail, "gateway notice");
+            Delivery {
+                key: None,
+                source: gateway::SOURCE,
+                event_type: kind,
+                detail: Some(detail),
+                device: None,
+                changes: vec![],
+            }
+        }
+    };
+    store(state, Batch { nonce: None, deliveries: vec![delivery] }).await
+}
+
+async fn device_variant(state: &AppState, eui: &str) -> Result<Option<Variant>, ApiError> {
+    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(pool, eui, &Scope::All).await)?;
+    Ok(device.and_then(|d| d.ts302_variant).and_then(|v| v.parse().ok()))
+}

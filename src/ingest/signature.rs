@@ -1,0 +1,123 @@
+//! MDP webhook signatures: HMAC-SHA256(secret, timestamp ‖ nonce), lower-case hex.
+//! The body is not signed, so freshness and one-time nonces carry the replay protection.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::config::WebhookSecrets;
+
+pub const SIGNATURE: &str = "x-msc-request-signature";
+pub const UUID: &str = "x-msc-webhook-uuid";
+pub const TIMESTAMP: &str = "x-msc-request-timestamp";
+pub const NONCE: &str = "x-msc-request-nonce";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    NotConfigured,
+    Missing(&'static str),
+    BadTimestamp,
+    Expired,
+    Invalid,
+}
+
+/// The signed headers of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedHeaders<'a> {
+    pub signature: Option<&'a str>,
+    pub uuid: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+}
+
+pub fn sign(secret: &[u8], timestamp: &str, nonce: &str) -> String {
+    hex::encode(mac(secret, timestamp, nonce).finalize().into_bytes())
+}
+
+fn mac(secret: &[u8], timestamp: &str, nonce: &str) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length; this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(nonce.as_bytes());
+    mac
+}
+
+/// Checks a request's signature; returns the (uuid, nonce) pair to be claimed once.
+pub fn verify(
+    secrets: &WebhookSecrets,
+    h: SignedHeaders<'_>,
+    now_s: i64,
+    window_s: i64,
+) -> Result<(String, String), SignatureError> {
+    if secrets.is_empty() {
+        return Err(SignatureError::NotConfigured);
+    }
+    let signature = h.signature.ok_or(SignatureError::Missing(SIGNATURE))?;
+    let timestamp = h.timestamp.ok_or(SignatureError::Missing(TIMESTAMP))?;
+    let nonce = h.nonce.ok_or(SignatureError::Missing(NONCE))?;
+    let uuid = h.uuid.unwrap_or("");
+    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    if (now_s - ts).abs() > window_s {
+        return Err(SignatureError::Expired);
+    }
+    let Ok(given) = hex::decode(signature.trim().to_ascii_lowercase()) else {
+        return Err(SignatureError::Invalid);
+    };
+    let matched = secrets.candidates(uuid).into_iter().fold(false, |ok, secret| {
+        let expected = mac(secret, timestamp, nonce).finalize().into_bytes();
+        ok | bool::from(expected.as_slice().ct_eq(&given))
+    });
+    if !matched {
+        return Err(SignatureError::Invalid);
+    }
+    Ok((uuid.to_string(), nonce.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TS: &str = "1742872448";
+    const NONCE_V: &str = "0f2c1e6b5a7d4e3f9a8b7c6d5e4f3a2b";
+    const EXPECTED: &str = "bb7effb105409c969e56c5a5f95a564e4a8e49cda142c5fd6962092b2082e8e9";
+
+    fn headers(sig: &str) -> SignedHeaders<'_> {
+        SignedHeaders { signature: Some(sig), uuid: Some("u-1"), timestamp: Some(TS), nonce: Some(NONCE_V) }
+    }
+
+    #[test]
+    fn spec_test_vector() {
+        assert_eq!(sign(b"mySecretKey", TS, NONCE_V), EXPECTED);
+    }
+
+    #[test]
+    fn verifies_ignoring_hex_case_and_refuses_others() {
+        let secrets = WebhookSecrets::parse(Some("mySecretKey"));
+        let now = 1742872448 + 10;
+        let upper = EXPECTED.to_ascii_uppercase();
+        assert!(verify(&secrets, headers(&upper), now, 60).is_ok());
+        let (uuid, nonce) = verify(&secrets, headers(EXPECTED), now, 60).unwrap();
+        assert_eq!((uuid.as_str(), nonce.as_str()), ("u-1", NONCE_V));
+        let wrong = WebhookSecrets::parse(Some("otherKey"));
+        assert_eq!(verify(&wrong, headers(EXPECTED), now, 60), Err(SignatureError::Invalid));
+        assert_eq!(verify(&secrets, headers("zz"), now, 60), Err(SignatureError::Invalid));
+        assert_eq!(verify(&secrets, headers(&EXPECTED[..10]), now, 60), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn freshness_window_and_missing_headers() {
+        let secrets = WebhookSecrets::parse(Some("mySecretKey"));
+        assert_eq!(verify(&secrets, headers(EXPECTED), 1742872448 + 61, 60), Err(SignatureError::Expired));
+        assert_eq!(verify(&secrets, headers(EXPECTED), 1742872448 - 61, 60), Err(SignatureError::Expired));
+        let mut h = headers(EXPECTED);
+        h.nonce = None;
+        assert_eq!(verify(&secrets, h, 1742872448, 60), Err(SignatureError::Missing(NONCE)));
+        let mut h = headers(EXPECTED);
+        h.timestamp = Some("soon");
+        assert_eq!(verify(&secrets, h, 1742872448, 60), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(&WebhookSecrets::default(), headers(EXPECTED), 1742872448, 60),
+            Err(SignatureError::NotConfigured)
+        );
+    }
+}

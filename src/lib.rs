@@ -1,0 +1,142 @@
+//! sensorcast: Milesight IoT webhooks in, live role-scoped browser dashboards out.
+//!
+//! Data path: `ingest` (verify → parse → decode) → `store` (one transaction, event log) →
+//! `realtime` (hub of pre-encoded frames → SSE streams) → `web` (sessions, pages, JSON).
+
+pub mod config;
+pub mod ingest;
+pub mod realtime;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use config::ServeArgs;
+use realtime::hub::Hub;
+use realtime::limits::StreamLimits;
+use state::{AppState, Settings};
+use store::writer::Writer;
+use store::{dispatch, Db};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Slowest a webhook sender may be (a body trickled byte by byte is cut off).
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often silent devices are looked for.
+const OFFLINE_SWEEP: Duration = Duration::from_secs(30);
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let ingest = ingest::http::routes().layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, WEBHOOK_TIMEOUT));
+    Router::new()
+        .merge(ingest)
+        .merge(web::routes(&state))
+        .merge(web::public_routes())
+        .fallback(web::not_found)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Connects the database, creates the first admin if asked, and starts the writer and watchdog.
+pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result<AppState> {
+    let db = Db::connect(database_url).await?;
+    bootstrap_admin(&db, args).await?;
+    let last_id = dispatch!(&db, |pool, q| q::max_event_id(pool).await)?;
+    let hub = Hub::new(args.broadcast_capacity, last_id);
+    let writer = Writer::spawn(db.clone(), hub.clone(), args.report_interval_secs);
+    let shutdown = CancellationToken::new();
+    store::writer::spawn_watchdog(writer.clone(), OFFLINE_SWEEP, shutdown.clone());
+    spawn_housekeeping(db.clone(), shutdown.clone());
+    Ok(AppState {
+        db,
+        writer,
+        hub,
+        settings: Arc::new(Settings::from_args(args)),
+        limits: StreamLimits::new(args.max_streams_per_user, args.max_streams),
+        health: Default::default(),
+        shutdown,
+    })
+}
+
+async fn bootstrap_admin(db: &Db, args: &ServeArgs) -> anyhow::Result<()> {
+    let users = dispatch!(db, |pool, q| q::count_users(pool).await)?;
+    match (&args.admin_email, &args.admin_password) {
+        (Some(email), Some(password)) if users == 0 => {
+            store::users::create_user(db, email, password, store::Role::Admin, &[]).await?;
+            tracing::info!(%email, "created the first admin");
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("--admin-email and --admin-password go together")
+        }
+        _ if users == 0 => tracing::warn!(
+            "no user exists yet: start with --admin-email and --admin-password, or run `sensorcast user add`"
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Drops expired sessions and old nonces now and then.
+fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let now = now_ms();
+            let cutoff = now - 3_600_000;
+            let result = dispatch!(&db, |pool, q| {
+                let nonces = q::purge_nonces(pool, cutoff).await;
+                let sessions = q::sessions_purge_expired(pool, now).await;
+                nonces.and(sessions)
+            });
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "housekeeping failed");
+            }
+        }
+    });
+}
+
+/// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
+/// finish, and returns within `grace` even if a client does not let go.
+pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let db = state.db.clone();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        finished = &mut server => {
+            // The server stopped on its own (an accept error): report it.
+            db.close().await;
+            return finished.map_err(std::io::Error::other)?;
+        }
+        _ = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => tracing::error!(error = %join, "server task failed"),
+        Err(_) => tracing::warn!(?grace, "connections still open after the grace period; closing anyway"),
+    }
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The sensorcast binary: parse the command line, then serve or run a management command.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sensorcast::config::{Cli, Command, DeviceCommand, UserCommand};
+use sensorcast::store::{users, Db, Role};
+
+/// How long shutdown waits for open connections.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.serve.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.db.database_url, &cli.serve).await,
+        Command::User(UserCommand::Add { email, role, sites }) => {
+            let db = Db::connect(&cli.db.database_url).await?;
+            let role = Role::parse(&role).context("role must be admin, manager or employee")?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let id = users::create_user(&db, &email, password, role, &sites).await?;
+            println!("created user {id} ({email}, {})", role.as_str());
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Assign { device, site }) => {
+            let db = Db::connect(&cli.db.database_url).await?;
+            users::assign_device(&db, &device, &site).await?;
+            println!("device {device} is now in site {site}");
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Variant { device, variant }) => {
+            let db = Db::connect(&cli.db.database_url).await?;
+            let setting = (variant != "default").then_some(variant.as_str());
+            users::set_device_variant(&db, &device, setting).await?;
+            println!("device {device} now decodes as {variant}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(database_url: &str, args: &sensorcast::config::ServeArgs) -> anyhow::Result<()> {
+    let state = sensorcast::build_state(database_url, args).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "sensorcast listening");
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: ending streams, finishing requests");
+        shutdown.cancel();
+    });
+    sensorcast::serve(state, listener, GRACE).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,97 @@
+//! The in-process event hub: one broadcast channel of pre-encoded frames shared by every stream.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::store::Role;
+
+/// A stored event, encoded once as an SSE message, with what a stream needs to filter it.
+#[derive(Debug)]
+pub struct Frame {
+    pub id: i64,
+    pub device_id: i64,
+    pub site_id: Option<i64>,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub enum HubMessage {
+    Event(Arc<Frame>),
+    /// End the streams of one session (sign-out).
+    EndSession(Arc<str>),
+    /// End every stream of one user (disabled, role or sites changed).
+    EndUser(i64),
+}
+
+/// Counters for `/api/realtime/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub clients: [AtomicUsize; 3],
+    pub events_published: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub replays: AtomicU64,
+    pub replayed_events: AtomicU64,
+    pub lagged: AtomicU64,
+    pub lagging_now: AtomicUsize,
+}
+
+impl Stats {
+    pub fn role_slot(&self, role: Role) -> &AtomicUsize {
+        &self.clients[role as usize]
+    }
+
+    pub fn total_clients(&self) -> usize {
+        self.clients.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    tx: broadcast::Sender<HubMessage>,
+    last_id: AtomicI64,
+    pub stats: Stats,
+}
+
+impl Hub {
+    /// `last_id` is the newest stored event id at start.
+    pub fn new(capacity: usize, last_id: i64) -> Arc<Hub> {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        Arc::new(Hub {
+            tx,
+            last_id: AtomicI64::new(last_id),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
+        self.tx.subscribe()
+    }
+
+    /// Id of the newest event handed to the streams.
+    pub fn last_id(&self) -> i64 {
+        self.last_id.load(Ordering::Acquire)
+    }
+
+    /// Publishes committed frames; callers pass them in id order.
+    pub fn publish(&self, frames: Vec<Frame>) {
+        for frame in frames {
+            let id = frame.id;
+            self.last_id.fetch_max(id, Ordering::AcqRel);
+            self.stats.events_published.fetch_add(1, Ordering::Relaxed);
+            // No receivers is fine: the event is in the database for later replay.
+            let receivers = self.tx.send(HubMessage::Event(Arc::new(frame))).unwrap_or(0);
+            tracing::debug!(event_id = id, receivers, "broadcast");
+        }
+    }
+
+    pub fn end_session(&self, session_id: &str) {
+        let _ = self.tx.send(HubMessage::EndSession(session_id.into()));
+    }
+
+    pub fn end_user(&self, user_id: i64) {
+        let _ = self.tx.send(HubMessage::EndUser(user_id));
+    }
+}

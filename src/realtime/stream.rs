@@ -1,0 +1,250 @@
+//! `GET /api/realtime`: one SSE stream per browser tab.
+//!
+//! Subscribe first, then replay from the database, then follow the hub: a frame is sent only if
+//! its id is above the stream's cursor, so the seam between replay and live has no gap and no
+//! duplicate. A stream that falls behind the channel catches up from the database the same way.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tower_sessions::Session;
+
+use super::events::{connected_frame, keepalive_frame};
+use super::hub::{Frame, HubMessage};
+use super::limits::{LimitReached, StreamPermit};
+use crate::state::AppState;
+use crate::store::{dispatch, Db, Scope};
+use crate::web::auth::CurrentUser;
+use crate::web::error::ApiError;
+
+/// Rows fetched per replay query.
+const REPLAY_PAGE: i64 = 1000;
+/// Frames queued for one stream are sent together, up to this many bytes per write.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+pub struct RealtimeQuery {
+    devices: Option<String>,
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// What one stream may carry.
+#[derive(Debug, Clone)]
+struct Filter {
+    scope: Scope,
+    devices: Option<HashSet<i64>>,
+}
+
+impl Filter {
+    fn allows(&self, device_id: i64, site_id: Option<i64>) -> bool {
+        self.scope.allows(site_id) && self.devices.as_ref().is_none_or(|d| d.contains(&device_id))
+    }
+}
+
+pub async fn realtime(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    Query(q): Query<RealtimeQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
+    let scope = user.scope();
+    let devices = match q.devices.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(list) => Some(resolve_devices(&state.db, &scope, list).await?),
+    };
+    let permit = state.limits.acquire(&state.hub, user.id, user.role).map_err(|l| {
+        let message = match l {
+            LimitReached::User => "You have too many open live connections; close a tab and retry.",
+            LimitReached::Total => "The server holds as many live connections as it allows; retry later.",
+        };
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
+    })?;
+    let session_id = session.id().map(|id| id.to_string()).unwrap_or_default();
+    let ctx = StreamCtx { state, filter: Filter { scope, devices }, user_id: user.id, session_id, permit };
+    let mut response = Response::new(Body::from_stream(ctx.run(last_id)));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let raw = headers.get("last-event-id").and_then(|v| v.to_str().ok()).or(query);
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event id (a number).")
+        }),
+    }
+}
+
+async fn resolve_devices(db: &Db, scope: &Scope, list: &str) -> Result<HashSet<i64>, ApiError> {
+    let wanted: HashSet<String> = list.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let visible = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
+    Ok(visible
+        .into_iter()
+        .filter(|d| {
+            let ids = [d.milesight_id.as_deref(), d.dev_eui.as_deref()];
+            ids.into_iter().flatten().any(|id| wanted.contains(&id.to_ascii_lowercase()))
+        })
+        .map(|d| d.id)
+        .collect())
+}
+
+struct StreamCtx {
+    state: AppState,
+    filter: Filter,
+    user_id: i64,
+    session_id: String,
+    permit: StreamPermit,
+}
+
+enum Next {
+    Send(Bytes),
+    CatchUp,
+    End,
+}
+
+impl StreamCtx {
+    fn run(self, last_id: Option<i64>) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+        async_stream::stream! {
+            let this = self;
+            let _permit = &this.permit;
+            let hub = this.state.hub.clone();
+            // Subscribe before reading the database, so nothing committed in between is missed.
+            let mut rx = hub.subscribe();
+            let mut cursor = last_id.unwrap_or_else(|| hub.last_id());
+            yield Ok(connected_frame(crate::now_ms()));
+            if last_id.is_some() {
+                hub.stats.replays.fetch_add(1, Ordering::Relaxed);
+                loop {
+                    match this.replay_page(&mut cursor).await {
+                        Ok(Some(chunk)) => yield Ok(chunk),
+                        Ok(None) => break,
+                        Err(()) => return,
+                    }
+                }
+            }
+            let period = this.state.settings.keepalive;
+            let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let shutdown = this.state.shutdown.clone();
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => Next::End,
+                    msg = rx.recv() => this.on_message(msg, &mut rx, &mut cursor),
+                    _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
+                };
+                match next {
+                    Next::Send(bytes) if bytes.is_empty() => {}
+                    Next::Send(bytes) => {
+                        hub.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(bytes);
+                    }
+                    Next::CatchUp => {
+                        hub.stats.lagged.fetch_add(1, Ordering::Relaxed);
+                        hub.stats.lagging_now.fetch_add(1, Ordering::Relaxed);
+                        let still_valid = this.still_signed_in().await;
+                        let mut failed = !still_valid;
+                        while still_valid {
+                            match this.replay_page(&mut cursor).await {
+                                Ok(Some(chunk)) => yield Ok(chunk),
+                                Ok(None) => break,
+                                Err(()) => { failed = true; break; }
+                            }
+                        }
+                        hub.stats.lagging_now.fetch_sub(1, Ordering::Relaxed);
+                        if failed {
+                            // The browser reconnects and replays from its Last-Event-ID.
+                            return;
+                        }
+                    }
+                    Next::End => return,
+                }
+            }
+        }
+    }
+
+    /// Handles one hub message and drains whatever else is queued, into one write.
+    fn on_message(
+        &self,
+        first: Result<HubMessage, RecvError>,
+        rx: &mut tokio::sync::broadcast::Receiver<HubMessage>,
+        cursor: &mut i64,
+    ) -> Next {
+        let mut buf = BytesMut::new();
+        let mut msg = first;
+        loop {
+            match msg {
+                Ok(HubMessage::Event(frame)) => self.take(&frame, cursor, &mut buf),
+                Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
+                Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Next::CatchUp,
+                Err(RecvError::Closed) => return Next::End,
+            }
+            if buf.len() >= COALESCE_BYTES {
+                break;
+            }
+            msg = match rx.try_recv() {
+                Ok(m) => Ok(m),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => break,
+            };
+        }
+        Next::Send(buf.freeze())
+    }
+
+    fn take(&self, frame: &Arc<Frame>, cursor: &mut i64, buf: &mut BytesMut) {
+        if frame.id <= *cursor {
+            return;
+        }
+        *cursor = frame.id;
+        if self.filter.allows(frame.device_id, frame.site_id) {
+            buf.extend_from_slice(&frame.bytes);
+        }
+    }
+
+    /// Sends the next page of stored events after the cursor; `None` when caught up.
+    async fn replay_page(&self, cursor: &mut i64) -> Result<Option<Bytes>, ()> {
+        let scope = &self.filter.scope;
+        let after = *cursor;
+        let rows = dispatch!(&self.state.db, |pool, q| {
+            q::events_after(pool, after, i64::MAX, scope, REPLAY_PAGE).await
+        })
+        .map_err(|e| tracing::warn!(error = %e, "replay failed; ending the stream"))?;
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        *cursor = last.id;
+        let mut buf = BytesMut::new();
+        let mut sent = 0u64;
+        for row in rows.iter().filter(|r| self.filter.allows(r.device_id, r.site_id)) {
+            buf.extend_from_slice(&super::events::encode_frame(row.id, &row.json));
+            sent += 1;
+        }
+        self.state.hub.stats.replayed_events.fetch_add(sent, Ordering::Relaxed);
+        Ok(Some(buf.freeze()))
+    }
+
+    /// Control messages can be lost in a lag; re-check the session before catching up.
+    async fn still_signed_in(&self) -> bool {
+        let user_id = self.user_id;
+        let user = dispatch!(&self.state.db, |pool, q| q::user_by_id(pool, user_id).await);
+        matches!(user, Ok(Some(u)) if !u.disabled)
+    }
+}

@@ -1,0 +1,55 @@
+//! The one application state, and the settings derived from the command line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, WebhookSecrets};
+use crate::ingest::health::WebhookHealth;
+use crate::ingest::ts302::Variant;
+use crate::realtime::hub::Hub;
+use crate::realtime::limits::StreamLimits;
+use crate::store::writer::Writer;
+use crate::store::Db;
+
+/// Settings validated once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub webhook_secrets: WebhookSecrets,
+    pub gateway_token: Option<String>,
+    pub keepalive: Duration,
+    pub signature_window_s: i64,
+    pub max_body_bytes: usize,
+    pub ts302_default: Variant,
+    pub report_interval_s: i64,
+    pub cookie_secure: bool,
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Settings {
+        Settings {
+            webhook_secrets: WebhookSecrets::parse(args.webhook_secret.as_deref()),
+            gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
+            keepalive: Duration::from_secs(args.keepalive_secs),
+            signature_window_s: args.signature_window_secs as i64,
+            max_body_bytes: args.max_body_bytes,
+            ts302_default: args.ts302_variant,
+            report_interval_s: args.report_interval_secs,
+            cookie_secure: args.cookie_secure,
+        }
+    }
+}
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: Db,
+    pub writer: Writer,
+    pub hub: Arc<Hub>,
+    pub settings: Arc<Settings>,
+    pub limits: Arc<StreamLimits>,
+    pub health: Arc<WebhookHealth>,
+    /// Cancelled on shutdown: ends every open stream.
+    pub shutdown: CancellationToken,
+}

@@ -1,0 +1,81 @@
+//! tower-sessions store on our own `sessions` table, in whichever database is configured.
+//! The user id is kept in its own column so a user's sessions can be found and ended.
+
+use async_trait::async_trait;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error, Result};
+use tower_sessions::SessionStore;
+
+use crate::store::{dispatch, Db};
+
+/// Session key holding the signed-in user's id.
+pub const USER_ID_KEY: &str = "user_id";
+
+#[derive(Debug, Clone)]
+pub struct DbSessionStore {
+    db: Db,
+}
+
+impl DbSessionStore {
+    pub fn new(db: Db) -> Self {
+        DbSessionStore { db }
+    }
+
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = crate::now_ms();
+        dispatch!(&self.db, |pool, q| q::sessions_purge_expired(pool, now).await).map_err(backend)
+    }
+}
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::Backend(e.to_string())
+}
+
+fn encode(record: &Record) -> Result<(Vec<u8>, Option<i64>, i64)> {
+    let data = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
+    let user_id = record.data.get(USER_ID_KEY).and_then(|v| v.as_i64());
+    let expiry_ms = (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64;
+    Ok((data, user_id, expiry_ms))
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        loop {
+            let (data, user_id, expiry) = encode(record)?;
+            let id = record.id.to_string();
+            let created = dispatch!(&self.db, |pool, q| {
+                q::session_create(pool, &id, user_id, &data, expiry).await
+            })
+            .map_err(backend)?;
+            if created {
+                return Ok(());
+            }
+            // Id collision: draw another.
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        let (data, user_id, expiry) = encode(record)?;
+        let id = record.id.to_string();
+        dispatch!(&self.db, |pool, q| {
+            q::session_save(pool, &id, user_id, &data, expiry).await
+        })
+        .map_err(backend)
+    }
+
+    async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
+        let id = session_id.to_string();
+        let now = crate::now_ms();
+        let data = dispatch!(&self.db, |pool, q| q::session_load(pool, &id, now).await)
+            .map_err(backend)?;
+        data.map(|d| serde_json::from_slice(&d).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
+    }
+
+    async fn delete(&self, session_id: &Id) -> Result<()> {
+        let id = session_id.to_string();
+        dispatch!(&self.db, |pool, q| q::session_delete(pool, &id).await).map_err(backend)
+    }
+}

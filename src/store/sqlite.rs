@@ -1,0 +1,15 @@
+//! The shared queries compiled for SQLite.
+
+use sqlx::{Sqlite, SqliteConnection};
+
+type DB = Sqlite;
+type Conn = SqliteConnection;
+
+/// Single writer: `BEGIN IMMEDIATE` takes the write lock up front, so a transaction that reads
+/// before writing cannot deadlock against another and ids commit in order.
+async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+include!("queries.rs");
+include!("apply.rs");

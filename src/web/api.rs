@@ -1,0 +1,160 @@
+//! JSON read API, scoped to what the signed-in user may see.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::auth::CurrentUser;
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::{dispatch, DeviceRow, ReadingRow, Role, TelemetryQuery};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 10_000;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceJson {
+    device_id: String,
+    #[serde(flatten)]
+    row: DeviceRow,
+}
+
+impl From<DeviceRow> for DeviceJson {
+    fn from(row: DeviceRow) -> Self {
+        DeviceJson { device_id: row.public_id(), row }
+    }
+}
+
+pub async fn devices(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<DeviceJson>>, ApiError> {
+    let scope = user.scope();
+    let rows = dispatch!(&state.db, |pool, q| q::list_devices(pool, &scope).await)?;
+    Ok(Json(rows.into_iter().map(DeviceJson::from).collect()))
+}
+
+#[derive(Deserialize)]
+pub struct TelemetryParams {
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingJson {
+    #[serde(flatten)]
+    row: ReadingRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alarms: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryJson {
+    device_id: String,
+    readings: Vec<ReadingJson>,
+}
+
+pub async fn telemetry(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(device_id): Path<String>,
+    Query(p): Query<TelemetryParams>,
+) -> Result<Json<TelemetryJson>, ApiError> {
+    let query = TelemetryQuery {
+        since_ms: p.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
+        until_ms: p.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        limit: parse_limit(p.limit.as_deref())?,
+    };
+    let scope = user.scope();
+    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(pool, &device_id, &scope).await)?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    let rows = dispatch!(&state.db, |pool, q| q::telemetry(pool, device.id, query).await)?;
+    let with_raw = user.role == Role::Admin;
+    let readings = rows
+        .into_iter()
+        .map(|row| ReadingJson {
+            alarms: row.alarms.as_deref().and_then(|a| serde_json::from_str(a).ok()),
+            raw: with_raw.then(|| serde_json::from_str(&row.raw).ok()).flatten(),
+            row,
+        })
+        .collect();
+    Ok(Json(TelemetryJson { device_id: device.public_id(), readings }))
+}
+
+/// Epoch milliseconds or an RFC 3339 time.
+fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = s.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    OffsetDateTime::parse(s.trim(), &Rfc3339)
+        .ok()
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{name} must be epoch milliseconds or an RFC 3339 time."),
+            )
+        })
+}
+
+fn parse_limit(s: Option<&str>) -> Result<i64, ApiError> {
+    match s {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_LIMIT}."),
+            )),
+        },
+    }
+}
+
+#[derive(Serialize)]
+pub struct RealtimeStats {
+    clients: usize,
+    #[serde(rename = "clientsByRole")]
+    clients_by_role: serde_json::Map<String, Value>,
+    #[serde(rename = "eventsPublished")]
+    events_published: u64,
+    #[serde(rename = "framesSent")]
+    frames_sent: u64,
+    replays: u64,
+    #[serde(rename = "replayedEvents")]
+    replayed_events: u64,
+    #[serde(rename = "laggedTimes")]
+    lagged: u64,
+    #[serde(rename = "laggingClients")]
+    lagging_now: usize,
+    #[serde(rename = "lastEventId")]
+    last_event_id: i64,
+}
+
+pub async fn realtime_stats(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<RealtimeStats>, ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError::forbidden());
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &state.hub.stats;
+    let mut by_role = serde_json::Map::new();
+    for role in [Role::Admin, Role::Manager, Role::Employee] {
+        by_role.insert(role.as_str().into(), s.role_slot(role).load(Relaxed).into());
+    }
+    Ok(Json(RealtimeStats {
+        clients: s.total_clients(),
+        clients_by_role: by_role,
+        events_published: s.events_published.load(Relaxed),
+        frames_sent: s.frames_sent.load(Relaxed),
+        replays: s.replays.load(Relaxed),
+        replayed_events: s.replayed_events.load(Relaxed),
+        lagged: s.lagged.load(Relaxed),
+        lagging_now: s.lagging_now.load(Relaxed),
+        last_event_id: state.hub.last_id(),
+    }))
+}
