@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::ingest::ts302::Variant;
 
 #[derive(Debug, Parser)]
-#[command(name = "sensorcast", version, about = "Milesight IoT webhooks in, live browser dashboards out.")]
+#[command(
+    name = "sensorcast",
+    version,
+    about = "Milesight IoT webhooks in, live browser dashboards out."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
@@ -66,7 +70,12 @@ pub enum DeviceCommand {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Database: sqlite://FILE (created on start) or postgres://USER@HOST/DB.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://sensorcast.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://sensorcast.db",
+        global = true
+    )]
     pub database_url: String,
 }
 
@@ -143,7 +152,10 @@ impl ServeArgs {
     /// Settings for tests: everything at its default except what a test sets.
     pub fn for_tests() -> Self {
         let cli = Cli::parse_from(["sensorcast"]);
-        ServeArgs { cookie_secure: false, ..cli.serve }
+        ServeArgs {
+            cookie_secure: false,
+            ..cli.serve
+        }
     }
 }
 

@@ -43,7 +43,10 @@ const OFFLINE_SWEEP: Duration = Duration::from_secs(30);
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    let ingest = ingest::http::routes().layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, WEBHOOK_TIMEOUT));
+    let ingest = ingest::http::routes().layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        WEBHOOK_TIMEOUT,
+    ));
     Router::new()
         .merge(ingest)
         .merge(web::routes(&state))
@@ -122,7 +125,8 @@ fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
 pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let db = state.db.clone();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         finished = &mut server => {
@@ -135,7 +139,10 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> s
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join)) => tracing::error!(error = %join, "server task failed"),
-        Err(_) => tracing::warn!(?grace, "connections still open after the grace period; closing anyway"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "connections still open after the grace period; closing anyway"
+        ),
     }
     db.close().await;
     Ok(())

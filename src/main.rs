@@ -21,7 +21,9 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::connect(&cli.db.database_url).await?;
             let role = Role::parse(&role).context("role must be admin, manager or employee")?;
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
             let id = users::create_user(&db, &email, password, role, &sites).await?;
             println!("created user {id} ({email}, {})", role.as_str());

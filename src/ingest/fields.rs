@@ -17,7 +17,11 @@ pub fn bad(msg: impl Into<String>) -> FieldError {
 }
 
 /// A string or an integer, as text (19-digit ids never pass through a float).
-pub fn text(obj: &Map<String, Value>, keys: &[&str], path: &str) -> Result<Option<String>, FieldError> {
+pub fn text(
+    obj: &Map<String, Value>,
+    keys: &[&str],
+    path: &str,
+) -> Result<Option<String>, FieldError> {
     let Some((key, v)) = first(obj, keys) else {
         return Ok(None);
     };
@@ -31,7 +35,11 @@ pub fn text(obj: &Map<String, Value>, keys: &[&str], path: &str) -> Result<Optio
 }
 
 /// A number, or a string holding one.
-pub fn number(obj: &Map<String, Value>, keys: &[&str], path: &str) -> Result<Option<f64>, FieldError> {
+pub fn number(
+    obj: &Map<String, Value>,
+    keys: &[&str],
+    path: &str,
+) -> Result<Option<f64>, FieldError> {
     let Some((key, v)) = first(obj, keys) else {
         return Ok(None);
     };
@@ -48,17 +56,26 @@ pub fn number(obj: &Map<String, Value>, keys: &[&str], path: &str) -> Result<Opt
 }
 
 /// An integer, or a string holding one.
-pub fn integer(obj: &Map<String, Value>, keys: &[&str], path: &str) -> Result<Option<i64>, FieldError> {
+pub fn integer(
+    obj: &Map<String, Value>,
+    keys: &[&str],
+    path: &str,
+) -> Result<Option<i64>, FieldError> {
     let Some((key, v)) = first(obj, keys) else {
         return Ok(None);
     };
     let n = match v {
         Value::Null => return Ok(None),
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    n.map(Some).ok_or_else(|| bad(format!("{path}.{key} must be an integer")))
+    n.map(Some)
+        .ok_or_else(|| bad(format!("{path}.{key} must be an integer")))
 }
 
 fn first<'a>(obj: &'a Map<String, Value>, keys: &[&'a str]) -> Option<(&'a str, &'a Value)> {
@@ -91,11 +108,17 @@ mod tests {
     fn ids_stay_exact_and_types_are_lenient() {
         let v = json!({"id": 1904371063669395457u64, "t": "21.5", "n": 3, "bad": [1]});
         let o = v.as_object().unwrap();
-        assert_eq!(text(o, &["id"], "x").unwrap().as_deref(), Some("1904371063669395457"));
+        assert_eq!(
+            text(o, &["id"], "x").unwrap().as_deref(),
+            Some("1904371063669395457")
+        );
         assert_eq!(number(o, &["t"], "x").unwrap(), Some(21.5));
         assert_eq!(integer(o, &["n"], "x").unwrap(), Some(3));
         assert_eq!(number(o, &["missing", "n"], "x").unwrap(), Some(3.0));
-        assert_eq!(number(o, &["bad"], "p").unwrap_err().0, "p.bad must be a number");
+        assert_eq!(
+            number(o, &["bad"], "p").unwrap_err().0,
+            "p.bad must be a number"
+        );
         assert_eq!(to_ms(1742872448), 1742872448000);
         assert_eq!(to_ms(1742872448000), 1742872448000);
         assert_eq!(clip("héllo", 2), "hé…");

@@ -18,9 +18,17 @@ pub const TS302_PORT: i64 = 85;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Uplink(Uplink),
-    Status { device: DeviceIdentity, status: DeviceStatus, key: String },
+    Status {
+        device: DeviceIdentity,
+        status: DeviceStatus,
+        key: String,
+    },
     /// ACK and error notifications: acknowledged and logged.
-    Notice { device: Option<DeviceIdentity>, kind: String, detail: String },
+    Notice {
+        device: Option<DeviceIdentity>,
+        kind: String,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,10 +57,15 @@ pub fn parse(body: &[u8]) -> Result<Message, ParseError> {
             name: text(obj, &["deviceName"], "body").ok().flatten(),
             model: None,
         });
-    let time_ms = text(obj, &["time", "gatewayTime"], "body").ok().flatten().and_then(|t| parse_time(&t));
+    let time_ms = text(obj, &["time", "gatewayTime"], "body")
+        .ok()
+        .flatten()
+        .and_then(|t| parse_time(&t));
     if let Some(data) = obj.get("data") {
         let device = device.ok_or_else(|| bad("body.devEUI is missing"))?;
-        let b64 = data.as_str().ok_or_else(|| bad("body.data must be a base64 string"))?;
+        let b64 = data
+            .as_str()
+            .ok_or_else(|| bad("body.data must be a base64 string"))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|_| bad("body.data is not valid base64"))?;
@@ -75,13 +88,30 @@ pub fn parse(body: &[u8]) -> Result<Message, ParseError> {
         let eui = device.dev_eui.clone().unwrap_or_default();
         let when = time_ms.map(|t| t.to_string()).unwrap_or_default();
         let key = format!("gws:{eui}:{}:{when}", status.as_str());
-        return Ok(Message::Status { device, status, key });
+        return Ok(Message::Status {
+            device,
+            status,
+            key,
+        });
     }
-    let kind = if obj.contains_key("acknowledged") { "ACK" } else if obj.contains_key("error") { "ERROR" } else { "" };
+    let kind = if obj.contains_key("acknowledged") {
+        "ACK"
+    } else if obj.contains_key("error") {
+        "ERROR"
+    } else {
+        ""
+    };
     if kind.is_empty() {
-        return Err(bad("body is neither an uplink (data) nor a notification (status, acknowledged, error)").into());
+        return Err(bad(
+            "body is neither an uplink (data) nor a notification (status, acknowledged, error)",
+        )
+        .into());
     }
-    Ok(Message::Notice { device, kind: kind.to_string(), detail: clip(&value.to_string(), 500) })
+    Ok(Message::Notice {
+        device,
+        kind: kind.to_string(),
+        detail: clip(&value.to_string(), 500),
+    })
 }
 
 fn valid_eui(eui: &str) -> Result<String, FieldError> {
@@ -100,14 +130,19 @@ fn parse_time(t: &str) -> Option<i64> {
 
 /// The variant to decode with: the device's own setting, else what the bytes prove, else the default.
 pub fn choose_variant(device_setting: Option<Variant>, bytes: &[u8], default: Variant) -> Variant {
-    device_setting.or_else(|| ts302::detect_variant(bytes)).unwrap_or(default)
+    device_setting
+        .or_else(|| ts302::detect_variant(bytes))
+        .unwrap_or(default)
 }
 
 /// Turns an uplink into a delivery. Uplinks on other ports are acknowledged without a reading.
 pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Delivery, DecodeError> {
     let eui = u.device.dev_eui.clone().unwrap_or_default();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&u.bytes);
-    let key = format!("gw:{eui}:{}:{b64}", u.f_cnt.map(|c| c.to_string()).unwrap_or_default());
+    let key = format!(
+        "gw:{eui}:{}:{b64}",
+        u.f_cnt.map(|c| c.to_string()).unwrap_or_default()
+    );
     let mut delivery = Delivery {
         key: Some(key.clone()),
         source: SOURCE,
@@ -133,7 +168,8 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
             historical: false,
             measured_ms: u.time_ms.unwrap_or(now_ms),
             values: live,
-            alarms: (!decoded.alarms.is_empty()).then(|| serde_json::to_value(&decoded.alarms).unwrap_or_default()),
+            alarms: (!decoded.alarms.is_empty())
+                .then(|| serde_json::to_value(&decoded.alarms).unwrap_or_default()),
             raw: raw.clone(),
         }));
     } else {
@@ -142,7 +178,9 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
     }
     for h in &decoded.history {
         let channels: String = (0..2)
-            .filter(|i| h.temperature[*i].is_some() || h.humidity[*i].is_some() || h.magnet[*i].is_some())
+            .filter(|i| {
+                h.temperature[*i].is_some() || h.humidity[*i].is_some() || h.magnet[*i].is_some()
+            })
             .map(|i| char::from(b'1' + i as u8))
             .collect();
         delivery.changes.push(Change::Reading(NewReading {
@@ -163,7 +201,9 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
         }));
     }
     if let Some(min) = decoded.report_interval_min {
-        delivery.changes.push(Change::ReportInterval(i64::from(min) * 60));
+        delivery
+            .changes
+            .push(Change::ReportInterval(i64::from(min) * 60));
     }
     Ok(delivery)
 }
@@ -198,12 +238,19 @@ mod tests {
 
     #[test]
     fn spec_uplink_decodes_to_a_reading() {
-        let Message::Uplink(u) = parse(UPLINK.as_bytes()).unwrap() else { panic!("uplink expected") };
+        let Message::Uplink(u) = parse(UPLINK.as_bytes()).unwrap() else {
+            panic!("uplink expected")
+        };
         assert_eq!(u.f_cnt, Some(128));
         assert_eq!(u.time_ms, Some(1672125687078));
         let d = uplink_delivery(&u, Variant::V1, 0).unwrap();
-        assert_eq!(d.key.as_deref(), Some("gw:24e124136b502217:128:AXVkA2f7AARnAQE="));
-        let Change::Reading(r) = &d.changes[0] else { panic!("reading expected") };
+        assert_eq!(
+            d.key.as_deref(),
+            Some("gw:24e124136b502217:128:AXVkA2f7AARnAQE=")
+        );
+        let Change::Reading(r) = &d.changes[0] else {
+            panic!("reading expected")
+        };
         assert_eq!(r.values.temperature, Some(25.1));
         assert_eq!(r.values.temperature2, Some(25.7));
         assert_eq!(r.values.battery, Some(100));
@@ -214,18 +261,31 @@ mod tests {
     #[test]
     fn notifications() {
         let m = parse(br#"{"devEUI":"24E124527F418093","deviceName":"WT102","status":"offline","time":"2026-03-12T06:40:13Z"}"#).unwrap();
-        let Message::Status { device, status, .. } = m else { panic!() };
+        let Message::Status { device, status, .. } = m else {
+            panic!()
+        };
         assert_eq!(device.dev_eui.as_deref(), Some("24e124527f418093"));
         assert_eq!(status, DeviceStatus::Offline);
-        assert!(matches!(parse(br#"{"devEUI":"24e124527f418093","acknowledged":true}"#).unwrap(), Message::Notice { .. }));
+        assert!(matches!(
+            parse(br#"{"devEUI":"24e124527f418093","acknowledged":true}"#).unwrap(),
+            Message::Notice { .. }
+        ));
     }
 
     #[test]
     fn bad_uplinks() {
         assert!(matches!(parse(b"[1]"), Err(ParseError::Payload(_))));
-        assert!(matches!(parse(br#"{"devEUI":"xyz","data":"AA=="}"#), Err(ParseError::Payload(m)) if m == "body.devEUI must be 16 hex digits"));
-        assert!(matches!(parse(br#"{"devEUI":"24e124136b502217","data":"!!"}"#), Err(ParseError::Payload(m)) if m == "body.data is not valid base64"));
-        let Message::Uplink(u) = parse(br#"{"devEUI":"24e124136b502217","data":"AXU=","fPort":85}"#).unwrap() else { panic!() };
+        assert!(
+            matches!(parse(br#"{"devEUI":"xyz","data":"AA=="}"#), Err(ParseError::Payload(m)) if m == "body.devEUI must be 16 hex digits")
+        );
+        assert!(
+            matches!(parse(br#"{"devEUI":"24e124136b502217","data":"!!"}"#), Err(ParseError::Payload(m)) if m == "body.data is not valid base64")
+        );
+        let Message::Uplink(u) =
+            parse(br#"{"devEUI":"24e124136b502217","data":"AXU=","fPort":85}"#).unwrap()
+        else {
+            panic!()
+        };
         let err = uplink_delivery(&u, Variant::V1, 0).unwrap_err();
         assert!(err.to_string().contains("offset"), "{err}");
     }

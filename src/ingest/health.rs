@@ -70,7 +70,11 @@ impl WebhookHealth {
         let inner = self.lock();
         HealthSnapshot {
             accepted: inner.accepted.clone(),
-            rejected: inner.rejected.iter().map(|((s, c), n)| (s.to_string(), c.to_string(), *n)).collect(),
+            rejected: inner
+                .rejected
+                .iter()
+                .map(|((s, c), n)| (s.to_string(), c.to_string(), *n))
+                .collect(),
             recent_rejections: inner.recent.iter().rev().cloned().collect(),
             last_accepted_ms: inner.last_accepted_ms,
         }

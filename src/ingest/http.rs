@@ -21,8 +21,14 @@ use crate::web::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/webhooks/milesight", post(mdp_webhook).get(probe).head(probe).options(probe))
-        .route("/api/webhooks/milesight/gateway", post(gateway_webhook).get(probe).head(probe).options(probe))
+        .route(
+            "/api/webhooks/milesight",
+            post(mdp_webhook).get(probe).head(probe).options(probe),
+        )
+        .route(
+            "/api/webhooks/milesight/gateway",
+            post(gateway_webhook).get(probe).head(probe).options(probe),
+        )
 }
 
 /// MDP may probe the callback URL before use.
@@ -51,11 +57,23 @@ async fn mdp_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         nonce: header(headers, signature::NONCE),
     };
     let s = &state.settings;
-    let nonce = signature::verify(&s.webhook_secrets, signed, crate::now_ms() / 1000, s.signature_window_s)
-        .map_err(signature_error)?;
+    let nonce = signature::verify(
+        &s.webhook_secrets,
+        signed,
+        crate::now_ms() / 1000,
+        s.signature_window_s,
+    )
+    .map_err(signature_error)?;
     let body = read_json_body(state, headers, body).await?;
     let deliveries = mdp::parse(&body, crate::now_ms()).map_err(parse_error)?;
-    store(state, Batch { nonce: Some(nonce), deliveries }).await
+    store(
+        state,
+        Batch {
+            nonce: Some(nonce),
+            deliveries,
+        },
+    )
+    .await
 }
 
 fn signature_error(e: SignatureError) -> ApiError {
@@ -79,15 +97,26 @@ fn signature_error(e: SignatureError) -> ApiError {
 
 fn parse_error(e: ParseError) -> ApiError {
     match e {
-        ParseError::Json(m) => ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {m}")),
+        ParseError::Json(m) => {
+            ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {m}"))
+        }
         ParseError::Payload(m) => ApiError::bad_request("invalid_payload", m),
     }
 }
 
 /// Checks the content type and reads at most the configured number of bytes.
-async fn read_json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let content_type = header(headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -103,7 +132,8 @@ async fn read_json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Re
             format!("The body is larger than {limit} bytes."),
         )
     };
-    let declared = header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -122,7 +152,11 @@ async fn store(state: &AppState, batch: Batch) -> Result<Outcome, ApiError> {
     Ok(state.writer.submit(Work::Batch(batch)).await?)
 }
 
-fn record(state: &AppState, source: &'static str, result: Result<Outcome, ApiError>) -> Result<Json<Value>, ApiError> {
+fn record(
+    state: &AppState,
+    source: &'static str,
+    result: Result<Outcome, ApiError>,
+) -> Result<Json<Value>, ApiError> {
     match result {
         Ok(outcome) => {
             state.health.accepted(source);
@@ -166,11 +200,19 @@ async fn gateway_inner(
             "Gateway uplinks are refused until the server is given a token (MILESIGHT_GATEWAY_TOKEN).",
         ));
     };
-    let given = header(headers, "x-sensorcast-token").or(query_token).ok_or_else(|| {
-        ApiError::unauthorized("token_missing", "Send the token in X-Sensorcast-Token or ?token=.")
-    })?;
+    let given = header(headers, "x-sensorcast-token")
+        .or(query_token)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "token_missing",
+                "Send the token in X-Sensorcast-Token or ?token=.",
+            )
+        })?;
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err(ApiError::unauthorized("token_invalid", "The gateway token does not match."));
+        return Err(ApiError::unauthorized(
+            "token_invalid",
+            "The gateway token does not match.",
+        ));
     }
     let body = read_json_body(state, headers, body).await?;
     let delivery = match gateway::parse(&body).map_err(parse_error)? {
@@ -179,10 +221,17 @@ async fn gateway_inner(
             let setting = device_variant(state, &eui).await?;
             let variant = gateway::choose_variant(setting, &u.bytes, state.settings.ts302_default);
             gateway::uplink_delivery(&u, variant, crate::now_ms()).map_err(|e| {
-                ApiError::bad_request("undecodable_payload", format!("TS302 bytes could not be decoded ({variant:?}): {e}"))
+                ApiError::bad_request(
+                    "undecodable_payload",
+                    format!("TS302 bytes could not be decoded ({variant:?}): {e}"),
+                )
             })?
         }
-        Message::Status { device, status, key } => Delivery {
+        Message::Status {
+            device,
+            status,
+            key,
+        } => Delivery {
             key: Some(key),
             source: gateway::SOURCE,
             event_type: status.as_str().into(),
@@ -203,10 +252,24 @@ async fn gateway_inner(
             }
         }
     };
-    store(state, Batch { nonce: None, deliveries: vec![delivery] }).await
+    store(
+        state,
+        Batch {
+            nonce: None,
+            deliveries: vec![delivery],
+        },
+    )
+    .await
 }
 
 async fn device_variant(state: &AppState, eui: &str) -> Result<Option<Variant>, ApiError> {
-    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(pool, eui, &Scope::All).await)?;
-    Ok(device.and_then(|d| d.ts302_variant).and_then(|v| v.parse().ok()))
+    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
+        pool,
+        eui,
+        &Scope::All
+    )
+    .await)?;
+    Ok(device
+        .and_then(|d| d.ts302_variant)
+        .and_then(|v| v.parse().ok()))
 }

@@ -26,7 +26,11 @@ pub fn parse(body: &[u8], now_ms: i64) -> Result<Vec<Delivery>, ParseError> {
     let events = match value {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
-        _ => return Err(ParseError::Payload("body must be an event object or an array of events".into())),
+        _ => {
+            return Err(ParseError::Payload(
+                "body must be an event object or an array of events".into(),
+            ))
+        }
     };
     if events.is_empty() {
         return Err(ParseError::Payload("the array holds no events".into()));
@@ -39,12 +43,16 @@ pub fn parse(body: &[u8], now_ms: i64) -> Result<Vec<Delivery>, ParseError> {
 }
 
 fn parse_event(event: &Value, path: &str, now_ms: i64) -> Result<Delivery, FieldError> {
-    let obj = event.as_object().ok_or_else(|| bad(format!("{path} must be an object")))?;
+    let obj = event
+        .as_object()
+        .ok_or_else(|| bad(format!("{path} must be an object")))?;
     let event_id = text(obj, &["eventId", "eventID"], path)?
         .ok_or_else(|| bad(format!("{path}.eventId is missing")))?;
     let event_type = text(obj, &["eventType"], path)?
         .ok_or_else(|| bad(format!("{path}.eventType is missing")))?;
-    let created_ms = integer(obj, &["eventCreatedTime"], path)?.map(to_ms).unwrap_or(now_ms);
+    let created_ms = integer(obj, &["eventCreatedTime"], path)?
+        .map(to_ms)
+        .unwrap_or(now_ms);
     let mut delivery = Delivery {
         key: Some(format!("mdp:{}", clip(&event_id, 128))),
         source: SOURCE,
@@ -70,16 +78,25 @@ fn summary(data: &Value) -> String {
     }
 }
 
-fn device_data(d: &mut Delivery, data: &Value, event: &Value, path: &str, created_ms: i64) -> Result<(), FieldError> {
+fn device_data(
+    d: &mut Delivery,
+    data: &Value,
+    event: &Value,
+    path: &str,
+    created_ms: i64,
+) -> Result<(), FieldError> {
     let path = format!("{path}.data");
-    let data = data.as_object().ok_or_else(|| bad(format!("{path} must be an object")))?;
+    let data = data
+        .as_object()
+        .ok_or_else(|| bad(format!("{path} must be an object")))?;
     let profile_path = format!("{path}.deviceProfile");
     let profile = data
         .get("deviceProfile")
         .and_then(Value::as_object)
         .ok_or_else(|| bad(format!("{profile_path} must be an object")))?;
     let device = DeviceIdentity {
-        dev_eui: text(profile, &["devEUI", "devEui", "deveui"], &profile_path)?.map(|s| s.to_ascii_lowercase()),
+        dev_eui: text(profile, &["devEUI", "devEui", "deveui"], &profile_path)?
+            .map(|s| s.to_ascii_lowercase()),
         milesight_id: text(profile, &["deviceId", "deviceID"], &profile_path)?,
         name: text(profile, &["name"], &profile_path)?,
         model: text(profile, &["model"], &profile_path)?,
@@ -87,9 +104,12 @@ fn device_data(d: &mut Delivery, data: &Value, event: &Value, path: &str, create
     if !device.is_known() {
         return Err(bad(format!("{profile_path} needs a deviceId or devEUI")));
     }
-    let kind = text(data, &["type"], &path)?.ok_or_else(|| bad(format!("{path}.type is missing")))?;
+    let kind =
+        text(data, &["type"], &path)?.ok_or_else(|| bad(format!("{path}.type is missing")))?;
     let tsl_id = text(data, &["tslId", "tslID"], &path)?.unwrap_or_default();
-    let ts_ms = integer(data, &["ts"], &path)?.map(to_ms).unwrap_or(created_ms);
+    let ts_ms = integer(data, &["ts"], &path)?
+        .map(to_ms)
+        .unwrap_or(created_ms);
     let payload_path = format!("{path}.payload");
     let empty = Map::new();
     let payload = match data.get("payload") {
@@ -97,27 +117,39 @@ fn device_data(d: &mut Delivery, data: &Value, event: &Value, path: &str, create
         Some(Value::Object(p)) => p,
         Some(_) => return Err(bad(format!("{payload_path} must be an object"))),
     };
-    d.detail = Some(if tsl_id.is_empty() { kind.clone() } else { format!("{kind} {}", clip(&tsl_id, 64)) });
+    d.detail = Some(if tsl_id.is_empty() {
+        kind.clone()
+    } else {
+        format!("{kind} {}", clip(&tsl_id, 64))
+    });
     let key = d.key.clone().unwrap_or_default();
-    let reading = |historical: bool, measured_ms: i64, event_type: &str| -> Result<NewReading, FieldError> {
-        Ok(NewReading {
-            dedup_key: key.clone(),
-            source: SOURCE,
-            event_type: event_type.to_string(),
-            historical,
-            measured_ms,
-            values: values(payload, &payload_path)?,
-            alarms: alarms(payload),
-            raw: event.to_string(),
-        })
-    };
+    let reading =
+        |historical: bool, measured_ms: i64, event_type: &str| -> Result<NewReading, FieldError> {
+            Ok(NewReading {
+                dedup_key: key.clone(),
+                source: SOURCE,
+                event_type: event_type.to_string(),
+                historical,
+                measured_ms,
+                values: values(payload, &payload_path)?,
+                alarms: alarms(payload),
+                raw: event.to_string(),
+            })
+        };
     match kind.as_str() {
-        "PROPERTY" => d.changes.push(Change::Reading(reading(false, ts_ms, "DEVICE_DATA")?)),
+        "PROPERTY" => d
+            .changes
+            .push(Change::Reading(reading(false, ts_ms, "DEVICE_DATA")?)),
         "EVENT" if tsl_id == "historical_data" => {
-            let at = integer(payload, &["timestamp"], &payload_path)?.map(to_ms).unwrap_or(ts_ms);
-            d.changes.push(Change::Reading(reading(true, at, "HISTORICAL_DATA")?));
+            let at = integer(payload, &["timestamp"], &payload_path)?
+                .map(to_ms)
+                .unwrap_or(ts_ms);
+            d.changes
+                .push(Change::Reading(reading(true, at, "HISTORICAL_DATA")?));
         }
-        "EVENT" => d.changes.push(Change::Reading(reading(false, ts_ms, "EVENT")?)),
+        "EVENT" => d
+            .changes
+            .push(Change::Reading(reading(false, ts_ms, "EVENT")?)),
         "ONLINE" => d.changes.push(Change::Status(DeviceStatus::Online)),
         "OFFLINE" => d.changes.push(Change::Status(DeviceStatus::Offline)),
         _ => {}
@@ -129,9 +161,26 @@ fn device_data(d: &mut Delivery, data: &Value, event: &Value, path: &str, create
 /// Maps every known spelling of the TS302 keys onto our columns.
 pub fn values(p: &Map<String, Value>, path: &str) -> Result<Values, FieldError> {
     Ok(Values {
-        temperature: number(p, &["temperature", "temperature_left", "temperature_chn1", "temperature1"], path)?,
-        temperature2: number(p, &["temperature_right", "temperature_chn2", "temperature2"], path)?,
-        humidity: number(p, &["humidity", "humidity_left", "humidity_chn1", "humidity1"], path)?,
+        temperature: number(
+            p,
+            &[
+                "temperature",
+                "temperature_left",
+                "temperature_chn1",
+                "temperature1",
+            ],
+            path,
+        )?,
+        temperature2: number(
+            p,
+            &["temperature_right", "temperature_chn2", "temperature2"],
+            path,
+        )?,
+        humidity: number(
+            p,
+            &["humidity", "humidity_left", "humidity_chn1", "humidity1"],
+            path,
+        )?,
         humidity2: number(p, &["humidity_right", "humidity_chn2", "humidity2"], path)?,
         battery: number(p, &["battery", "battery_level"], path)?.map(|b| b.round() as i64),
     })
@@ -162,11 +211,16 @@ mod tests {
         let ds = parse(SAMPLE.as_bytes(), 0).unwrap();
         assert_eq!(ds.len(), 1);
         let d = &ds[0];
-        assert_eq!(d.key.as_deref(), Some("mdp:6167cb40-8e5e-4d53-904f-968928e488a6"));
+        assert_eq!(
+            d.key.as_deref(),
+            Some("mdp:6167cb40-8e5e-4d53-904f-968928e488a6")
+        );
         let dev = d.device.as_ref().unwrap();
         assert_eq!(dev.dev_eui.as_deref(), Some("24d124707e040001"));
         assert_eq!(dev.milesight_id.as_deref(), Some("1904371063669395457"));
-        let Change::Reading(r) = &d.changes[0] else { panic!("reading expected") };
+        let Change::Reading(r) = &d.changes[0] else {
+            panic!("reading expected")
+        };
         assert_eq!(r.values.temperature, Some(-18.4));
         assert_eq!(r.values.temperature2, Some(4.1));
         assert_eq!(r.values.battery, Some(93));
@@ -180,12 +234,20 @@ mod tests {
             {"eventId":"t","eventType":"WEBHOOK_TEST","data":"Test Milesight Webhook Successfully."}]"#;
         let ds = parse(body.as_bytes(), 0).unwrap();
         assert_eq!(ds[0].key.as_deref(), Some("mdp:7"));
-        assert_eq!(ds[0].device.as_ref().unwrap().milesight_id.as_deref(), Some("1904371063669395457"));
-        let Change::Reading(r) = &ds[0].changes[0] else { panic!() };
+        assert_eq!(
+            ds[0].device.as_ref().unwrap().milesight_id.as_deref(),
+            Some("1904371063669395457")
+        );
+        let Change::Reading(r) = &ds[0].changes[0] else {
+            panic!()
+        };
         assert!(r.historical);
         assert_eq!(r.measured_ms, 1742870000000);
         assert_eq!(r.values.temperature, Some(3.5));
-        assert_eq!(ds[1].detail.as_deref(), Some("Test Milesight Webhook Successfully."));
+        assert_eq!(
+            ds[1].detail.as_deref(),
+            Some("Test Milesight Webhook Successfully.")
+        );
         assert!(ds[1].changes.is_empty());
     }
 
@@ -204,10 +266,22 @@ mod tests {
             ("3", "body must be an event object or an array of events"),
             (r#"{"eventType":"DEVICE_DATA"}"#, "[0].eventId is missing"),
             (r#"{"eventId":"a"}"#, "[0].eventType is missing"),
-            (r#"{"eventId":"a","eventType":"DEVICE_DATA","data":"x"}"#, "[0].data must be an object"),
-            (r#"{"eventId":"a","eventType":"DEVICE_DATA","data":{"deviceProfile":{}}}"#, "[0].data.deviceProfile needs a deviceId or devEUI"),
-            (r#"{"eventId":"a","eventType":"DEVICE_DATA","data":{"deviceProfile":{"devEUI":"a"},"type":"PROPERTY","payload":{"temperature":"hot"}}}"#, "[0].data.payload.temperature must be a number"),
-            (r#"{"eventId":["a"],"eventType":"X"}"#, "[0].eventId must be a string"),
+            (
+                r#"{"eventId":"a","eventType":"DEVICE_DATA","data":"x"}"#,
+                "[0].data must be an object",
+            ),
+            (
+                r#"{"eventId":"a","eventType":"DEVICE_DATA","data":{"deviceProfile":{}}}"#,
+                "[0].data.deviceProfile needs a deviceId or devEUI",
+            ),
+            (
+                r#"{"eventId":"a","eventType":"DEVICE_DATA","data":{"deviceProfile":{"devEUI":"a"},"type":"PROPERTY","payload":{"temperature":"hot"}}}"#,
+                "[0].data.payload.temperature must be a number",
+            ),
+            (
+                r#"{"eventId":["a"],"eventType":"X"}"#,
+                "[0].eventId must be a string",
+            ),
         ];
         for (body, want) in cases {
             match parse(body.as_bytes(), 0) {

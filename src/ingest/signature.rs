@@ -56,17 +56,23 @@ pub fn verify(
     let timestamp = h.timestamp.ok_or(SignatureError::Missing(TIMESTAMP))?;
     let nonce = h.nonce.ok_or(SignatureError::Missing(NONCE))?;
     let uuid = h.uuid.unwrap_or("");
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if (now_s - ts).abs() > window_s {
         return Err(SignatureError::Expired);
     }
     let Ok(given) = hex::decode(signature.trim().to_ascii_lowercase()) else {
         return Err(SignatureError::Invalid);
     };
-    let matched = secrets.candidates(uuid).into_iter().fold(false, |ok, secret| {
-        let expected = mac(secret, timestamp, nonce).finalize().into_bytes();
-        ok | bool::from(expected.as_slice().ct_eq(&given))
-    });
+    let matched = secrets
+        .candidates(uuid)
+        .into_iter()
+        .fold(false, |ok, secret| {
+            let expected = mac(secret, timestamp, nonce).finalize().into_bytes();
+            ok | bool::from(expected.as_slice().ct_eq(&given))
+        });
     if !matched {
         return Err(SignatureError::Invalid);
     }
@@ -82,7 +88,12 @@ mod tests {
     const EXPECTED: &str = "bb7effb105409c969e56c5a5f95a564e4a8e49cda142c5fd6962092b2082e8e9";
 
     fn headers(sig: &str) -> SignedHeaders<'_> {
-        SignedHeaders { signature: Some(sig), uuid: Some("u-1"), timestamp: Some(TS), nonce: Some(NONCE_V) }
+        SignedHeaders {
+            signature: Some(sig),
+            uuid: Some("u-1"),
+            timestamp: Some(TS),
+            nonce: Some(NONCE_V),
+        }
     }
 
     #[test]
@@ -99,24 +110,50 @@ mod tests {
         let (uuid, nonce) = verify(&secrets, headers(EXPECTED), now, 60).unwrap();
         assert_eq!((uuid.as_str(), nonce.as_str()), ("u-1", NONCE_V));
         let wrong = WebhookSecrets::parse(Some("otherKey"));
-        assert_eq!(verify(&wrong, headers(EXPECTED), now, 60), Err(SignatureError::Invalid));
-        assert_eq!(verify(&secrets, headers("zz"), now, 60), Err(SignatureError::Invalid));
-        assert_eq!(verify(&secrets, headers(&EXPECTED[..10]), now, 60), Err(SignatureError::Invalid));
+        assert_eq!(
+            verify(&wrong, headers(EXPECTED), now, 60),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&secrets, headers("zz"), now, 60),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&secrets, headers(&EXPECTED[..10]), now, 60),
+            Err(SignatureError::Invalid)
+        );
     }
 
     #[test]
     fn freshness_window_and_missing_headers() {
         let secrets = WebhookSecrets::parse(Some("mySecretKey"));
-        assert_eq!(verify(&secrets, headers(EXPECTED), 1742872448 + 61, 60), Err(SignatureError::Expired));
-        assert_eq!(verify(&secrets, headers(EXPECTED), 1742872448 - 61, 60), Err(SignatureError::Expired));
+        assert_eq!(
+            verify(&secrets, headers(EXPECTED), 1742872448 + 61, 60),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(&secrets, headers(EXPECTED), 1742872448 - 61, 60),
+            Err(SignatureError::Expired)
+        );
         let mut h = headers(EXPECTED);
         h.nonce = None;
-        assert_eq!(verify(&secrets, h, 1742872448, 60), Err(SignatureError::Missing(NONCE)));
+        assert_eq!(
+            verify(&secrets, h, 1742872448, 60),
+            Err(SignatureError::Missing(NONCE))
+        );
         let mut h = headers(EXPECTED);
         h.timestamp = Some("soon");
-        assert_eq!(verify(&secrets, h, 1742872448, 60), Err(SignatureError::BadTimestamp));
         assert_eq!(
-            verify(&WebhookSecrets::default(), headers(EXPECTED), 1742872448, 60),
+            verify(&secrets, h, 1742872448, 60),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            verify(
+                &WebhookSecrets::default(),
+                headers(EXPECTED),
+                1742872448,
+                60
+            ),
             Err(SignatureError::NotConfigured)
         );
     }

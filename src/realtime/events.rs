@@ -155,7 +155,11 @@ fn unnumbered(kind: &str, now_ms: i64, message: Option<&str>) -> Bytes {
 }
 
 pub fn connected_frame(now_ms: i64) -> Bytes {
-    unnumbered("connected", now_ms, Some("Real-time connection established"))
+    unnumbered(
+        "connected",
+        now_ms,
+        Some("Real-time connection established"),
+    )
 }
 
 pub fn keepalive_frame(now_ms: i64) -> Bytes {

@@ -82,7 +82,10 @@ impl Hub {
             self.last_id.fetch_max(id, Ordering::AcqRel);
             self.stats.events_published.fetch_add(1, Ordering::Relaxed);
             // No receivers is fine: the event is in the database for later replay.
-            let receivers = self.tx.send(HubMessage::Event(Arc::new(frame))).unwrap_or(0);
+            let receivers = self
+                .tx
+                .send(HubMessage::Event(Arc::new(frame)))
+                .unwrap_or(0);
             tracing::debug!(event_id = id, receivers, "broadcast");
         }
     }

@@ -32,10 +32,19 @@ pub struct StreamPermit {
 impl StreamLimits {
     /// `0` means no cap.
     pub fn new(per_user: usize, total: usize) -> Arc<StreamLimits> {
-        Arc::new(StreamLimits { per_user, total, open: Mutex::new((0, HashMap::new())) })
+        Arc::new(StreamLimits {
+            per_user,
+            total,
+            open: Mutex::new((0, HashMap::new())),
+        })
     }
 
-    pub fn acquire(self: &Arc<Self>, hub: &Arc<Hub>, user_id: i64, role: Role) -> Result<StreamPermit, LimitReached> {
+    pub fn acquire(
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
+        user_id: i64,
+        role: Role,
+    ) -> Result<StreamPermit, LimitReached> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if self.total != 0 && open.0 >= self.total {
             return Err(LimitReached::Total);
@@ -47,7 +56,12 @@ impl StreamLimits {
         open.0 += 1;
         open.1.insert(user_id, mine + 1);
         hub.stats.role_slot(role).fetch_add(1, Ordering::Relaxed);
-        Ok(StreamPermit { limits: self.clone(), hub: hub.clone(), user_id, role })
+        Ok(StreamPermit {
+            limits: self.clone(),
+            hub: hub.clone(),
+            user_id,
+            role,
+        })
     }
 
     pub fn open_streams(&self) -> usize {
@@ -65,7 +79,10 @@ impl Drop for StreamPermit {
                 open.1.remove(&self.user_id);
             }
         }
-        self.hub.stats.role_slot(self.role).fetch_sub(1, Ordering::Relaxed);
+        self.hub
+            .stats
+            .role_slot(self.role)
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -79,9 +96,15 @@ mod tests {
         let limits = StreamLimits::new(2, 3);
         let a = limits.acquire(&hub, 1, Role::Admin).unwrap();
         let _b = limits.acquire(&hub, 1, Role::Admin).unwrap();
-        assert_eq!(limits.acquire(&hub, 1, Role::Admin).unwrap_err(), LimitReached::User);
+        assert_eq!(
+            limits.acquire(&hub, 1, Role::Admin).unwrap_err(),
+            LimitReached::User
+        );
         let _c = limits.acquire(&hub, 2, Role::Employee).unwrap();
-        assert_eq!(limits.acquire(&hub, 3, Role::Employee).unwrap_err(), LimitReached::Total);
+        assert_eq!(
+            limits.acquire(&hub, 3, Role::Employee).unwrap_err(),
+            LimitReached::Total
+        );
         drop(a);
         let _d = limits.acquire(&hub, 1, Role::Admin).unwrap();
         assert_eq!(hub.stats.total_clients(), 3);

@@ -60,45 +60,77 @@ pub async fn realtime(
 ) -> Result<Response, ApiError> {
     let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
     let scope = user.scope();
-    let devices = match q.devices.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let devices = match q
+        .devices
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(list) => Some(resolve_devices(&state.db, &scope, list).await?),
     };
-    let permit = state.limits.acquire(&state.hub, user.id, user.role).map_err(|l| {
-        let message = match l {
-            LimitReached::User => "You have too many open live connections; close a tab and retry.",
-            LimitReached::Total => "The server holds as many live connections as it allows; retry later.",
-        };
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
-    })?;
+    let permit = state
+        .limits
+        .acquire(&state.hub, user.id, user.role)
+        .map_err(|l| {
+            let message = match l {
+                LimitReached::User => {
+                    "You have too many open live connections; close a tab and retry."
+                }
+                LimitReached::Total => {
+                    "The server holds as many live connections as it allows; retry later."
+                }
+            };
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
+        })?;
     let session_id = session.id().map(|id| id.to_string()).unwrap_or_default();
-    let ctx = StreamCtx { state, filter: Filter { scope, devices }, user_id: user.id, session_id, permit };
+    let ctx = StreamCtx {
+        state,
+        filter: Filter { scope, devices },
+        user_id: user.id,
+        session_id,
+        permit,
+    };
     let mut response = Response::new(Body::from_stream(ctx.run(last_id)));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
 }
 
 fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let raw = headers.get("last-event-id").and_then(|v| v.to_str().ok()).or(query);
+    let raw = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query);
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event id (a number).")
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be an event id (a number).",
+            )
         }),
     }
 }
 
 async fn resolve_devices(db: &Db, scope: &Scope, list: &str) -> Result<HashSet<i64>, ApiError> {
-    let wanted: HashSet<String> = list.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let wanted: HashSet<String> = list
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
     let visible = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
     Ok(visible
         .into_iter()
         .filter(|d| {
             let ids = [d.milesight_id.as_deref(), d.dev_eui.as_deref()];
-            ids.into_iter().flatten().any(|id| wanted.contains(&id.to_ascii_lowercase()))
+            ids.into_iter()
+                .flatten()
+                .any(|id| wanted.contains(&id.to_ascii_lowercase()))
         })
         .map(|d| d.id)
         .collect())
@@ -119,7 +151,10 @@ enum Next {
 }
 
 impl StreamCtx {
-    fn run(self, last_id: Option<i64>) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+    fn run(
+        self,
+        last_id: Option<i64>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
         async_stream::stream! {
             let this = self;
             let _permit = &this.permit;
@@ -233,11 +268,18 @@ impl StreamCtx {
         *cursor = last.id;
         let mut buf = BytesMut::new();
         let mut sent = 0u64;
-        for row in rows.iter().filter(|r| self.filter.allows(r.device_id, r.site_id)) {
+        for row in rows
+            .iter()
+            .filter(|r| self.filter.allows(r.device_id, r.site_id))
+        {
             buf.extend_from_slice(&super::events::encode_frame(row.id, &row.json));
             sent += 1;
         }
-        self.state.hub.stats.replayed_events.fetch_add(sent, Ordering::Relaxed);
+        self.state
+            .hub
+            .stats
+            .replayed_events
+            .fetch_add(sent, Ordering::Relaxed);
         Ok(Some(buf.freeze()))
     }
 

@@ -6,8 +6,8 @@
 mod model;
 pub(crate) mod postgres;
 pub mod sessions;
-pub mod users;
 pub(crate) mod sqlite;
+pub mod users;
 pub mod writer;
 
 use std::str::FromStr;

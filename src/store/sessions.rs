@@ -23,7 +23,9 @@ impl DbSessionStore {
 
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = crate::now_ms();
-        dispatch!(&self.db, |pool, q| q::sessions_purge_expired(pool, now).await).map_err(backend)
+        dispatch!(&self.db, |pool, q| q::sessions_purge_expired(pool, now)
+            .await)
+        .map_err(backend)
     }
 }
 

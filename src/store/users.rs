@@ -4,15 +4,27 @@ use super::{dispatch, Db, Role, Scope, StoreError, StoreResult};
 use crate::web::password;
 
 /// Creates a user with an argon2 hash of `password`, in the named sites (created on first use).
-pub async fn create_user(db: &Db, email: &str, pw: &str, role: Role, sites: &[String]) -> StoreResult<i64> {
+pub async fn create_user(
+    db: &Db,
+    email: &str,
+    pw: &str,
+    role: Role,
+    sites: &[String],
+) -> StoreResult<i64> {
     let email = email.trim().to_ascii_lowercase();
     if !email.contains('@') {
-        return Err(StoreError::Invalid(format!("{email:?} is not an email address")));
+        return Err(StoreError::Invalid(format!(
+            "{email:?} is not an email address"
+        )));
     }
     if pw.chars().count() < 8 {
-        return Err(StoreError::Invalid("the password needs at least 8 characters".into()));
+        return Err(StoreError::Invalid(
+            "the password needs at least 8 characters".into(),
+        ));
     }
-    let hash = password::hash(pw.to_string()).await.map_err(StoreError::Invalid)?;
+    let hash = password::hash(pw.to_string())
+        .await
+        .map_err(StoreError::Invalid)?;
     let now = crate::now_ms();
     let id = dispatch!(db, |pool, q| {
         let mut tx = q::begin(pool).await?;
@@ -30,7 +42,12 @@ pub async fn create_user(db: &Db, email: &str, pw: &str, role: Role, sites: &[St
 /// Puts a device (Milesight id or devEUI) into a site, creating the site on first use.
 pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()> {
     let now = crate::now_ms();
-    let found = dispatch!(db, |pool, q| q::device_by_public_id(pool, device, &Scope::All).await)?;
+    let found = dispatch!(db, |pool, q| q::device_by_public_id(
+        pool,
+        device,
+        &Scope::All
+    )
+    .await)?;
     let device = found.ok_or_else(|| StoreError::Invalid(format!("no device {device:?}")))?;
     dispatch!(db, |pool, q| {
         let mut tx = q::begin(pool).await?;
@@ -43,9 +60,17 @@ pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()>
 
 /// Sets (or with `None` clears) the TS302 variant of a device.
 pub async fn set_device_variant(db: &Db, device: &str, variant: Option<&str>) -> StoreResult<()> {
-    let found = dispatch!(db, |pool, q| q::device_by_public_id(pool, device, &Scope::All).await)?;
+    let found = dispatch!(db, |pool, q| q::device_by_public_id(
+        pool,
+        device,
+        &Scope::All
+    )
+    .await)?;
     let device = found.ok_or_else(|| StoreError::Invalid(format!("no device {device:?}")))?;
-    dispatch!(db, |pool, q| q::set_device_variant(pool, device.id, variant).await)?;
+    dispatch!(db, |pool, q| q::set_device_variant(
+        pool, device.id, variant
+    )
+    .await)?;
     Ok(())
 }
 

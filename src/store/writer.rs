@@ -85,7 +85,8 @@ async fn run(db: Db, hub: Arc<Hub>, default_interval_s: i64, mut rx: mpsc::Recei
                 // One bad job must not fail its neighbours: retry each on its own.
                 tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
                 for job in jobs {
-                    let result = commit(&db, &hub, std::slice::from_ref(&job), default_interval_s).await;
+                    let result =
+                        commit(&db, &hub, std::slice::from_ref(&job), default_interval_s).await;
                     match result {
                         Ok(results) => reply_all(vec![job], results),
                         Err(err) => {
@@ -127,7 +128,13 @@ async fn commit(
 ) -> Result<Vec<Result<Outcome, Rejection>>, WriteError> {
     let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
     let now = crate::now_ms();
-    let applied = dispatch!(db, |pool, q| q::apply_jobs(pool, &works, now, default_interval_s).await);
+    let applied = dispatch!(db, |pool, q| q::apply_jobs(
+        pool,
+        &works,
+        now,
+        default_interval_s
+    )
+    .await);
     let (results, frames) = applied.map_err(|e| {
         let err = StoreError::from(e);
         if err.is_unavailable() {
@@ -141,7 +148,11 @@ async fn commit(
 }
 
 /// Periodically marks silent devices OFFLINE through the writer.
-pub fn spawn_watchdog(writer: Writer, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+pub fn spawn_watchdog(
+    writer: Writer,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

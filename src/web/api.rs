@@ -25,11 +25,17 @@ pub struct DeviceJson {
 
 impl From<DeviceRow> for DeviceJson {
     fn from(row: DeviceRow) -> Self {
-        DeviceJson { device_id: row.public_id(), row }
+        DeviceJson {
+            device_id: row.public_id(),
+            row,
+        }
     }
 }
 
-pub async fn devices(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<DeviceJson>>, ApiError> {
+pub async fn devices(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Vec<DeviceJson>>, ApiError> {
     let scope = user.scope();
     let rows = dispatch!(&state.db, |pool, q| q::list_devices(pool, &scope).await)?;
     Ok(Json(rows.into_iter().map(DeviceJson::from).collect()))
@@ -67,24 +73,44 @@ pub async fn telemetry(
     Query(p): Query<TelemetryParams>,
 ) -> Result<Json<TelemetryJson>, ApiError> {
     let query = TelemetryQuery {
-        since_ms: p.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
-        until_ms: p.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        since_ms: p
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until_ms: p
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
         limit: parse_limit(p.limit.as_deref())?,
     };
     let scope = user.scope();
-    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(pool, &device_id, &scope).await)?
-        .ok_or_else(|| ApiError::not_found("device"))?;
-    let rows = dispatch!(&state.db, |pool, q| q::telemetry(pool, device.id, query).await)?;
+    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
+        pool, &device_id, &scope
+    )
+    .await)?
+    .ok_or_else(|| ApiError::not_found("device"))?;
+    let rows = dispatch!(&state.db, |pool, q| q::telemetry(pool, device.id, query)
+        .await)?;
     let with_raw = user.role == Role::Admin;
     let readings = rows
         .into_iter()
         .map(|row| ReadingJson {
-            alarms: row.alarms.as_deref().and_then(|a| serde_json::from_str(a).ok()),
-            raw: with_raw.then(|| serde_json::from_str(&row.raw).ok()).flatten(),
+            alarms: row
+                .alarms
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
+            raw: with_raw
+                .then(|| serde_json::from_str(&row.raw).ok())
+                .flatten(),
             row,
         })
         .collect();
-    Ok(Json(TelemetryJson { device_id: device.public_id(), readings }))
+    Ok(Json(TelemetryJson {
+        device_id: device.public_id(),
+        readings,
+    }))
 }
 
 /// Epoch milliseconds or an RFC 3339 time.
@@ -136,7 +162,10 @@ pub struct RealtimeStats {
     last_event_id: i64,
 }
 
-pub async fn realtime_stats(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<RealtimeStats>, ApiError> {
+pub async fn realtime_stats(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<RealtimeStats>, ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError::forbidden());
     }

@@ -1,11 +1,11 @@
 //! Sign-in, sign-out and the signed-in user extractors.
 
+use askama::Template;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use askama::Template;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -25,24 +25,42 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, m)| ApiError::internal(m))?;
-    let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(|e| ApiError::internal(e))?;
-    let Some(user_id) = user_id else { return Ok(None) };
+    let user_id: Option<i64> = session
+        .get(USER_ID_KEY)
+        .await
+        .map_err(|e| ApiError::internal(e))?;
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
     load_user(&state.db, user_id).await
 }
 
 pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<User>, ApiError> {
     let row = dispatch!(db, |pool, q| q::user_by_id(pool, user_id).await)?;
-    let Some(row) = row.filter(|u| !u.disabled) else { return Ok(None) };
-    let Some(role) = Role::parse(&row.role) else { return Ok(None) };
+    let Some(row) = row.filter(|u| !u.disabled) else {
+        return Ok(None);
+    };
+    let Some(role) = Role::parse(&row.role) else {
+        return Ok(None);
+    };
     let site_ids = dispatch!(db, |pool, q| q::user_site_ids(pool, user_id).await)?;
-    Ok(Some(User { id: row.id, email: row.email, role, disabled: row.disabled, site_ids }))
+    Ok(Some(User {
+        id: row.id,
+        email: row.email,
+        role,
+        disabled: row.disabled,
+        site_ids,
+    }))
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        signed_in(parts, state).await?.map(CurrentUser).ok_or_else(ApiError::not_signed_in)
+        signed_in(parts, state)
+            .await?
+            .map(CurrentUser)
+            .ok_or_else(ApiError::not_signed_in)
     }
 }
 
@@ -53,7 +71,11 @@ impl FromRequestParts<AppState> for PageUser {
         match signed_in(parts, state).await {
             Ok(Some(user)) => Ok(PageUser(user)),
             Ok(None) => {
-                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
                 let target = format!("/login?next={}", urlencode(next));
                 Err(Redirect::to(&target).into_response())
             }
@@ -65,7 +87,9 @@ impl FromRequestParts<AppState> for PageUser {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -74,7 +98,14 @@ fn urlencode(s: &str) -> String {
 /// Only a local path may follow sign-in: never another site (`//evil`, `/\evil`, `https://`).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.starts_with("/login") =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -101,7 +132,14 @@ pub struct NextQuery {
 
 pub async fn login_form(axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
-    render(&LoginPage { error: None, next, email: "" }, StatusCode::OK)
+    render(
+        &LoginPage {
+            error: None,
+            next,
+            email: "",
+        },
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -111,7 +149,11 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>, session: Session, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let email = form.email.trim().to_ascii_lowercase();
     let next = safe_next(form.next.as_deref()).to_string();
     let row = match dispatch!(&state.db, |pool, q| q::user_by_email(pool, &email).await) {
@@ -119,10 +161,18 @@ pub async fn login(State(state): State<AppState>, session: Session, Form(form): 
         Err(e) => return ApiError::from(e).into_response(),
     };
     let active = row.filter(|r| !r.disabled);
-    let ok = password::verify(active.as_ref().map(|r| r.password_hash.clone()), form.password).await;
+    let ok = password::verify(
+        active.as_ref().map(|r| r.password_hash.clone()),
+        form.password,
+    )
+    .await;
     let Some(user) = active.filter(|_| ok) else {
         tracing::info!(email = %email, "failed sign-in");
-        let page = LoginPage { error: Some("Wrong email or password."), next: &next, email: &email };
+        let page = LoginPage {
+            error: Some("Wrong email or password."),
+            next: &next,
+            email: &email,
+        };
         return render(&page, StatusCode::UNAUTHORIZED);
     };
     // A fresh session id at sign-in defeats session fixation.
@@ -153,7 +203,13 @@ mod tests {
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next(Some("/admin")), "/admin");
-        for bad in ["//evil.example", "/\\evil", "https://evil.example", "evil", "/login?next=/x"] {
+        for bad in [
+            "//evil.example",
+            "/\\evil",
+            "https://evil.example",
+            "evil",
+            "/login?next=/x",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");

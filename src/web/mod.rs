@@ -63,15 +63,28 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 async fn realtime_js() -> Response {
-    static_file("text/javascript; charset=utf-8", include_str!("../../static/realtime.js"))
+    static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/realtime.js"),
+    )
 }
 
 async fn app_css() -> Response {
-    static_file("text/css; charset=utf-8", include_str!("../../static/app.css"))
+    static_file(
+        "text/css; charset=utf-8",
+        include_str!("../../static/app.css"),
+    )
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Unknown paths: JSON under /api, plain text elsewhere.

@@ -40,13 +40,22 @@ struct Dashboard<'a> {
 
 async fn dashboard(state: &AppState, user: &User, role: Role, title: &str) -> Response {
     if user.role != role {
-        return (StatusCode::FORBIDDEN, Redirect::to(dashboard_path(user.role))).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Redirect::to(dashboard_path(user.role)),
+        )
+            .into_response();
     }
     // Read the last id before the rows: the page then replays anything newer on connect.
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
     match dispatch!(&state.db, |pool, q| q::list_devices(pool, &scope).await) {
-        Ok(devices) => render(&Dashboard { user, title, devices, last_event_id }),
+        Ok(devices) => render(&Dashboard {
+            user,
+            title,
+            devices,
+            last_event_id,
+        }),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 /// Verified against when the email is unknown, so both paths cost the same.
 fn dummy_hash() -> String {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_blocking("sensorcast-dummy").unwrap_or_default()).clone()
+    DUMMY
+        .get_or_init(|| hash_blocking("sensorcast-dummy").unwrap_or_default())
+        .clone()
 }
 
 pub fn hash_blocking(password: &str) -> Result<String, String> {
@@ -32,7 +34,11 @@ pub async fn verify(hash: Option<String>, password: String) -> bool {
     let ok = tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(dummy_hash);
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
