@@ -4,6 +4,7 @@
 //! `realtime` (hub of pre-encoded frames → SSE streams) → `web` (sessions, pages, JSON).
 
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod realtime;
 pub mod state;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sensorcast::config::{Cli, Command, DeviceCommand, UserCommand};
+use sensorcast::demo;
 use sensorcast::store::{users, Db, Role};
 
 /// How long shutdown waits for open connections.
@@ -46,11 +47,29 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(database_url: &str, args: &sensorcast::config::ServeArgs) -> anyhow::Result<()> {
-    let state = sensorcast::build_state(database_url, args).await?;
+    let mut args = args.clone();
+    let demo_secret = args
+        .demo
+        .then(|| demo::add_demo_secret(&mut args.webhook_secret));
+    let state = sensorcast::build_state(database_url, &args).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "sensorcast listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, "sensorcast listening on http://{addr}");
+    if let Some(secret) = demo_secret {
+        demo::seed(&state.db).await;
+        demo::spawn_fleet(
+            state.db.clone(),
+            addr,
+            secret,
+            Duration::from_secs(5),
+            state.shutdown.clone(),
+        );
+        for (email, password, role, _) in demo::USERS {
+            tracing::info!("demo login: {email} / {password} ({})", role.as_str());
+        }
+    }
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

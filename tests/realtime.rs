@@ -1,0 +1,925 @@
+//! The SSE stream `/api/realtime`, read the way a browser's EventSource reads it: over real HTTP,
+//! message by message, with a time limit on every read so that no test can hang.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use futures_util::{Stream, StreamExt};
+use sensorcast::store::writer::Work;
+use sensorcast::store::{Db, Role};
+use serde_json::{json, Value};
+
+const DEV_A: &str = "1988618061618307073";
+const EUI_A: &str = "24E124707E040001";
+const DEV_B: &str = "1988618061618307074";
+const EUI_B: &str = "24E124707E040002";
+
+/// Longest wait for one message when one is expected.
+const READ: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// A small SSE client
+// ---------------------------------------------------------------------------------------------
+
+type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// One dispatched SSE message.
+#[derive(Debug, Clone)]
+struct Msg {
+    id: Option<i64>,
+    /// How many `data:` lines it had (the contract says exactly one).
+    data_lines: usize,
+    /// The data, as sent.
+    raw: String,
+    json: Value,
+}
+
+impl Msg {
+    fn kind(&self) -> &str {
+        self.json["type"].as_str().unwrap_or("")
+    }
+
+    fn device_id(&self) -> &str {
+        self.json["data"]["deviceId"].as_str().unwrap_or("")
+    }
+
+    fn is_keepalive(&self) -> bool {
+        self.id.is_none() && self.kind() == "keepalive"
+    }
+}
+
+/// Reads an `text/event-stream` body: splits it on blank lines and collects `id:` and `data:`.
+struct Sse {
+    body: BodyStream,
+    buf: Vec<u8>,
+    ended: bool,
+    /// Set when the body ended with a transport error rather than cleanly.
+    error: Option<String>,
+}
+
+impl Sse {
+    fn new(response: reqwest::Response) -> Sse {
+        Sse {
+            body: Box::pin(response.bytes_stream()),
+            buf: Vec::new(),
+            ended: false,
+            error: None,
+        }
+    }
+
+    /// The next complete message, `Ok(None)` once the stream has ended, `Err(())` on timeout.
+    async fn next_within(&mut self, wait: Duration) -> Result<Option<Msg>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(msg) = self.parse_one() {
+                return Ok(Some(msg));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return Err(()),
+                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Ok(Some(Err(e))) => {
+                    self.error = Some(e.to_string());
+                    self.ended = true;
+                }
+                Ok(None) => self.ended = true,
+            }
+        }
+    }
+
+    /// Takes one message out of the buffer, if a whole one is there.
+    fn parse_one(&mut self) -> Option<Msg> {
+        loop {
+            let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
+            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let text = std::str::from_utf8(&block[..end]).expect("SSE is UTF-8");
+            let mut id = None;
+            let mut data: Vec<&str> = Vec::new();
+            for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+                if line.is_empty() || line.starts_with(':') {
+                    continue;
+                }
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "id" => {
+                        id = Some(
+                            value
+                                .parse::<i64>()
+                                .unwrap_or_else(|_| panic!("id is not a number: {value:?}")),
+                        )
+                    }
+                    "data" => data.push(value),
+                    _ => {}
+                }
+            }
+            if data.is_empty() {
+                // A comment or an id-only block dispatches nothing.
+                continue;
+            }
+            let raw = data.join("\n");
+            let json: Value = serde_json::from_str(&raw)
+                .unwrap_or_else(|e| panic!("data is not JSON ({e}): {raw:?}"));
+            return Some(Msg {
+                id,
+                data_lines: data.len(),
+                raw,
+                json,
+            });
+        }
+    }
+
+    /// The next message; panics on timeout or end of stream.
+    async fn next_msg(&mut self) -> Msg {
+        match self.next_within(READ).await {
+            Ok(Some(m)) => m,
+            Ok(None) => panic!("the stream ended (error: {:?})", self.error),
+            Err(()) => panic!("no message within {READ:?}"),
+        }
+    }
+
+    /// The next message that carries an id (skips keepalives).
+    async fn next_event(&mut self) -> Msg {
+        loop {
+            let m = self.next_msg().await;
+            if m.id.is_some() {
+                assert_eq!(m.data_lines, 1, "one data line per message: {m:?}");
+                return m;
+            }
+            assert!(m.is_keepalive(), "unexpected unnumbered message {m:?}");
+        }
+    }
+
+    /// Numbered events until (and including) the one with id `last`; panics past it.
+    async fn events_through(&mut self, last: i64, per_read: Duration) -> Vec<Msg> {
+        let mut out: Vec<Msg> = Vec::new();
+        loop {
+            let m = match self.next_within(per_read).await {
+                Ok(Some(m)) => m,
+                Ok(None) => panic!(
+                    "the stream ended after {} events (last id {:?}) before id {last} (error: {:?})",
+                    out.len(),
+                    out.last().and_then(|m| m.id),
+                    self.error
+                ),
+                Err(()) => panic!(
+                    "stalled: {} events within the time limit, last id {:?}, waiting for id {last}",
+                    out.len(),
+                    out.last().and_then(|m| m.id)
+                ),
+            };
+            let Some(id) = m.id else {
+                assert!(m.is_keepalive(), "unexpected unnumbered message {m:?}");
+                continue;
+            };
+            assert!(id <= last, "got id {id} past the last expected id {last}");
+            out.push(m);
+            if id == last {
+                return out;
+            }
+        }
+    }
+
+    /// Asserts that no numbered event arrives within `dur` (keepalives are fine).
+    async fn expect_quiet(&mut self, dur: Duration) {
+        let deadline = Instant::now() + dur;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.next_within(left).await {
+                Err(()) => return,
+                Ok(None) => panic!("the stream ended (error: {:?})", self.error),
+                Ok(Some(m)) => assert!(m.is_keepalive(), "expected no event, got {m:?}"),
+            }
+        }
+    }
+
+    /// Asserts that the stream ends cleanly within `within` (keepalives before the end are fine).
+    async fn expect_end(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_within(left).await {
+                Err(()) => panic!("the stream did not end within {within:?}"),
+                Ok(None) => {
+                    assert_eq!(self.error, None, "the stream ended with a transport error");
+                    return;
+                }
+                Ok(Some(m)) => assert!(m.is_keepalive(), "expected the end, got {m:?}"),
+            }
+        }
+    }
+}
+
+fn ids(msgs: &[Msg]) -> Vec<i64> {
+    msgs.iter().map(|m| m.id.expect("numbered")).collect()
+}
+
+fn assert_strictly_increasing(ids: &[i64]) {
+    for w in ids.windows(2) {
+        assert!(w[0] < w[1], "ids not strictly increasing: {ids:?}");
+    }
+}
+
+/// The GET request of a stream; `last_event_id` goes into the `Last-Event-ID` header.
+async fn connect(
+    app: &TestApp,
+    client: &reqwest::Client,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .get(app.url(&format!("/api/realtime{query}")))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    tokio::time::timeout(READ, req.send())
+        .await
+        .expect("stream response headers in time")
+        .expect("GET /api/realtime")
+}
+
+/// Opens a stream and reads its `connected` message.
+async fn open(
+    app: &TestApp,
+    client: &reqwest::Client,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> Sse {
+    let r = connect(app, client, query, last_event_id).await;
+    let status = r.status();
+    if status != 200 {
+        let body = r.text().await.unwrap_or_default();
+        panic!("GET /api/realtime{query}: {status} {body}");
+    }
+    let mut sse = Sse::new(r);
+    let first = sse.next_msg().await;
+    assert_eq!(first.kind(), "connected", "first message: {first:?}");
+    assert_eq!(first.id, None, "connected carries no id");
+    sse
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data in
+// ---------------------------------------------------------------------------------------------
+
+/// One MDP PROPERTY event with a known measurement time.
+fn property(event_id: &str, device_id: &str, eui: &str, t1: f64, ts_ms: i64) -> Value {
+    json!({
+        "eventId": event_id, "eventCreatedTime": ts_ms / 1000, "eventVersion": "1.0",
+        "eventType": "DEVICE_DATA",
+        "data": {
+            "deviceProfile": {"deviceId": device_id, "devEUI": eui, "name": format!("Freezer {device_id}"), "model": "TS302"},
+            "type": "PROPERTY", "tslId": "", "ts": ts_ms,
+            "payload": {"temperature_left": t1, "temperature_right": 4.0, "battery": 90}
+        }
+    })
+}
+
+fn status_event(event_id: &str, device_id: &str, eui: &str, status: &str) -> Value {
+    json!({
+        "eventId": event_id, "eventCreatedTime": sensorcast::now_ms() / 1000, "eventType": "DEVICE_DATA",
+        "data": {"deviceProfile": {"deviceId": device_id, "devEUI": eui}, "type": status, "tslId": ""}
+    })
+}
+
+async fn post_ok(app: &TestApp, body: &Value) {
+    let r = app.post_mdp(&body.to_string()).await;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "webhook refused: {text}");
+}
+
+/// Posts `n` readings of one device, `per_request` MDP events per request, one request at a time.
+async fn post_readings(app: &TestApp, tag: &str, device: &str, eui: &str, n: usize, per: usize) {
+    let base = sensorcast::now_ms();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<Value> = (i..n.min(i + per))
+            .map(|k| {
+                property(
+                    &format!("{tag}-{k}"),
+                    device,
+                    eui,
+                    k as f64 / 10.0,
+                    base + k as i64,
+                )
+            })
+            .collect();
+        i += batch.len();
+        post_ok(app, &Value::Array(batch)).await;
+    }
+}
+
+/// Every stored event id, straight from the database.
+async fn stored_event_ids(app: &TestApp) -> Vec<i64> {
+    let sql = "SELECT id FROM events ORDER BY id";
+    match app.db() {
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+    }
+    .expect("read event ids")
+}
+
+async fn stats(app: &TestApp, admin: &reqwest::Client) -> Value {
+    let r = admin
+        .get(app.url("/api/realtime/stats"))
+        .send()
+        .await
+        .expect("stats");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("stats json")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Order, headers and the JSON of every message type
+// ---------------------------------------------------------------------------------------------
+
+async fn every_message_type_in_order_with_its_json(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await;
+    let r = connect(&app, &admin, "", None).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    let mut sse = Sse::new(r);
+
+    let before = sensorcast::now_ms();
+    let connected = sse.next_msg().await;
+    assert_eq!(connected.id, None);
+    assert_eq!(connected.data_lines, 1);
+    assert_eq!(connected.json["type"], "connected");
+    assert_eq!(
+        connected.json["message"],
+        "Real-time connection established"
+    );
+    let ts = connected.json["timestamp"].as_i64().expect("epoch ms");
+    assert!(
+        (before - 10_000..=before + 10_000).contains(&ts),
+        "timestamp {ts} is epoch milliseconds"
+    );
+
+    // A new device: new_device, then its first reading.
+    let measured = sensorcast::now_ms() - 1_000;
+    let mut reading = property("shape-1", DEV_A, EUI_A, 21.5, measured);
+    reading["data"]["deviceProfile"]["name"] = json!("Freezer A");
+    reading["data"]["payload"] =
+        json!({"temperature_left": 21.5, "temperature_right": 4.1, "battery": 93});
+    post_ok(&app, &reading).await;
+
+    let new_device = sse.next_event().await;
+    assert_eq!(new_device.kind(), "new_device", "{new_device:?}");
+    assert!(new_device.json["timestamp"].as_i64().is_some());
+    assert_eq!(
+        new_device.json["data"],
+        json!({"deviceId": DEV_A, "devEUI": EUI_A.to_ascii_lowercase(), "deviceName": "Freezer A", "model": "TS302"})
+    );
+
+    let telemetry = sse.next_event().await;
+    assert_eq!(telemetry.kind(), "new_telemetry", "{telemetry:?}");
+    assert!(telemetry.json["timestamp"].as_i64().is_some());
+    assert_eq!(
+        telemetry.json["data"],
+        json!({
+            "deviceId": DEV_A, "devEUI": EUI_A.to_ascii_lowercase(), "deviceName": "Freezer A",
+            "eventType": "DEVICE_DATA", "temperature": 21.5, "temperature2": 4.1, "battery": 93,
+            "measuredAt": measured
+        }),
+        "values not measured (humidity) and absent alarms are left out"
+    );
+
+    // The device goes offline, and comes back.
+    post_ok(&app, &status_event("shape-2", DEV_A, EUI_A, "OFFLINE")).await;
+    let offline = sse.next_event().await;
+    assert_eq!(offline.kind(), "device_status_changed", "{offline:?}");
+    assert_eq!(
+        offline.json["data"],
+        json!({"deviceId": DEV_A, "devEUI": EUI_A.to_ascii_lowercase(), "deviceName": "Freezer A", "status": "OFFLINE"})
+    );
+    post_ok(&app, &status_event("shape-3", DEV_A, EUI_A, "ONLINE")).await;
+    let online = sse.next_event().await;
+    assert_eq!(online.kind(), "device_status_changed");
+    assert_eq!(online.json["data"]["status"], "ONLINE");
+
+    // Without a Milesight id the deviceId is the lower-case devEUI; alarms are passed on.
+    let eui_only = json!({
+        "eventId": "shape-4", "eventCreatedTime": sensorcast::now_ms() / 1000, "eventType": "DEVICE_DATA",
+        "data": {"deviceProfile": {"devEUI": EUI_B, "name": "Door", "model": "TS302"},
+                 "type": "PROPERTY", "ts": measured,
+                 "payload": {"temperature_left": -3.25, "humidity": 40.5, "temperature_left_alarm": "threshold alarm"}}
+    });
+    post_ok(&app, &eui_only).await;
+    let nd = sse.next_event().await;
+    assert_eq!(nd.kind(), "new_device");
+    assert_eq!(nd.json["data"]["deviceId"], EUI_B.to_ascii_lowercase());
+    let t = sse.next_event().await;
+    assert_eq!(t.kind(), "new_telemetry");
+    assert_eq!(t.json["data"]["deviceId"], EUI_B.to_ascii_lowercase());
+    assert_eq!(t.json["data"]["temperature"], -3.25);
+    assert_eq!(t.json["data"]["humidity"], 40.5);
+    assert_eq!(
+        t.json["data"]["alarms"],
+        json!({"temperature_left_alarm": "threshold alarm"})
+    );
+    assert!(t.json["data"].get("temperature2").is_none());
+    assert!(t.json["data"].get("battery").is_none());
+
+    let all = [new_device, telemetry, offline, online, nd, t];
+    assert_strictly_increasing(&ids(&all));
+    assert_eq!(ids(&all), stored_event_ids(&app).await);
+    sse.expect_quiet(Duration::from_millis(200)).await;
+}
+both_backends!(every_message_type_in_order_with_its_json);
+
+// ---------------------------------------------------------------------------------------------
+// 2. Keepalive
+// ---------------------------------------------------------------------------------------------
+
+async fn keepalive_every_period(backend: Backend) {
+    let mut args = test_args();
+    args.keepalive_secs = 1;
+    let app = spawn_or_skip!(backend, args);
+    let admin = app.admin().await;
+    let started = Instant::now();
+    let mut sse = open(&app, &admin, "", None).await;
+
+    let first = sse
+        .next_within(Duration::from_millis(1_500))
+        .await
+        .expect("a keepalive within 1.5 s")
+        .expect("stream open");
+    let t1 = started.elapsed();
+    assert_eq!(first.kind(), "keepalive", "{first:?}");
+    assert_eq!(first.id, None, "keepalive carries no id");
+    assert!(first.json["timestamp"].as_i64().is_some());
+    assert!(first.json.get("data").is_none());
+    assert!(
+        t1 >= Duration::from_millis(700),
+        "first keepalive came early: {t1:?}"
+    );
+
+    let second = sse
+        .next_within(Duration::from_millis(1_600))
+        .await
+        .expect("a second keepalive")
+        .expect("stream open");
+    let gap = started.elapsed() - t1;
+    assert_eq!(second.kind(), "keepalive");
+    assert!(
+        (Duration::from_millis(600)..=Duration::from_millis(1_500)).contains(&gap),
+        "keepalives {gap:?} apart, expected about 1 s"
+    );
+}
+both_backends!(keepalive_every_period);
+
+// ---------------------------------------------------------------------------------------------
+// 3. Scope: role, sites and ?devices=
+// ---------------------------------------------------------------------------------------------
+
+async fn streams_carry_only_what_the_user_may_see(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    app.add_user("emp@example.com", Role::Employee, &["North"])
+        .await;
+    post_ok(&app, &property("scope-a0", DEV_A, EUI_A, 1.0, 1_000)).await;
+    post_ok(&app, &property("scope-b0", DEV_B, EUI_B, 1.0, 1_000)).await;
+    app.assign(DEV_A, "North").await;
+    app.assign(DEV_B, "South").await;
+
+    let emp = app.browser_as("emp@example.com", PASSWORD).await;
+    let mut emp_sse = open(&app, &emp, "", None).await;
+    let admin = app.admin().await;
+    let mut only_a = open(&app, &admin, &format!("?devices={DEV_A}"), None).await;
+    // The devEUI names a device too, in any case.
+    let mut only_a_by_eui = open(&app, &admin, &format!("?devices={EUI_A}"), None).await;
+    let mut everything = open(&app, &admin, "", None).await;
+
+    // B first, then A: B's event has the lower id, so it would be seen first if it leaked.
+    for round in 1..=3 {
+        post_ok(
+            &app,
+            &property(&format!("scope-b{round}"), DEV_B, EUI_B, 2.0, 1_000 + round),
+        )
+        .await;
+        post_ok(
+            &app,
+            &status_event(&format!("scope-bs{round}"), DEV_B, EUI_B, "OFFLINE"),
+        )
+        .await;
+        post_ok(
+            &app,
+            &property(&format!("scope-a{round}"), DEV_A, EUI_A, 3.0, 1_000 + round),
+        )
+        .await;
+        for (who, sse) in [
+            ("employee", &mut emp_sse),
+            ("?devices=id", &mut only_a),
+            ("?devices=EUI", &mut only_a_by_eui),
+        ] {
+            let m = sse.next_event().await;
+            assert_eq!(m.kind(), "new_telemetry", "{who}: {m:?}");
+            assert_eq!(m.device_id(), DEV_A, "{who} saw device B: {m:?}");
+        }
+        // The admin sees all of it: B's reading, B's status (the first round only), A's reading.
+        let expect = if round == 1 { 3 } else { 2 };
+        let seen: Vec<Msg> = {
+            let mut v = Vec::new();
+            for _ in 0..expect {
+                v.push(everything.next_event().await);
+            }
+            v
+        };
+        assert_eq!(seen.last().unwrap().device_id(), DEV_A);
+        assert!(seen[..expect - 1].iter().all(|m| m.device_id() == DEV_B));
+    }
+    for sse in [&mut emp_sse, &mut only_a, &mut only_a_by_eui] {
+        sse.expect_quiet(Duration::from_millis(300)).await;
+    }
+
+    // Replay is scoped the same way.
+    let mut replay = open(&app, &emp, "", Some("0")).await;
+    let last_a = stored_event_ids(&app).await.into_iter().max().unwrap();
+    let replayed = replay.events_through(last_a, READ).await;
+    assert!(!replayed.is_empty());
+    assert!(
+        replayed.iter().all(|m| m.device_id() == DEV_A),
+        "employee replay leaked another device: {replayed:?}"
+    );
+
+    // An employee asking for a device outside their sites gets nothing of it.
+    let mut not_mine = open(&app, &emp, &format!("?devices={DEV_B}"), None).await;
+    post_ok(&app, &property("scope-b9", DEV_B, EUI_B, 9.0, 9_000)).await;
+    post_ok(&app, &property("scope-a9", DEV_A, EUI_A, 9.0, 9_000)).await;
+    not_mine.expect_quiet(Duration::from_millis(500)).await;
+}
+both_backends!(streams_carry_only_what_the_user_may_see);
+
+// ---------------------------------------------------------------------------------------------
+// 4. Last-Event-ID replay
+// ---------------------------------------------------------------------------------------------
+
+async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await;
+    let mut live = open(&app, &admin, "", None).await;
+    post_readings(&app, "replay", DEV_A, EUI_A, 5, 1).await;
+    let first: Vec<Msg> = {
+        let mut v = Vec::new();
+        for _ in 0..6 {
+            v.push(live.next_event().await);
+        }
+        v
+    };
+    assert_eq!(first[0].kind(), "new_device");
+    let first_ids = ids(&first);
+    assert_strictly_increasing(&first_ids);
+    drop(live);
+    let after = first_ids[1].to_string();
+
+    // Header, and query parameter for clients that cannot set it.
+    for (how, query, header) in [
+        ("header", String::new(), Some(after.as_str())),
+        ("query", format!("?lastEventId={after}"), None),
+    ] {
+        let mut sse = open(&app, &admin, &query, header).await;
+        let got = sse.events_through(first_ids[5], READ).await;
+        assert_eq!(ids(&got), first_ids[2..], "{how}");
+        for (replayed, original) in got.iter().zip(&first[2..]) {
+            assert_eq!(
+                replayed.raw, original.raw,
+                "{how}: replay sends the same JSON"
+            );
+        }
+        sse.expect_quiet(Duration::from_millis(200)).await;
+        // ...then continues live.
+        post_readings(&app, &format!("replay-{how}"), DEV_A, EUI_A, 1, 1).await;
+        let next = sse.next_event().await;
+        assert_eq!(next.kind(), "new_telemetry");
+        assert!(next.id.unwrap() > first_ids[5]);
+    }
+
+    // Not a number: a JSON 400, not a stream.
+    let r = connect(&app, &admin, "", Some("abc")).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_last_event_id");
+
+    // Replay racing live writes: several readers join mid-flight, far behind; each must see
+    // every later event exactly once, in order.
+    let far_behind = first_ids[1];
+    let app = &app;
+    let posting = async {
+        let writers = (0..5u32).map(|w| async move {
+            let (dev, eui) = if w % 2 == 0 {
+                (DEV_A, EUI_A)
+            } else {
+                (DEV_B, EUI_B)
+            };
+            for k in 0..10u32 {
+                let at = 10_000 + i64::from(w * 100 + k);
+                let ev = property(&format!("race-{w}-{k}"), dev, eui, f64::from(k), at);
+                post_ok(app, &ev).await;
+            }
+        });
+        futures_util::future::join_all(writers).await;
+    };
+    let joining = async {
+        let mut readers = Vec::new();
+        for i in 0..5 {
+            readers.push(open(app, &admin, "", Some(&far_behind.to_string())).await);
+            tokio::time::sleep(Duration::from_millis(5 * i)).await;
+        }
+        readers
+    };
+    let ((), readers) = tokio::join!(posting, joining);
+    let expected: Vec<i64> = stored_event_ids(app)
+        .await
+        .into_iter()
+        .filter(|id| *id > far_behind)
+        .collect();
+    assert!(expected.len() > 50, "{expected:?}");
+    let last = *expected.last().unwrap();
+    for (i, mut r) in readers.into_iter().enumerate() {
+        let got = ids(&r.events_through(last, READ).await);
+        assert_eq!(got, expected, "reader {i}: gap or duplicate");
+        r.expect_quiet(Duration::from_millis(100)).await;
+    }
+    // A fresh reader from 0 sees the whole log.
+    let mut all = open(app, &admin, "", Some("0")).await;
+    let everything = stored_event_ids(app).await;
+    assert_eq!(
+        ids(&all.events_through(*everything.last().unwrap(), READ).await),
+        everything
+    );
+}
+both_backends!(last_event_id_replays_exactly_the_missed_events);
+
+// ---------------------------------------------------------------------------------------------
+// 5. A stalled reader neither holds others back nor loses events
+// ---------------------------------------------------------------------------------------------
+
+async fn stalled_reader_catches_up_without_holding_others_back(backend: Backend) {
+    let mut args = test_args();
+    args.broadcast_capacity = 16;
+    let app = spawn_or_skip!(backend, args);
+    let stalled_browser = app.admin().await;
+    let active_browser = app.admin().await;
+    // Reads its `connected` message (so it is subscribed), then is never read again until later.
+    let mut stalled = open(&app, &stalled_browser, "", None).await;
+    let mut active = open(&app, &active_browser, "", None).await;
+
+    // 300 readings (plus new_device), read as they come.
+    let started = Instant::now();
+    let (_, got) = tokio::join!(post_readings(&app, "s1", DEV_A, EUI_A, 300, 50), async {
+        let mut v = Vec::new();
+        while v.len() < 301 {
+            v.push(active.next_event().await);
+        }
+        v
+    });
+    let took = started.elapsed();
+    let stored = stored_event_ids(&app).await;
+    assert_eq!(stored.len(), 301);
+    assert_eq!(
+        ids(&got),
+        stored,
+        "the active reader got every event, in order"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the active reader took {took:?}"
+    );
+    active.expect_quiet(Duration::from_millis(100)).await;
+    drop(active);
+
+    // Enough data that the stalled socket's buffers fill up and its stream falls far behind.
+    post_readings(&app, "s2", DEV_A, EUI_A, 1_700, 50).await;
+    // Let any stream work in flight settle before taking the counter.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replayed_before = app.state.hub.stats.replayed_events.load(Ordering::Relaxed);
+
+    let stored = stored_event_ids(&app).await;
+    assert_eq!(stored.len(), 2_001);
+    let started = Instant::now();
+    let got = stalled.events_through(*stored.last().unwrap(), READ).await;
+    let got = ids(&got);
+    if got != stored {
+        let missing: Vec<i64> = stored
+            .iter()
+            .copied()
+            .filter(|i| !got.contains(i))
+            .collect();
+        panic!(
+            "the stalled reader's events differ: {} received, {} stored, missing {:?}, increasing: {}",
+            got.len(),
+            stored.len(),
+            missing,
+            got.windows(2).all(|w| w[0] < w[1])
+        );
+    }
+    let replayed_after = app.state.hub.stats.replayed_events.load(Ordering::Relaxed);
+    assert!(
+        replayed_after > replayed_before,
+        "the stalled reader did not fall behind the channel (no catch-up from the database); post more"
+    );
+    eprintln!(
+        "stalled reader: {} events in {:?}, {} from the database",
+        got.len(),
+        started.elapsed(),
+        replayed_after - replayed_before
+    );
+    stalled.expect_quiet(Duration::from_millis(100)).await;
+}
+both_backends!(stalled_reader_catches_up_without_holding_others_back);
+
+// ---------------------------------------------------------------------------------------------
+// 6. Sign-out ends the streams of that session only
+// ---------------------------------------------------------------------------------------------
+
+async fn sign_out_ends_the_sessions_streams(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await;
+    let other_browser = app.admin().await;
+    let mut mine = open(&app, &admin, "", None).await;
+    let mut mine_too = open(&app, &admin, "?devices=nothing", None).await;
+    let mut other = open(&app, &other_browser, "", None).await;
+
+    let r = admin.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    mine.expect_end(Duration::from_secs(1)).await;
+    mine_too.expect_end(Duration::from_secs(1)).await;
+
+    // The other session of the same user stays live.
+    post_ok(&app, &property("logout-1", DEV_A, EUI_A, 1.0, 1_000)).await;
+    assert_eq!(other.next_event().await.kind(), "new_device");
+    assert_eq!(other.next_event().await.kind(), "new_telemetry");
+
+    // The signed-out browser cannot reopen.
+    let r = connect(&app, &admin, "", None).await;
+    assert_eq!(r.status(), 401);
+}
+both_backends!(sign_out_ends_the_sessions_streams);
+
+// ---------------------------------------------------------------------------------------------
+// 7. Refusals: no session, too many streams
+// ---------------------------------------------------------------------------------------------
+
+async fn refused_without_session_or_over_the_caps(backend: Backend) {
+    let mut args = test_args();
+    args.max_streams_per_user = 2;
+    args.max_streams = 4;
+    let app = spawn_or_skip!(backend, args);
+
+    for (what, client) in [
+        ("no cookie", reqwest::Client::new()),
+        ("unknown session", {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                "cookie",
+                "sensorcast_session=AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(),
+            );
+            reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap()
+        }),
+    ] {
+        let r = connect(&app, &client, "", None).await;
+        assert_eq!(r.status(), 401, "{what}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/json"), "{what}: {ct}");
+        let body: Value = r.json().await.expect("JSON body");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {body}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    // Per user.
+    let admin = app.admin().await;
+    let s1 = open(&app, &admin, "", None).await;
+    let _s2 = open(&app, &admin, "", None).await;
+    let r = connect(&app, &admin, "", None).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_streams", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    // Another browser of the same user counts against the same cap.
+    let admin2 = app.admin().await;
+    assert_eq!(connect(&app, &admin2, "", None).await.status(), 429);
+    assert_eq!(stats(&app, &admin).await["clients"], 2);
+
+    // Another user has their own allowance, up to the server's total.
+    app.add_user("emp@example.com", Role::Employee, &["North"])
+        .await;
+    let emp = app.browser_as("emp@example.com", PASSWORD).await;
+    let _e1 = open(&app, &emp, "", None).await;
+    let _e2 = open(&app, &emp, "", None).await;
+    app.add_user("mgr@example.com", Role::Manager, &["North"])
+        .await;
+    let mgr = app.browser_as("mgr@example.com", PASSWORD).await;
+    let r = connect(&app, &mgr, "", None).await;
+    assert_eq!(r.status(), 429, "the total cap of 4 is reached");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "too_many_streams"
+    );
+
+    // Closing a stream frees its slot.
+    drop(s1);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = connect(&app, &admin, "", None).await;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream still holds its slot after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+both_backends!(refused_without_session_or_over_the_caps);
+
+// ---------------------------------------------------------------------------------------------
+// 8. Shutdown ends every stream promptly
+// ---------------------------------------------------------------------------------------------
+
+async fn shutdown_ends_every_stream(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    app.add_user("emp@example.com", Role::Employee, &["North"])
+        .await;
+    let admin = app.admin().await;
+    let emp = app.browser_as("emp@example.com", PASSWORD).await;
+    let mut a = open(&app, &admin, "", None).await;
+    let mut b = open(&app, &emp, "", Some("0")).await;
+    let took = tokio::time::timeout(Duration::from_secs(10), app.shutdown())
+        .await
+        .expect("shutdown returned");
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    a.expect_end(Duration::from_secs(1)).await;
+    b.expect_end(Duration::from_secs(1)).await;
+}
+both_backends!(shutdown_ends_every_stream);
+
+// ---------------------------------------------------------------------------------------------
+// 9. Offline detection reaches the stream
+// ---------------------------------------------------------------------------------------------
+
+/// The 30 s sweep interval is fixed, so the test backdates "last seen" in the database and asks
+/// the writer for a sweep itself (`Work::MarkSilent`, what the watchdog submits).
+async fn silent_device_goes_offline_on_the_stream(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let admin = app.admin().await;
+    let mut sse = open(&app, &admin, "", None).await;
+    post_ok(&app, &property("silent-1", DEV_A, EUI_A, 1.0, 1_000)).await;
+    post_ok(&app, &property("silent-2", DEV_B, EUI_B, 1.0, 1_000)).await;
+    for _ in 0..4 {
+        sse.next_event().await;
+    }
+
+    // Nothing is silent yet: a sweep changes nothing.
+    app.state.writer.submit(Work::MarkSilent).await.unwrap();
+    sse.expect_quiet(Duration::from_millis(200)).await;
+
+    // A has not been heard from for a day.
+    let day_ago = sensorcast::now_ms() - 86_400_000;
+    let sql = "UPDATE devices SET last_seen_ms = $1 WHERE milesight_id = $2";
+    match app.db() {
+        Db::Sqlite(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await,
+        Db::Postgres(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await,
+    }
+    .map(|r| assert_eq!(r.rows_affected(), 1))
+    .expect("backdate");
+    app.state.writer.submit(Work::MarkSilent).await.unwrap();
+    let m = sse.next_event().await;
+    assert_eq!(m.kind(), "device_status_changed", "{m:?}");
+    assert_eq!(m.device_id(), DEV_A);
+    assert_eq!(m.json["data"]["status"], "OFFLINE");
+    // Only once.
+    app.state.writer.submit(Work::MarkSilent).await.unwrap();
+    sse.expect_quiet(Duration::from_millis(200)).await;
+
+    // A live reading brings it back.
+    post_ok(&app, &property("silent-3", DEV_A, EUI_A, 1.0, 2_000)).await;
+    let t = sse.next_event().await;
+    assert_eq!(t.kind(), "new_telemetry");
+    let m = sse.next_event().await;
+    assert_eq!(m.kind(), "device_status_changed", "{m:?}");
+    assert_eq!(m.json["data"]["status"], "ONLINE");
+}
+both_backends!(silent_device_goes_offline_on_the_stream);
