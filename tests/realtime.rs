@@ -899,12 +899,11 @@ async fn silent_device_goes_offline_on_the_stream(backend: Backend) {
     // A has not been heard from for a day.
     let day_ago = sensorcast::now_ms() - 86_400_000;
     let sql = "UPDATE devices SET last_seen_ms = $1 WHERE milesight_id = $2";
-    match app.db() {
-        Db::Sqlite(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await,
-        Db::Postgres(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await,
-    }
-    .map(|r| assert_eq!(r.rows_affected(), 1))
-    .expect("backdate");
+    let updated = match app.db() {
+        Db::Sqlite(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await.map(|r| r.rows_affected()),
+        Db::Postgres(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await.map(|r| r.rows_affected()),
+    };
+    assert_eq!(updated.expect("backdate"), 1);
     app.state.writer.submit(Work::MarkSilent).await.unwrap();
     let m = sse.next_event().await;
     assert_eq!(m.kind(), "device_status_changed", "{m:?}");

@@ -1,5 +1,6 @@
 //! Realtime: the hub of stored events and the SSE streams that carry them to browsers.
 
+pub mod control;
 pub mod events;
 pub mod hub;
 pub mod limits;

@@ -188,7 +188,7 @@ pub async fn login(
 
 pub async fn logout(State(state): State<AppState>, session: Session) -> Response {
     if let Some(id) = session.id() {
-        state.hub.end_session(&id.to_string());
+        crate::realtime::control::end_session(&state, &id.to_string()).await;
     }
     if let Err(e) = session.flush().await {
         return ApiError::internal(e).into_response();
