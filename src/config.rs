@@ -131,6 +131,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_REPORT_INTERVAL_SECS", default_value_t = 600)]
     pub report_interval_secs: i64,
 
+    /// Added to 3 x the interval before a silent device is marked OFFLINE, in seconds.
+    #[arg(long, env = "SENSORCAST_OFFLINE_GRACE_SECS", default_value_t = 300)]
+    pub offline_grace_secs: i64,
+
+    /// How often silent devices are looked for, in seconds.
+    #[arg(long, env = "SENSORCAST_OFFLINE_SWEEP_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub offline_sweep_secs: u64,
+
     /// Send session cookies with the Secure attribute (turn off only for plain-HTTP use off localhost).
     #[arg(long, env = "SENSORCAST_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,

@@ -25,7 +25,7 @@ use config::ServeArgs;
 use realtime::hub::Hub;
 use realtime::limits::StreamLimits;
 use state::{AppState, Settings};
-use store::writer::Writer;
+use store::writer::{OfflinePolicy, Publisher, Writer};
 use store::{dispatch, Db};
 
 /// Milliseconds since the Unix epoch.
@@ -38,8 +38,6 @@ pub fn now_ms() -> i64 {
 
 /// Slowest a webhook sender may be (a body trickled byte by byte is cut off).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often silent devices are looked for.
-const OFFLINE_SWEEP: Duration = Duration::from_secs(30);
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -65,9 +63,20 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     bootstrap_admin(&db, args).await?;
     let last_id = dispatch!(&db, |pool, q| q::max_event_id(pool).await)?;
     let hub = Hub::new(args.broadcast_capacity, last_id);
-    let writer = Writer::spawn(db.clone(), hub.clone(), args.report_interval_secs);
     let shutdown = CancellationToken::new();
-    store::writer::spawn_watchdog(writer.clone(), OFFLINE_SWEEP, shutdown.clone());
+    let publisher = match &db {
+        Db::Sqlite(_) => Publisher::Direct(hub.clone()),
+        Db::Postgres(pool) => {
+            Publisher::ViaLog(realtime::feeder::spawn(pool.clone(), hub.clone(), shutdown.clone()).await?)
+        }
+    };
+    let policy = OfflinePolicy {
+        default_interval_s: args.report_interval_secs,
+        grace_s: args.offline_grace_secs,
+    };
+    let writer = Writer::spawn(db.clone(), publisher, policy);
+    let sweep = Duration::from_secs(args.offline_sweep_secs);
+    store::writer::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
     spawn_housekeeping(db.clone(), shutdown.clone());
     Ok(AppState {
         db,

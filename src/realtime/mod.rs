@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod events;
+pub mod feeder;
 pub mod hub;
 pub mod limits;
 pub mod stream;

@@ -4,7 +4,7 @@
 use crate::ingest::model::{Batch, Change, DeviceIdentity, DeviceStatus, Outcome};
 use crate::realtime::events;
 use crate::realtime::hub::Frame;
-use crate::store::writer::{Rejection, Work};
+use crate::store::writer::{OfflinePolicy, Rejection, Work};
 
 /// Runs every job in one transaction. Returns one result per job and the frames to publish
 /// once the transaction has committed.
@@ -12,7 +12,7 @@ pub async fn apply_jobs(
     pool: &Pool<DB>,
     works: &[&Work],
     now_ms: i64,
-    default_interval_s: i64,
+    policy: OfflinePolicy,
 ) -> sqlx::Result<(Vec<Result<Outcome, Rejection>>, Vec<Frame>)> {
     let mut tx = begin_write(pool).await?;
     let mut out = Applier { frames: Vec::new(), now_ms };
@@ -20,9 +20,12 @@ pub async fn apply_jobs(
     for work in works {
         let result = match work {
             Work::Batch(batch) => out.batch(&mut *tx, batch).await?,
-            Work::MarkSilent => out.silent(&mut *tx, default_interval_s).await?,
+            Work::MarkSilent => out.silent(&mut *tx, policy).await?,
         };
         results.push(result);
+    }
+    if !out.frames.is_empty() {
+        announce_events(&mut tx).await?;
     }
     tx.commit().await?;
     Ok((results, out.frames))
@@ -61,8 +64,8 @@ impl Applier {
         Ok(Ok(outcome))
     }
 
-    async fn silent(&mut self, conn: &mut Conn, default_interval_s: i64) -> sqlx::Result<Result<Outcome, Rejection>> {
-        let ids = silent_devices(conn, self.now_ms, default_interval_s).await?;
+    async fn silent(&mut self, conn: &mut Conn, policy: OfflinePolicy) -> sqlx::Result<Result<Outcome, Rejection>> {
+        let ids = silent_devices(conn, self.now_ms, policy).await?;
         for id in &ids {
             let mut device = device_by_id(conn, *id).await?;
             self.set_status(conn, &mut device, DeviceStatus::Offline).await?;

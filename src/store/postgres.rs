@@ -15,5 +15,28 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     Ok(tx)
 }
 
+/// Channel on which committed events are announced to every instance.
+pub const EVENTS_CHANNEL: &str = "sensorcast_events";
+/// Channel for stream control (sign-out, disabled users) across instances.
+pub const CONTROL_CHANNEL: &str = "sensorcast_control";
+
+/// Delivered at commit to every instance listening, this one included.
+async fn announce_events(conn: &mut Conn) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(EVENTS_CHANNEL)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CONTROL_CHANNEL)
+        .bind(payload)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 include!("queries.rs");
 include!("apply.rs");

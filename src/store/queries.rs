@@ -355,18 +355,19 @@ pub async fn set_device_variant(pool: &Pool<DB>, id: i64, variant: Option<&str>)
         .map(|_| ())
 }
 
-/// Online devices silent for longer than 3 x their interval + 5 minutes.
+/// Online devices silent for longer than 3 x their interval + the grace period.
 pub async fn silent_devices(
     conn: &mut Conn,
     now_ms: i64,
-    default_interval_s: i64,
+    policy: crate::store::writer::OfflinePolicy,
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT id FROM devices WHERE status = 'ONLINE' AND last_seen_ms IS NOT NULL \
-         AND last_seen_ms < $1 - (3 * COALESCE(report_interval_s, $2) + 300) * 1000 ORDER BY id",
+         AND last_seen_ms < $1 - (3 * COALESCE(report_interval_s, $2) + $3) * 1000 ORDER BY id",
     )
     .bind(now_ms)
-    .bind(default_interval_s)
+    .bind(policy.default_interval_s)
+    .bind(policy.grace_s)
     .fetch_all(conn)
     .await
 }

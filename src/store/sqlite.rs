@@ -11,5 +11,10 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// One process owns a SQLite file: its writer publishes straight to its hub.
+async fn announce_events(_conn: &mut Conn) -> sqlx::Result<()> {
+    Ok(())
+}
+
 include!("queries.rs");
 include!("apply.rs");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::model::{Batch, Outcome};
 use crate::realtime::hub::Hub;
@@ -41,6 +41,32 @@ pub enum WriteError {
     Stopped,
 }
 
+/// When a device counts as silent: 3 x its interval (or the default) + the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflinePolicy {
+    pub default_interval_s: i64,
+    pub grace_s: i64,
+}
+
+/// Where committed frames go.
+#[derive(Debug, Clone)]
+pub enum Publisher {
+    /// Single instance (SQLite): straight to this process's hub.
+    Direct(Arc<Hub>),
+    /// Several instances (PostgreSQL): the feeder reads the log in id order, ours and others'.
+    ViaLog(Arc<Notify>),
+}
+
+impl Publisher {
+    fn publish(&self, frames: Vec<crate::realtime::hub::Frame>) {
+        match self {
+            Publisher::Direct(hub) => hub.publish(frames),
+            Publisher::ViaLog(wake) if !frames.is_empty() => wake.notify_one(),
+            Publisher::ViaLog(_) => {}
+        }
+    }
+}
+
 struct Job {
     work: Work,
     reply: oneshot::Sender<Result<Outcome, WriteError>>,
@@ -59,9 +85,9 @@ impl std::fmt::Debug for Job {
 
 impl Writer {
     /// Starts the writer task. It ends when every `Writer` handle is dropped.
-    pub fn spawn(db: Db, hub: Arc<Hub>, default_interval_s: i64) -> Writer {
+    pub fn spawn(db: Db, publisher: Publisher, policy: OfflinePolicy) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(db, hub, default_interval_s, rx));
+        tokio::spawn(run(db, publisher, policy, rx));
         Writer { tx }
     }
 
@@ -75,18 +101,18 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, hub: Arc<Hub>, default_interval_s: i64, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: Db, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let jobs = std::mem::take(&mut group);
-        match commit(&db, &hub, &jobs, default_interval_s).await {
+        match commit(&db, &hub, &jobs, policy).await {
             Ok(results) => reply_all(jobs, results),
             Err(err) if jobs.len() > 1 && !matches!(err, WriteError::Unavailable(_)) => {
                 // One bad job must not fail its neighbours: retry each on its own.
                 tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
                 for job in jobs {
                     let result =
-                        commit(&db, &hub, std::slice::from_ref(&job), default_interval_s).await;
+                        commit(&db, &hub, std::slice::from_ref(&job), policy).await;
                     match result {
                         Ok(results) => reply_all(vec![job], results),
                         Err(err) => {
@@ -122,19 +148,13 @@ fn reply_all(jobs: Vec<Job>, results: Vec<Result<Outcome, Rejection>>) {
 
 async fn commit(
     db: &Db,
-    hub: &Hub,
+    hub: &Publisher,
     jobs: &[Job],
-    default_interval_s: i64,
+    policy: OfflinePolicy,
 ) -> Result<Vec<Result<Outcome, Rejection>>, WriteError> {
     let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
     let now = crate::now_ms();
-    let applied = dispatch!(db, |pool, q| q::apply_jobs(
-        pool,
-        &works,
-        now,
-        default_interval_s
-    )
-    .await);
+    let applied = dispatch!(db, |pool, q| q::apply_jobs(pool, &works, now, policy).await);
     let (results, frames) = applied.map_err(|e| {
         let err = StoreError::from(e);
         if err.is_unavailable() {
