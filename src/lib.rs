@@ -6,6 +6,7 @@
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod metrics;
 pub mod realtime;
 pub mod state;
 pub mod store;
@@ -50,11 +51,26 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest)
         .merge(web::routes(&state))
         .merge(web::public_routes())
+        .route("/metrics", axum::routing::get(metrics::handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(web::not_found)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Each request's log lines carry its method, path and request id.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
 /// Connects the database, creates the first admin if asked, and starts the writer and watchdog.
@@ -66,9 +82,9 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     let shutdown = CancellationToken::new();
     let publisher = match &db {
         Db::Sqlite(_) => Publisher::Direct(hub.clone()),
-        Db::Postgres(pool) => {
-            Publisher::ViaLog(realtime::feeder::spawn(pool.clone(), hub.clone(), shutdown.clone()).await?)
-        }
+        Db::Postgres(pool) => Publisher::ViaLog(
+            realtime::feeder::spawn(pool.clone(), hub.clone(), shutdown.clone()).await?,
+        ),
     };
     let policy = OfflinePolicy {
         default_interval_s: args.report_interval_secs,
@@ -78,13 +94,16 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     let sweep = Duration::from_secs(args.offline_sweep_secs);
     store::writer::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
     spawn_housekeeping(db.clone(), shutdown.clone());
+    let health: Arc<ingest::health::WebhookHealth> = Default::default();
+    let metrics = metrics::Metrics::new(&hub, &health);
     Ok(AppState {
         db,
         writer,
         hub,
         settings: Arc::new(Settings::from_args(args)),
         limits: StreamLimits::new(args.max_streams_per_user, args.max_streams),
-        health: Default::default(),
+        health,
+        metrics,
         shutdown,
     })
 }

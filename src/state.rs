@@ -50,6 +50,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Cancelled on shutdown: ends every open stream.
     pub shutdown: CancellationToken,
 }

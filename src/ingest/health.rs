@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 
 const KEEP: usize = 50;
@@ -17,9 +20,17 @@ pub struct Rejected {
     pub message: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WebhookLabels {
+    source: &'static str,
+    result: &'static str,
+    code: &'static str,
+}
+
 #[derive(Debug, Default)]
 pub struct WebhookHealth {
     inner: Mutex<Inner>,
+    counters: Family<WebhookLabels, Counter>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +56,18 @@ impl WebhookHealth {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The Prometheus counters (shared with the registry).
+    pub fn counters(&self) -> Family<WebhookLabels, Counter> {
+        self.counters.clone()
+    }
+
     pub fn accepted(&self, source: &'static str) {
+        let labels = WebhookLabels {
+            source,
+            result: "accepted",
+            code: "",
+        };
+        self.counters.get_or_create(&labels).inc();
         let mut inner = self.lock();
         *inner.accepted.entry(source).or_default() += 1;
         inner.last_accepted_ms = Some(crate::now_ms());
@@ -53,6 +75,12 @@ impl WebhookHealth {
 
     pub fn rejected(&self, source: &'static str, code: &'static str, message: &str) {
         tracing::info!(source, code, message, "webhook rejected");
+        let labels = WebhookLabels {
+            source,
+            result: "rejected",
+            code,
+        };
+        self.counters.get_or_create(&labels).inc();
         let mut inner = self.lock();
         *inner.rejected.entry((source, code)).or_default() += 1;
         if inner.recent.len() == KEEP {

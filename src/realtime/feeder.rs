@@ -21,9 +21,15 @@ const PAGE: i64 = 1000;
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
 /// Starts listening; returns the handle the local writer uses to wake the feeder.
-pub async fn spawn(pool: PgPool, hub: Arc<Hub>, shutdown: CancellationToken) -> sqlx::Result<Arc<Notify>> {
+pub async fn spawn(
+    pool: PgPool,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) -> sqlx::Result<Arc<Notify>> {
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL]).await?;
+    listener
+        .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
+        .await?;
     let wake = Arc::new(Notify::new());
     let local = wake.clone();
     tokio::spawn(async move {
@@ -61,7 +67,12 @@ async fn drain(pool: &PgPool, hub: &Hub) -> sqlx::Result<()> {
         let full = rows.len() as i64 == PAGE;
         let frames = rows
             .into_iter()
-            .map(|r| Frame { id: r.id, device_id: r.device_id, site_id: r.site_id, bytes: encode_frame(r.id, &r.json) })
+            .map(|r| Frame {
+                id: r.id,
+                device_id: r.device_id,
+                site_id: r.site_id,
+                bytes: encode_frame(r.id, &r.json),
+            })
             .collect();
         hub.publish(frames);
         if !full {

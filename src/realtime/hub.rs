@@ -1,9 +1,13 @@
 //! The in-process event hub: one broadcast channel of pre-encoded frames shared by every stream.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
 use crate::store::Role;
@@ -26,26 +30,40 @@ pub enum HubMessage {
     EndUser(i64),
 }
 
-/// Counters for `/api/realtime/stats` and `/metrics`.
+/// Counters for `/api/realtime/stats`, registered as-is with `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub clients: [AtomicUsize; 3],
-    pub events_published: AtomicU64,
-    pub frames_sent: AtomicU64,
-    pub replays: AtomicU64,
-    pub replayed_events: AtomicU64,
-    pub lagged: AtomicU64,
-    pub lagging_now: AtomicUsize,
+    /// Open streams per role.
+    pub clients: Family<RoleLabel, Gauge>,
+    pub events_published: Counter,
+    pub frames_sent: Counter,
+    pub replays: Counter,
+    pub replayed_events: Counter,
+    /// Times a stream fell behind the channel and caught up from the database.
+    pub lagged: Counter,
+    pub lagging_now: Gauge,
 }
 
 impl Stats {
-    pub fn role_slot(&self, role: Role) -> &AtomicUsize {
-        &self.clients[role as usize]
+    pub fn role_slot(&self, role: Role) -> Gauge {
+        self.clients
+            .get_or_create(&RoleLabel {
+                role: role.as_str(),
+            })
+            .clone()
     }
 
     pub fn total_clients(&self) -> usize {
-        self.clients.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        [Role::Admin, Role::Manager, Role::Employee]
+            .into_iter()
+            .map(|r| self.role_slot(r).get().max(0) as usize)
+            .sum()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RoleLabel {
+    pub role: &'static str,
 }
 
 #[derive(Debug)]
@@ -80,7 +98,7 @@ impl Hub {
         for frame in frames {
             let id = frame.id;
             self.last_id.fetch_max(id, Ordering::AcqRel);
-            self.stats.events_published.fetch_add(1, Ordering::Relaxed);
+            self.stats.events_published.inc();
             // No receivers is fine: the event is in the database for later replay.
             let receivers = self
                 .tx

@@ -1,7 +1,6 @@
 //! Caps on open streams, per user and in total; a permit is held for a stream's lifetime.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::hub::Hub;
@@ -55,7 +54,7 @@ impl StreamLimits {
         }
         open.0 += 1;
         open.1.insert(user_id, mine + 1);
-        hub.stats.role_slot(role).fetch_add(1, Ordering::Relaxed);
+        hub.stats.role_slot(role).inc();
         Ok(StreamPermit {
             limits: self.clone(),
             hub: hub.clone(),
@@ -79,10 +78,7 @@ impl Drop for StreamPermit {
                 open.1.remove(&self.user_id);
             }
         }
-        self.hub
-            .stats
-            .role_slot(self.role)
-            .fetch_sub(1, Ordering::Relaxed);
+        self.hub.stats.role_slot(self.role).dec();
     }
 }
 

@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -164,7 +163,7 @@ impl StreamCtx {
             let mut cursor = last_id.unwrap_or_else(|| hub.last_id());
             yield Ok(connected_frame(crate::now_ms()));
             if last_id.is_some() {
-                hub.stats.replays.fetch_add(1, Ordering::Relaxed);
+                hub.stats.replays.inc();
                 loop {
                     match this.replay_page(&mut cursor).await {
                         Ok(Some(chunk)) => yield Ok(chunk),
@@ -186,12 +185,12 @@ impl StreamCtx {
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
                     Next::Send(bytes) => {
-                        hub.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        hub.stats.frames_sent.inc();
                         yield Ok(bytes);
                     }
                     Next::CatchUp => {
-                        hub.stats.lagged.fetch_add(1, Ordering::Relaxed);
-                        hub.stats.lagging_now.fetch_add(1, Ordering::Relaxed);
+                        hub.stats.lagged.inc();
+                        hub.stats.lagging_now.inc();
                         let still_valid = this.still_signed_in().await;
                         let mut failed = !still_valid;
                         while still_valid {
@@ -201,7 +200,7 @@ impl StreamCtx {
                                 Err(()) => { failed = true; break; }
                             }
                         }
-                        hub.stats.lagging_now.fetch_sub(1, Ordering::Relaxed);
+                        hub.stats.lagging_now.dec();
                         if failed {
                             // The browser reconnects and replays from its Last-Event-ID.
                             return;
@@ -275,11 +274,7 @@ impl StreamCtx {
             buf.extend_from_slice(&super::events::encode_frame(row.id, &row.json));
             sent += 1;
         }
-        self.state
-            .hub
-            .stats
-            .replayed_events
-            .fetch_add(sent, Ordering::Relaxed);
+        self.state.hub.stats.replayed_events.inc_by(sent);
         Ok(Some(buf.freeze()))
     }
 

@@ -111,8 +111,7 @@ async fn run(db: Db, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc::Receiv
                 // One bad job must not fail its neighbours: retry each on its own.
                 tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
                 for job in jobs {
-                    let result =
-                        commit(&db, &hub, std::slice::from_ref(&job), policy).await;
+                    let result = commit(&db, &hub, std::slice::from_ref(&job), policy).await;
                     match result {
                         Ok(results) => reply_all(vec![job], results),
                         Err(err) => {

@@ -169,21 +169,20 @@ pub async fn realtime_stats(
     if user.role != Role::Admin {
         return Err(ApiError::forbidden());
     }
-    use std::sync::atomic::Ordering::Relaxed;
     let s = &state.hub.stats;
     let mut by_role = serde_json::Map::new();
     for role in [Role::Admin, Role::Manager, Role::Employee] {
-        by_role.insert(role.as_str().into(), s.role_slot(role).load(Relaxed).into());
+        by_role.insert(role.as_str().into(), s.role_slot(role).get().into());
     }
     Ok(Json(RealtimeStats {
         clients: s.total_clients(),
         clients_by_role: by_role,
-        events_published: s.events_published.load(Relaxed),
-        frames_sent: s.frames_sent.load(Relaxed),
-        replays: s.replays.load(Relaxed),
-        replayed_events: s.replayed_events.load(Relaxed),
-        lagged: s.lagged.load(Relaxed),
-        lagging_now: s.lagging_now.load(Relaxed),
+        events_published: s.events_published.get(),
+        frames_sent: s.frames_sent.get(),
+        replays: s.replays.get(),
+        replayed_events: s.replayed_events.get(),
+        lagged: s.lagged.get(),
+        lagging_now: s.lagging_now.get().max(0) as usize,
         last_event_id: state.hub.last_id(),
     }))
 }
