@@ -135,6 +135,22 @@ async fn resolve_devices(db: &Db, scope: &Scope, list: &str) -> Result<HashSet<i
         .collect())
 }
 
+/// Counts a stream as lagging for as long as it lives, however the stream ends.
+struct Lagging(prometheus_client::metrics::gauge::Gauge);
+
+impl Lagging {
+    fn start(gauge: &prometheus_client::metrics::gauge::Gauge) -> Lagging {
+        gauge.inc();
+        Lagging(gauge.clone())
+    }
+}
+
+impl Drop for Lagging {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 struct StreamCtx {
     state: AppState,
     filter: Filter,
@@ -145,7 +161,8 @@ struct StreamCtx {
 
 enum Next {
     Send(Bytes),
-    CatchUp,
+    /// Fell behind the channel: send what was already taken, then read the database.
+    CatchUp(Bytes),
     End,
 }
 
@@ -174,6 +191,7 @@ impl StreamCtx {
             }
             let period = this.state.settings.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let shutdown = this.state.shutdown.clone();
             loop {
                 let next = tokio::select! {
@@ -188,9 +206,12 @@ impl StreamCtx {
                         hub.stats.frames_sent.inc();
                         yield Ok(bytes);
                     }
-                    Next::CatchUp => {
+                    Next::CatchUp(pending) => {
+                        if !pending.is_empty() {
+                            yield Ok(pending);
+                        }
                         hub.stats.lagged.inc();
-                        hub.stats.lagging_now.inc();
+                        let _lagging = Lagging::start(&hub.stats.lagging_now);
                         let still_valid = this.still_signed_in().await;
                         let mut failed = !still_valid;
                         while still_valid {
@@ -200,7 +221,6 @@ impl StreamCtx {
                                 Err(()) => { failed = true; break; }
                             }
                         }
-                        hub.stats.lagging_now.dec();
                         if failed {
                             // The browser reconnects and replays from its Last-Event-ID.
                             return;
@@ -227,7 +247,7 @@ impl StreamCtx {
                 Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
                 Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Next::CatchUp,
+                Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.freeze()),
                 Err(RecvError::Closed) => return Next::End,
             }
             if buf.len() >= COALESCE_BYTES {
