@@ -122,6 +122,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Longest a webhook request may take, in seconds (a slow sender is cut off with 408).
+    #[arg(long, env = "SENSORCAST_WEBHOOK_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub webhook_timeout_secs: u64,
+
     /// TS302 protocol variant for gateway devices without their own setting (v1 or v2).
     #[arg(long, env = "SENSORCAST_TS302_VARIANT", default_value = "v1")]
     pub ts302_variant: Variant,

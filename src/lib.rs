@@ -19,7 +19,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use config::ServeArgs;
@@ -37,16 +36,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Slowest a webhook sender may be (a body trickled byte by byte is cut off).
-const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    let ingest = ingest::http::routes().layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        WEBHOOK_TIMEOUT,
-    ));
+    let ingest = ingest::http::routes();
     Router::new()
         .merge(ingest)
         .merge(web::routes(&state))

@@ -22,6 +22,8 @@ pub struct Settings {
     pub keepalive: Duration,
     pub signature_window_s: i64,
     pub max_body_bytes: usize,
+    /// Slowest a webhook request may be (a body trickled byte by byte is cut off with 408).
+    pub webhook_timeout: Duration,
     pub ts302_default: Variant,
     pub report_interval_s: i64,
     pub cookie_secure: bool,
@@ -35,6 +37,7 @@ impl Settings {
             keepalive: Duration::from_secs(args.keepalive_secs),
             signature_window_s: args.signature_window_secs as i64,
             max_body_bytes: args.max_body_bytes,
+            webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
             ts302_default: args.ts302_variant,
             report_interval_s: args.report_interval_secs,
             cookie_secure: args.cookie_secure,

@@ -10,6 +10,29 @@ use serde_json::{json, Value};
 const DEVICE_ID: &str = "1904371063669395457";
 const EUI: &str = "24D124707E040001";
 
+/// Error responses name the problem, never our internals.
+fn assert_no_internal_detail(text: &str) {
+    let lower = text.to_ascii_lowercase();
+    for leak in [
+        "sqlx",
+        "sqlite",
+        "postgres",
+        "select ",
+        "insert ",
+        ".rs:",
+        "panicked",
+        "/work/",
+        "/home/",
+        "/root/",
+        "stack backtrace",
+    ] {
+        assert!(
+            !lower.contains(leak),
+            "error response leaks {leak:?}: {text}"
+        );
+    }
+}
+
 async fn json_of(r: reqwest::Response) -> Value {
     r.json().await.expect("json body")
 }
@@ -167,6 +190,7 @@ async fn bad_mdp_requests_are_refused_and_store_nothing(backend: Backend) {
         assert_eq!(response.status().as_u16(), status, "{what}");
         let body = json_of(response).await;
         assert_eq!(body["error"], code, "{what}: {body}");
+        assert_no_internal_detail(&body.to_string());
         assert!(
             body["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{what}"
@@ -353,6 +377,7 @@ async fn bad_gateway_requests_are_refused_and_store_nothing(backend: Backend) {
         assert_eq!(response.status().as_u16(), status, "{what}");
         let body = json_of(response).await;
         assert_eq!(body["error"], code, "{what}: {body}");
+        assert_no_internal_detail(&body.to_string());
         if what == "truncated frame" {
             assert!(
                 body["message"].as_str().unwrap().contains("offset"),
@@ -472,3 +497,39 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
     assert_eq!(r.status(), 401);
 }
 both_backends!(api_requires_sign_in_and_validates_queries);
+
+#[tokio::test]
+async fn a_body_trickled_byte_by_byte_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut args = test_args();
+    args.webhook_timeout_secs = 1;
+    let app = spawn_or_skip!(Backend::Sqlite, args);
+    let ts = (sensorcast::now_ms() / 1000).to_string();
+    let sig = signature::sign(SECRET.as_bytes(), &ts, "slow");
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/webhooks/milesight HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\
+         x-msc-request-signature: {sig}\r\nx-msc-request-timestamp: {ts}\r\nx-msc-request-nonce: slow\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for b in b"[{\"eventId\":".iter().cycle().take(200) {
+            if tcp.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), trickle).await;
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert_eq!(app.snapshot().await, [0, 0, 0, 0]);
+}

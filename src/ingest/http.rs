@@ -137,7 +137,15 @@ async fn read_json_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(state.settings.webhook_timeout, to_bytes(body, limit));
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The body did not arrive in time.",
+        ));
+    };
+    read.map_err(|e| {
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over {
