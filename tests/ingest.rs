@@ -491,7 +491,7 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
     assert_eq!(json_of(r).await["error"], "not_found");
 
     // Signing out ends API access with that cookie.
-    let r = admin.post(app.url("/logout")).send().await.unwrap();
+    let r = app.logout(&admin).await;
     assert_eq!(r.status(), 303);
     let r = admin.get(app.url("/api/devices")).send().await.unwrap();
     assert_eq!(r.status(), 401);

@@ -40,3 +40,4 @@ pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Resul
 
 include!("queries.rs");
 include!("apply.rs");
+include!("admin_queries.rs");

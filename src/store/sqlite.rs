@@ -18,3 +18,4 @@ async fn announce_events(_conn: &mut Conn) -> sqlx::Result<()> {
 
 include!("queries.rs");
 include!("apply.rs");
+include!("admin_queries.rs");

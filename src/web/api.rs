@@ -114,7 +114,7 @@ pub async fn telemetry(
 }
 
 /// Epoch milliseconds or an RFC 3339 time.
-fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = s.trim().parse::<i64>() {
         return Ok(ms);
     }
@@ -140,6 +140,21 @@ fn parse_limit(s: Option<&str>) -> Result<i64, ApiError> {
             )),
         },
     }
+}
+
+#[derive(Serialize)]
+pub struct Me {
+    email: String,
+    role: Role,
+}
+
+/// Who is signed in: the page script asks when its stream is refused, to tell a sign-out
+/// from a server that is away.
+pub async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
+    Json(Me {
+        email: user.email,
+        role: user.role,
+    })
 }
 
 #[derive(Serialize)]

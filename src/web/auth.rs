@@ -1,16 +1,23 @@
 //! Sign-in, sign-out and the signed-in user extractors.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use askama::Template;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::error::ApiError;
+use super::csrf;
+use super::error::{ApiError, PageError};
+use super::form::FormData;
+use super::layout::{render, Layout};
 use super::password;
+use super::throttle::{client_ip, Key, Throttle};
 use crate::state::AppState;
 use crate::store::sessions::USER_ID_KEY;
 use crate::store::{dispatch, Db, Role, User};
@@ -25,10 +32,7 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, m)| ApiError::internal(m))?;
-    let user_id: Option<i64> = session
-        .get(USER_ID_KEY)
-        .await
-        .map_err(|e| ApiError::internal(e))?;
+    let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(ApiError::internal)?;
     let Some(user_id) = user_id else {
         return Ok(None);
     };
@@ -76,18 +80,33 @@ impl FromRequestParts<AppState> for PageUser {
                     .path_and_query()
                     .map(|p| p.as_str())
                     .unwrap_or("/");
-                let target = format!("/login?next={}", urlencode(next));
+                let target = if next == "/" {
+                    "/login".to_string()
+                } else {
+                    format!("/login?next={}", urlencode(next))
+                };
                 Err(Redirect::to(&target).into_response())
             }
-            Err(e) => Err(e.into_response()),
+            Err(e) => Err(PageError::from(e).into_response()),
         }
+    }
+}
+
+/// Admin pages and forms: anyone else gets a 403 page.
+pub fn require_admin(user: &User) -> Result<(), PageError> {
+    if user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(PageError::forbidden(
+            "This page is for administrators. Your dashboard is one click away.",
+        ))
     }
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),
@@ -102,6 +121,7 @@ pub fn safe_next(next: Option<&str>) -> &str {
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.contains('\\')
+                && !n.chars().any(char::is_control)
                 && !n.starts_with("/login") =>
         {
             n
@@ -113,16 +133,30 @@ pub fn safe_next(next: Option<&str>) -> &str {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    layout: Layout,
     error: Option<&'a str>,
     next: &'a str,
     email: &'a str,
 }
 
-fn render(t: &impl Template, status: StatusCode) -> Response {
-    match t.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
+async fn login_page(
+    session: &Session,
+    status: StatusCode,
+    error: Option<&str>,
+    next: &str,
+    email: &str,
+) -> Response {
+    let layout = match Layout::page(session, "Sign in").await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let page = LoginPage {
+        layout,
+        error,
+        next,
+        email,
+    };
+    (status, render(&page)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -130,57 +164,92 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_form(axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Response {
-    let next = safe_next(q.next.as_deref());
-    render(
-        &LoginPage {
-            error: None,
-            next,
-            email: "",
-        },
+pub async fn login_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    // Already signed in: straight to the dashboard.
+    if let Ok(Some(id)) = session.get::<i64>(USER_ID_KEY).await {
+        if let Ok(Some(_)) = load_user(&state.db, id).await {
+            return Redirect::to(safe_next(q.next.as_deref())).into_response();
+        }
+    }
+    login_page(
+        &session,
         StatusCode::OK,
+        None,
+        safe_next(q.next.as_deref()),
+        "",
     )
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    email: String,
-    password: String,
-    next: Option<String>,
+    .await
 }
 
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    Form(form): Form<LoginForm>,
+    Extension(throttle): Extension<Arc<Throttle>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Extension(form): Extension<FormData>,
 ) -> Response {
-    let email = form.email.trim().to_ascii_lowercase();
-    let next = safe_next(form.next.as_deref()).to_string();
+    let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
+    let next = safe_next(form.get("next")).to_string();
+    let mut keys = vec![Key::Email(email.clone())];
+    keys.extend(client_ip(peer.map(|p| (p.0).0), &headers).map(Key::Ip));
+
+    if let Err(wait) = throttle.check(&keys) {
+        tracing::warn!(email = %email, "sign-in throttled");
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let message = format!("Too many failed sign-ins. Wait {minutes} min before trying again.");
+        let mut response = login_page(
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&message),
+            &next,
+            &email,
+        )
+        .await;
+        if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+
     let row = match dispatch!(&state.db, |pool, q| q::user_by_email(pool, &email).await) {
         Ok(row) => row,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return PageError::from(e).into_response(),
     };
     let active = row.filter(|r| !r.disabled);
     let ok = password::verify(
         active.as_ref().map(|r| r.password_hash.clone()),
-        form.password,
+        form.get("password").unwrap_or("").to_string(),
     )
     .await;
     let Some(user) = active.filter(|_| ok) else {
+        throttle.failed(&keys);
         tracing::info!(email = %email, "failed sign-in");
-        let page = LoginPage {
-            error: Some("Wrong email or password."),
-            next: &next,
-            email: &email,
-        };
-        return render(&page, StatusCode::UNAUTHORIZED);
+        return login_page(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong email or password."),
+            &next,
+            &email,
+        )
+        .await;
     };
-    // A fresh session id at sign-in defeats session fixation.
-    if let Err(e) = session.cycle_id().await {
-        return ApiError::internal(e).into_response();
-    }
-    if let Err(e) = session.insert(USER_ID_KEY, user.id).await {
-        return ApiError::internal(e).into_response();
+    throttle.succeeded(&email);
+    // A fresh session id (against session fixation) and a fresh anti-forgery token.
+    let signed_in = async {
+        session.cycle_id().await.map_err(PageError::internal)?;
+        session
+            .insert(USER_ID_KEY, user.id)
+            .await
+            .map_err(PageError::internal)?;
+        csrf::rotate(&session).await
+    };
+    if let Err(e) = signed_in.await {
+        return e.into_response();
     }
     tracing::info!(user_id = user.id, "signed in");
     Redirect::to(&next).into_response()
@@ -191,27 +260,37 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Response
         crate::realtime::control::end_session(&state, &id.to_string()).await;
     }
     if let Err(e) = session.flush().await {
-        return ApiError::internal(e).into_response();
+        return PageError::internal(e).into_response();
     }
     Redirect::to("/login").into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{safe_next, urlencode};
 
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next(Some("/admin")), "/admin");
+        assert_eq!(safe_next(Some("/devices/1?x=2")), "/devices/1?x=2");
         for bad in [
             "//evil.example",
             "/\\evil",
             "https://evil.example",
             "evil",
             "/login?next=/x",
+            "/\t/evil.example",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn next_is_fully_encoded() {
+        assert_eq!(
+            urlencode("/devices/a b?x=1&y"),
+            "%2Fdevices%2Fa%20b%3Fx%3D1%26y"
+        );
     }
 }

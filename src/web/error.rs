@@ -112,3 +112,88 @@ impl From<crate::store::writer::WriteError> for ApiError {
         }
     }
 }
+
+/// An error on an HTML page: the fitting status, shown as a page a person can act on.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: super::layout::Layout,
+    message: &'a str,
+    status: u16,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            title,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address, or you may not see it.",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Not allowed", message)
+    }
+
+    /// A failure on our side: the detail goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::internal(detail).into()
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        let title = match e.status {
+            StatusCode::NOT_FOUND => return PageError::not_found(),
+            StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "Request refused",
+        };
+        PageError::new(e.status, title, e.message)
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        use askama::Template;
+        let page = ErrorPage {
+            layout: super::layout::Layout::bare(self.title),
+            message: &self.message,
+            status: self.status.as_u16(),
+        };
+        match page.render() {
+            Ok(html) => (self.status, axum::response::Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "error page did not render");
+                (self.status, self.message).into_response()
+            }
+        }
+    }
+}

@@ -1,73 +1,147 @@
-//! Server-rendered pages (askama). Each role's dashboard shows only what that user may see.
+//! The role dashboards (askama). Each shows only the devices the signed-in user may see.
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
 
 use super::auth::PageUser;
-use super::error::ApiError;
+use super::error::PageError;
+use super::layout::{dashboard_path, render, Layout};
+use super::records::AlarmRow;
+use super::view::{self, DeviceView, Stats, DAY_MS};
 use crate::state::AppState;
-use crate::store::{dispatch, DeviceRow, Role, User};
-
-pub fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
-}
+use crate::store::{dispatch, Db, Role, Scope, User};
 
 pub async fn home(PageUser(user): PageUser) -> Redirect {
     Redirect::to(dashboard_path(user.role))
 }
 
-pub fn dashboard_path(role: Role) -> &'static str {
-    match role {
-        Role::Admin => "/admin",
-        Role::Manager => "/manager",
-        Role::Employee => "/employee",
+/// The devices a user may see with their newest values, fleet figures and 24 h chart series.
+pub struct Fleet {
+    pub devices: Vec<DeviceView>,
+    pub stats: Stats,
+    pub chart_json: String,
+}
+
+impl Fleet {
+    pub async fn load(db: &Db, scope: &Scope, with_chart: bool) -> Result<Fleet, PageError> {
+        let now = crate::now_ms();
+        let rows = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
+        let latest = dispatch!(db, |pool, q| q::latest_readings(pool, scope).await)?;
+        let today = view::start_of_day_utc(now);
+        let readings_today = dispatch!(db, |pool, q| q::count_readings_since(pool, scope, today)
+            .await)?;
+        let ids: Vec<(i64, String)> = rows.iter().map(|d| (d.id, d.public_id())).collect();
+        let devices = DeviceView::build(rows, latest);
+        let chart_json = if with_chart && !devices.is_empty() {
+            let since = now - DAY_MS;
+            let bucket = view::bucket_for(DAY_MS);
+            let points = dispatch!(db, |pool, q| q::series(
+                pool, scope, None, since, now, bucket
+            )
+            .await)?;
+            view::chart_json(&devices, &ids, points)
+        } else {
+            "{}".into()
+        };
+        Ok(Fleet {
+            stats: Stats::of(&devices, readings_today),
+            devices,
+            chart_json,
+        })
     }
+}
+
+/// A manager or employee page asked for by someone else: each goes to their own dashboard.
+fn own_dashboard(user: &User, role: Role) -> Option<Response> {
+    (user.role != role).then(|| Redirect::to(dashboard_path(user.role)).into_response())
 }
 
 #[derive(Template)]
-#[template(path = "dashboard.html")]
-struct Dashboard<'a> {
-    user: &'a User,
-    title: &'a str,
-    devices: Vec<DeviceRow>,
-    last_event_id: i64,
+#[template(path = "manager.html")]
+struct ManagerPage {
+    layout: Layout,
+    fleet: Fleet,
+    alarms: Vec<AlarmLine>,
 }
 
-async fn dashboard(state: &AppState, user: &User, role: Role, title: &str) -> Response {
-    if user.role != role {
-        return (
-            StatusCode::FORBIDDEN,
-            Redirect::to(dashboard_path(user.role)),
-        )
-            .into_response();
+pub struct AlarmLine {
+    pub device_id: String,
+    pub device_name: String,
+    pub at_ms: i64,
+    pub text: String,
+    pub values: String,
+}
+
+impl From<AlarmRow> for AlarmLine {
+    fn from(a: AlarmRow) -> Self {
+        AlarmLine {
+            device_id: crate::store::public_device_id(
+                a.milesight_id.as_deref(),
+                a.dev_eui.as_deref(),
+            ),
+            device_name: a.device_name,
+            at_ms: a.measured_ms,
+            text: view::describe_alarms(&a.alarms),
+            values: format!(
+                "{} / {}",
+                view::temp(a.temperature),
+                view::temp(a.temperature2)
+            ),
+        }
     }
-    // Read the last id before the rows: the page then replays anything newer on connect.
+}
+
+pub async fn manager(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+) -> Result<Response, PageError> {
+    if let Some(r) = own_dashboard(&user, Role::Manager) {
+        return Ok(r);
+    }
+    // The id before the rows: the stream then replays anything stored meanwhile.
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
-    match dispatch!(&state.db, |pool, q| q::list_devices(pool, &scope).await) {
-        Ok(devices) => render(&Dashboard {
-            user,
-            title,
-            devices,
-            last_event_id,
-        }),
-        Err(e) => ApiError::from(e).into_response(),
+    let fleet = Fleet::load(&state.db, &scope, true).await?;
+    let since = crate::now_ms() - 7 * DAY_MS;
+    let alarms = dispatch!(&state.db, |pool, q| q::recent_alarms(
+        pool, &scope, since, 20
+    )
+    .await)?;
+    let page = ManagerPage {
+        layout: Layout::signed_in(&user, &session, "My sites")
+            .await?
+            .live(last_event_id),
+        fleet,
+        alarms: alarms.into_iter().map(AlarmLine::from).collect(),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "employee.html")]
+struct EmployeePage {
+    layout: Layout,
+    fleet: Fleet,
+}
+
+pub async fn employee(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+) -> Result<Response, PageError> {
+    if let Some(r) = own_dashboard(&user, Role::Employee) {
+        return Ok(r);
     }
-}
-
-pub async fn admin(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    dashboard(&state, &user, Role::Admin, "Fleet").await
-}
-
-pub async fn manager(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    dashboard(&state, &user, Role::Manager, "My sites").await
-}
-
-pub async fn employee(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    dashboard(&state, &user, Role::Employee, "Devices").await
+    let last_event_id = state.hub.last_id();
+    let fleet = Fleet::load(&state.db, &user.scope(), true).await?;
+    let page = EmployeePage {
+        layout: Layout::signed_in(&user, &session, "Devices")
+            .await?
+            .live(last_event_id),
+        fleet,
+    };
+    Ok(render(&page))
 }

@@ -2,8 +2,6 @@
 //! PostgreSQL, plus a client that talks to it like a Milesight sender and a browser.
 #![allow(dead_code)]
 
-pub mod sse;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -29,8 +27,6 @@ pub struct TestApp {
     pub state: AppState,
     pub client: reqwest::Client,
     pub backend: Backend,
-    /// The database URL, so a second instance can share it.
-    pub database_url: String,
     _dir: Option<tempfile::TempDir>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pg_name: Option<String>,
@@ -133,16 +129,10 @@ impl TestApp {
             state,
             client: browser(),
             backend,
-            database_url: url.to_string(),
             _dir: dir,
             server: Some(server),
             pg_name,
         }
-    }
-
-    /// Another instance on the same database (it does not drop the database when it ends).
-    pub async fn spawn_peer(&self, args: ServeArgs) -> TestApp {
-        Self::start(self.backend, &self.database_url, args, None, None).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -213,19 +203,58 @@ impl TestApp {
             .expect("post gateway")
     }
 
-    /// Signs in with `client` (which keeps the session cookie).
+    /// Signs in with `client` (which keeps the session cookie) through the sign-in form,
+    /// anti-forgery token included.
     pub async fn login_with(
         &self,
         client: &reqwest::Client,
         email: &str,
         password: &str,
     ) -> reqwest::Response {
+        let form = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .expect("login form")
+            .text()
+            .await
+            .expect("login form body");
+        let token = csrf_in(&form).unwrap_or_default();
         client
             .post(self.url("/login"))
-            .form(&[("email", email), ("password", password)])
+            .form(&[("email", email), ("password", password), ("csrf", &token)])
             .send()
             .await
             .expect("login")
+    }
+
+    /// The anti-forgery token of a signed-in `client`, from its dashboard's forms.
+    pub async fn page_csrf(&self, client: &reqwest::Client) -> String {
+        let home = client.get(self.url("/")).send().await.expect("home");
+        let dashboard = home.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .expect("redirect")
+            .to_string();
+        let html = client
+            .get(self.url(&dashboard))
+            .send()
+            .await
+            .expect("dashboard")
+            .text()
+            .await
+            .expect("dashboard body");
+        csrf_in(&html).expect("a page with forms carries a token")
+    }
+
+    /// Signs `client` out through the sign-out form.
+    pub async fn logout(&self, client: &reqwest::Client) -> reqwest::Response {
+        let token = self.page_csrf(client).await;
+        client
+            .post(self.url("/logout"))
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .expect("logout")
     }
 
     /// A new browser signed in as `email`.
@@ -289,6 +318,14 @@ impl Drop for TestApp {
             });
         }
     }
+}
+
+/// The anti-forgery token in a page's forms (`<input type="hidden" name="csrf" value="…">`).
+pub fn csrf_in(html: &str) -> Option<String> {
+    const MARK: &str = "name=\"csrf\" value=\"";
+    let start = html.find(MARK)? + MARK.len();
+    let len = html[start..].find('"')?;
+    Some(html[start..start + len].to_string())
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

@@ -1,0 +1,182 @@
+// SQL of the dashboards and the administration pages, shared by both databases like queries.rs
+// (included by sqlite.rs and postgres.rs). Row types are in `crate::web::records`.
+
+use crate::web::records::*;
+
+const READING_VALUES: &str =
+    "r.measured_ms, r.temperature, r.temperature2, r.humidity, r.humidity2, r.battery, r.alarms";
+
+// ---- dashboards (read side, scoped) ----
+
+/// The newest live reading of every device in scope (one indexed lookup per device).
+pub async fn latest_readings(pool: &Pool<DB>, scope: &Scope) -> sqlx::Result<Vec<LatestReading>> {
+    let sql = format!(
+        "SELECT d.id AS device_id, {READING_VALUES} FROM devices d \
+         JOIN readings r ON r.id = (SELECT r2.id FROM readings r2 WHERE r2.device_id = d.id \
+         AND r2.historical = FALSE ORDER BY r2.measured_ms DESC, r2.id DESC LIMIT 1) WHERE {}",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_as(&sql).fetch_all(pool).await
+}
+
+/// Averages per `bucket_ms` between `since_ms` and `until_ms`, of the devices in scope or of
+/// one device (our own id, an integer, so it can be written into the SQL).
+pub async fn series(
+    pool: &Pool<DB>,
+    scope: &Scope,
+    device_id: Option<i64>,
+    since_ms: i64,
+    until_ms: i64,
+    bucket_ms: i64,
+) -> sqlx::Result<Vec<SeriesPoint>> {
+    let device = device_id.map_or_else(|| "1=1".to_string(), |id| format!("r.device_id = {id}"));
+    let sql = format!(
+        "SELECT r.device_id, (r.measured_ms / $1) * $1 AS bucket_ms, AVG(r.temperature) AS temperature, \
+         AVG(r.temperature2) AS temperature2, AVG(r.humidity) AS humidity \
+         FROM readings r JOIN devices d ON d.id = r.device_id \
+         WHERE r.measured_ms >= $2 AND r.measured_ms <= $3 AND {device} AND {} \
+         GROUP BY r.device_id, (r.measured_ms / $1) * $1 ORDER BY r.device_id, bucket_ms",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_as(&sql)
+        .bind(bucket_ms.max(1))
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_all(pool)
+        .await
+}
+
+/// Readings that carried alarms since `since_ms`, newest first.
+pub async fn recent_alarms(
+    pool: &Pool<DB>,
+    scope: &Scope,
+    since_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<AlarmRow>> {
+    let sql = format!(
+        "SELECT d.name AS device_name, d.milesight_id, d.dev_eui, r.measured_ms, r.temperature, \
+         r.temperature2, r.alarms FROM readings r JOIN devices d ON d.id = r.device_id \
+         WHERE r.alarms IS NOT NULL AND r.measured_ms >= $1 AND {} \
+         ORDER BY r.measured_ms DESC, r.id DESC LIMIT $2",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_as(&sql).bind(since_ms).bind(limit).fetch_all(pool).await
+}
+
+/// The newest stored events in scope, newest first.
+pub async fn recent_events(pool: &Pool<DB>, scope: &Scope, limit: i64) -> sqlx::Result<Vec<EventLogRow>> {
+    let sql = format!(
+        "SELECT e.id, e.json FROM events e JOIN devices d ON d.id = e.device_id WHERE {} \
+         ORDER BY e.id DESC LIMIT $1",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
+}
+
+/// Readings received since `since_ms` (a day's count on the dashboards).
+pub async fn count_readings_since(pool: &Pool<DB>, scope: &Scope, since_ms: i64) -> sqlx::Result<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id \
+         WHERE r.received_ms >= $1 AND {}",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_scalar(&sql).bind(since_ms).fetch_one(pool).await
+}
+
+/// One device's readings in a time range, oldest first (CSV export).
+pub async fn readings_between(
+    pool: &Pool<DB>,
+    device_id: i64,
+    since_ms: i64,
+    until_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<ReadingRow>> {
+    sqlx::query_as(
+        "SELECT id, source, event_type, historical, measured_ms, received_ms, temperature, temperature2, \
+         humidity, humidity2, battery, alarms, '' AS raw FROM readings \
+         WHERE device_id = $1 AND measured_ms >= $2 AND measured_ms <= $3 \
+         ORDER BY measured_ms, id LIMIT $4",
+    )
+    .bind(device_id)
+    .bind(since_ms)
+    .bind(until_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+// ---- webhook health ----
+
+/// The newest accepted deliveries; with `notices_only`, only platform messages and tests.
+pub async fn recent_deliveries(pool: &Pool<DB>, notices_only: bool, limit: i64) -> sqlx::Result<Vec<DeliveryRow>> {
+    let filter = if notices_only {
+        "WHERE event_type IN ('WEBHOOK_TEST', 'SYSTEM_MESSAGES', 'TASK_DATA')"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT source, event_type, received_ms, detail FROM deliveries {filter} \
+         ORDER BY received_ms DESC LIMIT $1"
+    );
+    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
+}
+
+// ---- users and sites (administration) ----
+
+pub async fn list_sites(pool: &Pool<DB>) -> sqlx::Result<Vec<SiteRow>> {
+    sqlx::query_as("SELECT id, name FROM sites ORDER BY name").fetch_all(pool).await
+}
+
+pub async fn list_users(pool: &Pool<DB>) -> sqlx::Result<Vec<UserListRow>> {
+    sqlx::query_as("SELECT id, email, role, disabled FROM users ORDER BY email").fetch_all(pool).await
+}
+
+pub async fn list_user_sites(pool: &Pool<DB>) -> sqlx::Result<Vec<UserSiteRow>> {
+    sqlx::query_as("SELECT user_id, site_id FROM user_sites ORDER BY user_id, site_id")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn set_user_role(conn: &mut Conn, user_id: i64, role: &str) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind(role)
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub async fn clear_user_sites(conn: &mut Conn, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_user_disabled(pool: &Pool<DB>, user_id: i64, disabled: bool) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+        .bind(disabled)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub async fn set_user_password(pool: &Pool<DB>, user_id: i64, password_hash: &str) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Signs a user out everywhere.
+pub async fn delete_user_sessions(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}

@@ -1,0 +1,395 @@
+//! The administrator's page: fleet figures, devices, placing new devices, users, webhook health
+//! and the live event log; and the forms that change them.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::auth::{require_admin, safe_next, PageUser};
+use super::error::PageError;
+use super::form::FormData;
+use super::layout::{render, Layout};
+use super::pages::Fleet;
+use super::records::{DeliveryRow, SiteRow};
+use super::view::{DeviceView, EventLine};
+use crate::ingest::health::HealthSnapshot;
+use crate::state::AppState;
+use crate::store::{dispatch, users, Role, Scope, StoreError};
+
+const FLASH_KEY: &str = "flash";
+
+/// A one-time message shown after a form redirects back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    pub ok: bool,
+    pub text: String,
+}
+
+async fn set_flash(session: &Session, ok: bool, text: impl Into<String>) {
+    let flash = Flash {
+        ok,
+        text: text.into(),
+    };
+    if let Err(e) = session.insert(FLASH_KEY, flash).await {
+        tracing::warn!(error = %e, "could not keep the flash message");
+    }
+}
+
+pub async fn take_flash(session: &Session) -> Option<Flash> {
+    session.remove::<Flash>(FLASH_KEY).await.ok().flatten()
+}
+
+pub struct UserLine {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub disabled: bool,
+    pub site_ids: Vec<i64>,
+    pub site_names: String,
+    pub is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    layout: Layout,
+    flash: Option<Flash>,
+    fleet: Fleet,
+    unassigned: Vec<DeviceView>,
+    clients: usize,
+    sites: Vec<SiteRow>,
+    users: Vec<UserLine>,
+    events: Vec<EventLine>,
+    health: HealthSnapshot,
+    deliveries: Vec<DeliveryRow>,
+    notices: Vec<DeliveryRow>,
+}
+
+impl AdminPage {
+    fn has_site(&self, u: &UserLine, site: &i64) -> bool {
+        u.site_ids.contains(site)
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    let last_event_id = state.hub.last_id();
+    let db = &state.db;
+    let fleet = Fleet::load(db, &Scope::All, false).await?;
+    let sites = dispatch!(db, |pool, q| q::list_sites(pool).await)?;
+    let events = dispatch!(db, |pool, q| q::recent_events(pool, &Scope::All, 30).await)?;
+    let deliveries = dispatch!(db, |pool, q| q::recent_deliveries(pool, false, 8).await)?;
+    let notices = dispatch!(db, |pool, q| q::recent_deliveries(pool, true, 8).await)?;
+    let users = user_lines(&state, &sites, user.id).await?;
+    let page = AdminPage {
+        layout: Layout::signed_in(&user, &session, "Fleet")
+            .await?
+            .live(last_event_id),
+        flash: take_flash(&session).await,
+        unassigned: fleet
+            .devices
+            .iter()
+            .filter(|d| d.site_id.is_none())
+            .cloned()
+            .collect(),
+        fleet,
+        clients: state.hub.stats.total_clients(),
+        sites,
+        users,
+        events: events
+            .iter()
+            .filter_map(|e| EventLine::parse(e.id, &e.json))
+            .collect(),
+        health: state.health.snapshot(),
+        deliveries,
+        notices,
+    };
+    Ok(render(&page))
+}
+
+async fn user_lines(
+    state: &AppState,
+    sites: &[SiteRow],
+    me: i64,
+) -> Result<Vec<UserLine>, PageError> {
+    let rows = dispatch!(&state.db, |pool, q| q::list_users(pool).await)?;
+    let links = dispatch!(&state.db, |pool, q| q::list_user_sites(pool).await)?;
+    let names: HashMap<i64, &str> = sites.iter().map(|s| (s.id, s.name.as_str())).collect();
+    let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
+    for l in links {
+        by_user.entry(l.user_id).or_default().push(l.site_id);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|u| {
+            let site_ids = by_user.remove(&u.id).unwrap_or_default();
+            let site_names = site_ids
+                .iter()
+                .filter_map(|id| names.get(id).copied())
+                .collect::<Vec<_>>()
+                .join(", ");
+            UserLine {
+                is_me: u.id == me,
+                id: u.id,
+                email: u.email,
+                role: u.role,
+                disabled: u.disabled,
+                site_ids,
+                site_names,
+            }
+        })
+        .collect())
+}
+
+/// Where a form returns to: its own `return` field when local, else the admin page.
+fn back(form: &FormData, anchor: &str) -> Redirect {
+    match form.get("return") {
+        Some(r) if safe_next(Some(r)) != "/" => Redirect::to(r),
+        _ => Redirect::to(&format!("/admin#{anchor}")),
+    }
+}
+
+/// Site ids ticked in a form plus a newly named site (created on first use).
+async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<i64>, PageError> {
+    let known = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
+    let mut ids: Vec<i64> = form
+        .all("site")
+        .filter_map(|s| s.parse().ok())
+        .filter(|id| known.iter().any(|k| k.id == *id))
+        .collect();
+    if let Some(name) = form.text("new_site") {
+        let name = clip(name, 80);
+        let now = crate::now_ms();
+        let id = dispatch!(&state.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let id = q::site_get_or_create(&mut tx, &name, now).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(id)
+        })?;
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// `POST /admin/devices/{deviceId}/site`: place a device into a site (or take it out).
+pub async fn assign_device(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Path(device_id): Path<String>,
+    Extension(form): Extension<FormData>,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
+        pool,
+        &device_id,
+        &Scope::All
+    )
+    .await)?
+    .ok_or_else(PageError::not_found)?;
+    let new_name = form.text("new_site").map(|n| clip(n, 80));
+    let site_id: Option<i64> = form.text("site").and_then(|s| s.parse().ok());
+    let message = match (new_name, site_id) {
+        (Some(name), _) => {
+            users::assign_device(&state.db, &device_id, &name).await?;
+            format!("{} is now in {name}.", device.name)
+        }
+        (None, Some(site_id)) => {
+            let sites = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
+            let site = sites
+                .into_iter()
+                .find(|s| s.id == site_id)
+                .ok_or_else(PageError::not_found)?;
+            users::assign_device(&state.db, &device_id, &site.name).await?;
+            format!("{} is now in {}.", device.name, site.name)
+        }
+        (None, None) if form.get("site") == Some("none") => {
+            dispatch!(&state.db, |pool, q| {
+                let mut tx = q::begin(pool).await?;
+                q::assign_device(&mut tx, device.id, None).await?;
+                tx.commit().await
+            })?;
+            format!("{} is no longer in a site.", device.name)
+        }
+        (None, None) => {
+            set_flash(&session, false, "Choose a site or name a new one.").await;
+            return Ok(back(&form, "unassigned").into_response());
+        }
+    };
+    tracing::info!(admin = user.id, device = %device_id, "device placed");
+    set_flash(&session, true, message).await;
+    Ok(back(&form, "unassigned").into_response())
+}
+
+/// `POST /admin/users`: a new user with a role and sites.
+pub async fn create_user(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Extension(form): Extension<FormData>,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    let email = form.text("email").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    let Some(role) = form.get("role").and_then(Role::parse) else {
+        set_flash(&session, false, "Choose a role.").await;
+        return Ok(back(&form, "users").into_response());
+    };
+    let site_ids = chosen_sites(&state, &form).await?;
+    let sites = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
+    let names: Vec<String> = sites
+        .into_iter()
+        .filter(|s| site_ids.contains(&s.id))
+        .map(|s| s.name)
+        .collect();
+    match users::create_user(&state.db, email, password, role, &names).await {
+        Ok(id) => {
+            tracing::info!(admin = user.id, user = id, "user created");
+            set_flash(
+                &session,
+                true,
+                format!("Created {email} ({}).", role.as_str()),
+            )
+            .await;
+        }
+        Err(StoreError::Invalid(why)) => set_flash(&session, false, capitalize(&why)).await,
+        Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            set_flash(&session, false, format!("{email} already has an account.")).await
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(back(&form, "users").into_response())
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// `POST /admin/users/{id}`: role, sites and optionally a new password.
+pub async fn update_user(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Path(id): Path<i64>,
+    Extension(form): Extension<FormData>,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    let Some(role) = form.get("role").and_then(Role::parse) else {
+        set_flash(&session, false, "Choose a role.").await;
+        return Ok(back(&form, "users").into_response());
+    };
+    if id == user.id && role != Role::Admin {
+        set_flash(
+            &session,
+            false,
+            "You cannot take away your own admin role; ask another admin.",
+        )
+        .await;
+        return Ok(back(&form, "users").into_response());
+    }
+    let target = dispatch!(&state.db, |pool, q| q::user_by_id(pool, id).await)?
+        .ok_or_else(PageError::not_found)?;
+    let password = form.get("password").unwrap_or("");
+    let hash = if password.is_empty() {
+        None
+    } else if password.chars().count() < 8 {
+        set_flash(
+            &session,
+            false,
+            "The new password needs at least 8 characters.",
+        )
+        .await;
+        return Ok(back(&form, "users").into_response());
+    } else {
+        Some(
+            super::password::hash(password.to_string())
+                .await
+                .map_err(PageError::internal)?,
+        )
+    };
+    let site_ids = chosen_sites(&state, &form).await?;
+    dispatch!(&state.db, |pool, q| {
+        let mut tx = q::begin(pool).await?;
+        q::set_user_role(&mut tx, id, role.as_str()).await?;
+        q::clear_user_sites(&mut tx, id).await?;
+        for site in &site_ids {
+            q::add_user_site(&mut tx, id, *site).await?;
+        }
+        tx.commit().await?;
+        if let Some(h) = &hash {
+            q::set_user_password(pool, id, h).await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    })?;
+    // Open streams were scoped at connect: end them so they reconnect with the new scope.
+    crate::realtime::control::end_user(&state, id).await;
+    tracing::info!(admin = user.id, user = id, "user updated");
+    set_flash(&session, true, format!("Saved {}.", target.email)).await;
+    Ok(back(&form, "users").into_response())
+}
+
+/// `POST /admin/users/{id}/disable` and `/enable`.
+pub async fn set_disabled(
+    state: &AppState,
+    admin: i64,
+    session: &Session,
+    id: i64,
+    disabled: bool,
+) -> Result<Response, PageError> {
+    if id == admin && disabled {
+        set_flash(session, false, "You cannot disable your own account.").await;
+        return Ok(Redirect::to("/admin#users").into_response());
+    }
+    let target = dispatch!(&state.db, |pool, q| q::user_by_id(pool, id).await)?
+        .ok_or_else(PageError::not_found)?;
+    dispatch!(&state.db, |pool, q| q::set_user_disabled(
+        pool, id, disabled
+    )
+    .await)?;
+    if disabled {
+        dispatch!(&state.db, |pool, q| q::delete_user_sessions(pool, id).await)?;
+        crate::realtime::control::end_user(state, id).await;
+    }
+    tracing::info!(admin, user = id, disabled, "user access changed");
+    let verb = if disabled { "Disabled" } else { "Enabled" };
+    set_flash(session, true, format!("{verb} {}.", target.email)).await;
+    Ok(Redirect::to("/admin#users").into_response())
+}
+
+pub async fn disable_user(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    set_disabled(&state, user.id, &session, id, true).await
+}
+
+pub async fn enable_user(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    require_admin(&user)?;
+    set_disabled(&state, user.id, &session, id, false).await
+}

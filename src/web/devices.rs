@@ -1,0 +1,287 @@
+//! One device: history chart, recent readings, and CSV export of a time range. Scoped: a
+//! device outside the user's sites is "not found", exactly like one that does not exist.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use time::macros::format_description;
+use time::{Date, PrimitiveDateTime};
+use tower_sessions::Session;
+
+use super::auth::PageUser;
+use super::error::PageError;
+use super::layout::{render, Layout};
+use super::records::SiteRow;
+use super::view::{self, DeviceView, DAY_MS};
+use crate::state::AppState;
+use crate::store::{dispatch, DeviceRow, ReadingRow, Role, TelemetryQuery, User};
+
+/// Most rows in one CSV file.
+pub const EXPORT_MAX_ROWS: i64 = 100_000;
+const RECENT_ROWS: i64 = 50;
+
+const RANGES: [(&str, &str, i64); 3] = [
+    ("24h", "24 hours", DAY_MS),
+    ("7d", "7 days", 7 * DAY_MS),
+    ("30d", "30 days", 30 * DAY_MS),
+];
+
+async fn find(state: &AppState, user: &User, device_id: &str) -> Result<DeviceRow, PageError> {
+    let scope = user.scope();
+    dispatch!(&state.db, |pool, q| q::device_by_public_id(
+        pool, device_id, &scope
+    )
+    .await)?
+    .ok_or_else(PageError::not_found)
+}
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    range: Option<String>,
+}
+
+pub struct ReadingLine {
+    pub at_ms: i64,
+    pub t1: String,
+    pub t2: String,
+    pub humidity: String,
+    pub battery: String,
+    pub alarm: Option<String>,
+    pub historical: bool,
+}
+
+impl From<ReadingRow> for ReadingLine {
+    fn from(r: ReadingRow) -> Self {
+        ReadingLine {
+            at_ms: r.measured_ms,
+            t1: view::temp(r.temperature),
+            t2: view::temp(r.temperature2),
+            humidity: view::percent(r.humidity.or(r.humidity2)),
+            battery: view::battery(r.battery),
+            alarm: r.alarms.as_deref().map(view::describe_alarms),
+            historical: r.historical,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage {
+    layout: Layout,
+    device: DeviceView,
+    range_label: &'static str,
+    span_ms: i64,
+    /// Range links: key and whether it is the one shown.
+    ranges: Vec<(&'static str, bool)>,
+    chart_json: String,
+    readings: Vec<ReadingLine>,
+    /// Sites to place the device into (admins only).
+    sites: Option<Vec<SiteRow>>,
+    export_max: i64,
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    Path(device_id): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> Result<Response, PageError> {
+    let last_event_id = state.hub.last_id();
+    let row = find(&state, &user, &device_id).await?;
+    let (range, range_label, span_ms) = RANGES
+        .into_iter()
+        .find(|(key, _, _)| Some(*key) == q.range.as_deref())
+        .unwrap_or(RANGES[0]);
+    let now = crate::now_ms();
+    let db = &state.db;
+    let id = row.id;
+    let scope = user.scope();
+    let points = dispatch!(db, |pool, q| q::series(
+        pool,
+        &scope,
+        Some(id),
+        now - span_ms,
+        now,
+        view::bucket_for(span_ms)
+    )
+    .await)?;
+    let recent_query = TelemetryQuery {
+        since_ms: None,
+        until_ms: None,
+        limit: RECENT_ROWS,
+    };
+    let recent = dispatch!(db, |pool, q| q::telemetry(pool, id, recent_query).await)?;
+    let latest = dispatch!(db, |pool, q| q::latest_readings(pool, &scope).await)?
+        .into_iter()
+        .filter(|r| r.device_id == id)
+        .collect();
+    let sites = if user.role == Role::Admin {
+        Some(dispatch!(db, |pool, q| q::list_sites(pool).await)?)
+    } else {
+        None
+    };
+    let ids = [(id, row.public_id())];
+    let devices = DeviceView::build(vec![row], latest);
+    let chart_json = view::chart_json(&devices, &ids, points);
+    let device = devices
+        .into_iter()
+        .next()
+        .ok_or_else(PageError::not_found)?;
+    let page = DevicePage {
+        layout: Layout::signed_in(&user, &session, &device.name)
+            .await?
+            .live(last_event_id),
+        device,
+        range_label,
+        span_ms,
+        ranges: RANGES.iter().map(|r| (r.0, r.0 == range)).collect(),
+        chart_json,
+        readings: recent.into_iter().map(ReadingLine::from).collect(),
+        sites,
+        export_max: EXPORT_MAX_ROWS,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// A bound of the export range: epoch ms, RFC 3339, or (as UTC) `YYYY-MM-DD` or a
+/// `datetime-local` value `YYYY-MM-DDTHH:MM[:SS]`. Empty means open-ended.
+fn bound(name: &str, value: Option<&str>) -> Result<Option<i64>, PageError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(ms) = super::api::parse_time(name, v) {
+        return Ok(Some(ms));
+    }
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let day = format_description!("[year]-[month]-[day]");
+    PrimitiveDateTime::parse(v, &minutes)
+        .or_else(|_| PrimitiveDateTime::parse(v, &seconds))
+        .or_else(|_| Date::parse(v, &day).map(|d| d.midnight()))
+        .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        .map(Some)
+        .map_err(|_| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid time range",
+                format!("{name} must be a date and time, e.g. 2025-01-31T08:00."),
+            )
+        })
+}
+
+pub async fn export_csv(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Path(device_id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, PageError> {
+    let device = find(&state, &user, &device_id).await?;
+    let since = bound("since", q.since.as_deref())?;
+    let until = bound("until", q.until.as_deref())?;
+    let id = device.id;
+    let rows = dispatch!(&state.db, |pool, q| q::readings_between(
+        pool,
+        id,
+        since.unwrap_or(i64::MIN),
+        until.unwrap_or(i64::MAX),
+        EXPORT_MAX_ROWS
+    )
+    .await)?;
+    let public = device.public_id();
+    let filename: String = public
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let disposition = format!("attachment; filename=\"sensorcast-{filename}.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        csv(&public, &device.name, &rows),
+    )
+        .into_response())
+}
+
+const CSV_HEADER: &str = "device_id,device_name,measured_at,measured_at_ms,received_at,temperature,temperature2,humidity,humidity2,battery,historical,event_type,source,alarms\r\n";
+
+fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
+    let mut out = String::with_capacity(CSV_HEADER.len() + rows.len() * 120);
+    out.push_str(CSV_HEADER);
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in rows {
+        let fields = [
+            field(device_id),
+            field(name),
+            view::iso(r.measured_ms),
+            r.measured_ms.to_string(),
+            view::iso(r.received_ms),
+            num(r.temperature),
+            num(r.temperature2),
+            num(r.humidity),
+            num(r.humidity2),
+            r.battery.map(|b| b.to_string()).unwrap_or_default(),
+            r.historical.to_string(),
+            field(&r.event_type),
+            field(&r.source),
+            field(r.alarms.as_deref().unwrap_or("")),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// A text field: quoted when needed, and never read as a formula by a spreadsheet.
+fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=cmd()"), "'=cmd()");
+        assert_eq!(field(r#"{"a":1,"b":2}"#), r#""{""a"":1,""b"":2}""#);
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(bound("since", None).unwrap(), None);
+        assert_eq!(bound("since", Some(" ")).unwrap(), None);
+        assert_eq!(bound("since", Some("1000")).unwrap(), Some(1000));
+        assert_eq!(
+            bound("since", Some("2025-01-01")).unwrap(),
+            Some(1_735_689_600_000)
+        );
+        assert_eq!(
+            bound("since", Some("2025-01-01T01:00")).unwrap(),
+            Some(1_735_693_200_000)
+        );
+        assert!(bound("since", Some("soon")).is_err());
+    }
+}

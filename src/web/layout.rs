@@ -1,0 +1,91 @@
+//! The shared page frame (templates/base.html): title, navigation, sign-out form, live indicator.
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+use tower_sessions::Session;
+
+use super::csrf;
+use super::error::PageError;
+use crate::store::{Role, User};
+
+pub struct NavUser {
+    pub email: String,
+    pub role: &'static str,
+    pub home: &'static str,
+    pub home_label: &'static str,
+}
+
+pub struct Layout {
+    pub title: String,
+    pub user: Option<NavUser>,
+    /// Anti-forgery token for the forms of the page (sign-out included).
+    pub csrf: String,
+    /// Set on live pages: the event id the page was rendered at, where the stream starts.
+    pub live_from: Option<i64>,
+    pub asset: &'static str,
+}
+
+pub fn dashboard_path(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "/admin",
+        Role::Manager => "/manager",
+        Role::Employee => "/employee",
+    }
+}
+
+impl Layout {
+    /// For pages without a signed-in frame (errors).
+    pub fn bare(title: &str) -> Layout {
+        Layout {
+            title: title.to_string(),
+            user: None,
+            csrf: String::new(),
+            live_from: None,
+            asset: super::asset_version(),
+        }
+    }
+
+    pub async fn page(session: &Session, title: &str) -> Result<Layout, PageError> {
+        Ok(Layout {
+            csrf: csrf::token(session).await?,
+            ..Layout::bare(title)
+        })
+    }
+
+    pub async fn signed_in(
+        user: &User,
+        session: &Session,
+        title: &str,
+    ) -> Result<Layout, PageError> {
+        let mut layout = Layout::page(session, title).await?;
+        layout.user = Some(NavUser {
+            email: user.email.clone(),
+            role: user.role.as_str(),
+            home: dashboard_path(user.role),
+            home_label: match user.role {
+                Role::Admin => "Fleet",
+                Role::Manager => "My sites",
+                Role::Employee => "Devices",
+            },
+        });
+        Ok(layout)
+    }
+
+    /// The signed-in user's dashboard.
+    pub fn home(&self) -> &'static str {
+        self.user.as_ref().map_or("/", |u| u.home)
+    }
+
+    pub fn live(mut self, last_event_id: i64) -> Layout {
+        self.live_from = Some(last_event_id);
+        self
+    }
+}
+
+/// Renders a page template, or a friendly error page if rendering fails.
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => PageError::internal(e).into_response(),
+    }
+}

@@ -1,0 +1,75 @@
+//! Rows the dashboard and administration queries (`store/admin_queries.rs`) return. They live
+//! outside that file because it is compiled once per database and both must share one type.
+
+use sqlx::FromRow;
+
+/// The newest live (not historical) reading of a device.
+#[derive(Debug, Clone, FromRow)]
+pub struct LatestReading {
+    pub device_id: i64,
+    pub measured_ms: i64,
+    pub temperature: Option<f64>,
+    pub temperature2: Option<f64>,
+    pub humidity: Option<f64>,
+    pub humidity2: Option<f64>,
+    pub battery: Option<i64>,
+    pub alarms: Option<String>,
+}
+
+/// Averages over one time bucket, for charts.
+#[derive(Debug, Clone, FromRow)]
+pub struct SeriesPoint {
+    pub device_id: i64,
+    pub bucket_ms: i64,
+    pub temperature: Option<f64>,
+    pub temperature2: Option<f64>,
+    pub humidity: Option<f64>,
+}
+
+/// A reading that carried alarms, with its device.
+#[derive(Debug, Clone, FromRow)]
+pub struct AlarmRow {
+    pub device_name: String,
+    pub milesight_id: Option<String>,
+    pub dev_eui: Option<String>,
+    pub measured_ms: i64,
+    pub temperature: Option<f64>,
+    pub temperature2: Option<f64>,
+    pub alarms: String,
+}
+
+/// One stored event, as sent on the stream.
+#[derive(Debug, Clone, FromRow)]
+pub struct EventLogRow {
+    pub id: i64,
+    pub json: String,
+}
+
+/// One accepted webhook delivery.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeliveryRow {
+    pub source: String,
+    pub event_type: String,
+    pub received_ms: i64,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserListRow {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserSiteRow {
+    pub user_id: i64,
+    pub site_id: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SiteRow {
+    pub id: i64,
+    pub name: String,
+}

@@ -1,0 +1,368 @@
+//! What templates show: devices with their newest values, chart series, event lines, and the
+//! formatting of numbers and times. static/realtime.js formats live updates the same way.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::records::{LatestReading, SeriesPoint};
+use crate::store::DeviceRow;
+
+pub const DAY_MS: i64 = 24 * 3_600_000;
+
+pub fn temp(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.1} °C"))
+}
+
+pub fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.0} %"))
+}
+
+pub fn battery(v: Option<i64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v} %"))
+}
+
+fn datetime(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// Epoch milliseconds, however many references deep a template holds them.
+pub trait Millis {
+    fn millis(&self) -> i64;
+}
+
+impl Millis for i64 {
+    fn millis(&self) -> i64 {
+        *self
+    }
+}
+
+impl<T: Millis + ?Sized> Millis for &T {
+    fn millis(&self) -> i64 {
+        (**self).millis()
+    }
+}
+
+/// For templates: `<time>` attribute and text of a moment.
+pub fn iso_of(ms: impl Millis) -> String {
+    iso(ms.millis())
+}
+
+pub fn utc_of(ms: impl Millis) -> String {
+    utc(ms.millis())
+}
+
+/// Machine-readable time for `<time datetime>` and CSV.
+pub fn iso(ms: i64) -> String {
+    datetime(ms)
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Readable UTC time; the script rewrites it in the browser's time zone.
+pub fn utc(ms: i64) -> String {
+    datetime(ms)
+        .map(|t| {
+            format!(
+                "{}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+pub fn start_of_day_utc(now_ms: i64) -> i64 {
+    now_ms - now_ms.rem_euclid(DAY_MS)
+}
+
+/// JSON safe inside `<script type="application/json">`: nothing in it can close the element.
+pub fn script_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|_| "null".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// Alarms as stored (an MDP payload's alarm keys, or decoded TS302 alarms) in words.
+pub fn describe_alarms(json: &str) -> String {
+    match serde_json::from_str::<Value>(json) {
+        Ok(v) => describe_alarm_value(&v),
+        Err(_) => json.to_string(),
+    }
+}
+
+fn describe_alarm_value(alarms: &Value) -> String {
+    let words = |s: &str| s.replace('_', " ");
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), words);
+    match alarms {
+        Value::Array(items) => items
+            .iter()
+            .map(|a| {
+                format!(
+                    "Probe {} {}: {}",
+                    a["channel"],
+                    text(&a["quantity"]),
+                    text(&a["kind"])
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{}: {}", words(k), text(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => text(other),
+    }
+}
+
+/// A device card or table row.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: String,
+    pub model: String,
+    pub site: Option<String>,
+    pub site_id: Option<i64>,
+    pub online: bool,
+    pub last_seen_ms: Option<i64>,
+    pub last: Option<LatestReading>,
+}
+
+impl DeviceView {
+    pub fn build(devices: Vec<DeviceRow>, latest: Vec<LatestReading>) -> Vec<DeviceView> {
+        let mut latest: HashMap<i64, LatestReading> =
+            latest.into_iter().map(|r| (r.device_id, r)).collect();
+        devices
+            .into_iter()
+            .map(|d| DeviceView {
+                id: d.public_id(),
+                online: d.status == "ONLINE",
+                last: latest.remove(&d.id),
+                name: d.name,
+                model: d.model,
+                site: d.site_name,
+                site_id: d.site_id,
+                last_seen_ms: d.last_seen_ms,
+            })
+            .collect()
+    }
+
+    pub fn in_site(&self, site: &i64) -> bool {
+        self.site_id == Some(*site)
+    }
+
+    pub fn status(&self) -> &'static str {
+        if self.online {
+            "ONLINE"
+        } else {
+            "OFFLINE"
+        }
+    }
+
+    pub fn t1(&self) -> String {
+        temp(self.last.as_ref().and_then(|r| r.temperature))
+    }
+
+    pub fn t2(&self) -> String {
+        temp(self.last.as_ref().and_then(|r| r.temperature2))
+    }
+
+    pub fn humidity(&self) -> Option<String> {
+        let r = self.last.as_ref()?;
+        r.humidity.or(r.humidity2).map(|h| percent(Some(h)))
+    }
+
+    pub fn battery(&self) -> String {
+        battery(self.last.as_ref().and_then(|r| r.battery))
+    }
+
+    pub fn battery_low(&self) -> bool {
+        self.last
+            .as_ref()
+            .and_then(|r| r.battery)
+            .is_some_and(|b| b < 20)
+    }
+
+    pub fn updated_ms(&self) -> Option<i64> {
+        self.last
+            .as_ref()
+            .map(|r| r.measured_ms)
+            .or(self.last_seen_ms)
+    }
+
+    pub fn alarm(&self) -> Option<String> {
+        let a = self.last.as_ref()?.alarms.as_deref()?;
+        Some(describe_alarms(a))
+    }
+}
+
+/// Fleet figures at the top of a dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub devices: usize,
+    pub online: usize,
+    pub offline: usize,
+    pub readings_today: i64,
+}
+
+impl Stats {
+    pub fn of(devices: &[DeviceView], readings_today: i64) -> Stats {
+        let online = devices.iter().filter(|d| d.online).count();
+        Stats {
+            devices: devices.len(),
+            online,
+            offline: devices.len() - online,
+            readings_today,
+        }
+    }
+}
+
+/// Chart series per public device id, in columns: times, probe 1, probe 2, humidity.
+#[derive(Debug, Default, Serialize)]
+pub struct Series {
+    t: Vec<i64>,
+    a: Vec<Option<f64>>,
+    b: Vec<Option<f64>>,
+    h: Vec<Option<f64>>,
+}
+
+pub fn chart_json(
+    devices: &[DeviceView],
+    ids: &[(i64, String)],
+    points: Vec<SeriesPoint>,
+) -> String {
+    let public: HashMap<i64, &str> = ids.iter().map(|(id, p)| (*id, p.as_str())).collect();
+    let mut out: BTreeMap<&str, Series> = devices
+        .iter()
+        .map(|d| (d.id.as_str(), Series::default()))
+        .collect();
+    let round = |v: Option<f64>| v.map(|v| (v * 100.0).round() / 100.0);
+    for p in points {
+        let Some(s) = public.get(&p.device_id).and_then(|id| out.get_mut(id)) else {
+            continue;
+        };
+        s.t.push(p.bucket_ms);
+        s.a.push(round(p.temperature));
+        s.b.push(round(p.temperature2));
+        s.h.push(round(p.humidity));
+    }
+    script_json(&out)
+}
+
+/// Bucket width that keeps a chart near 300 points.
+pub fn bucket_for(span_ms: i64) -> i64 {
+    (span_ms / 300).max(60_000)
+}
+
+/// One line of the live event log.
+#[derive(Debug, Clone)]
+pub struct EventLine {
+    pub id: i64,
+    pub kind: String,
+    pub label: &'static str,
+    pub device_id: String,
+    pub device_name: String,
+    pub summary: String,
+    pub at_ms: i64,
+    pub alarm: bool,
+}
+
+impl EventLine {
+    /// From the stored SSE JSON; `None` if it is not an event the log shows.
+    pub fn parse(id: i64, json: &str) -> Option<EventLine> {
+        let v: Value = serde_json::from_str(json).ok()?;
+        let d = &v["data"];
+        let kind = v["type"].as_str()?.to_string();
+        let num = |k: &str| d[k].as_f64();
+        let (label, summary) = match kind.as_str() {
+            "new_telemetry" => {
+                let mut parts = vec![format!(
+                    "{} / {}",
+                    temp(num("temperature")),
+                    temp(num("temperature2"))
+                )];
+                if let Some(h) = num("humidity") {
+                    parts.push(format!("RH {}", percent(Some(h))));
+                }
+                if let Some(b) = d["battery"].as_i64() {
+                    parts.push(format!("battery {b} %"));
+                }
+                if d["historical"].as_bool() == Some(true) {
+                    parts.push("(history)".into());
+                }
+                if let Some(a) = d.get("alarms").filter(|a| !a.is_null()) {
+                    parts.push(describe_alarm_value(a));
+                }
+                ("Reading", parts.join(" · "))
+            }
+            "device_status_changed" => ("Status", d["status"].as_str().unwrap_or("").into()),
+            "new_device" => ("New device", d["model"].as_str().unwrap_or("").into()),
+            _ => return None,
+        };
+        Some(EventLine {
+            id,
+            label,
+            device_id: d["deviceId"].as_str().unwrap_or("").into(),
+            device_name: d["deviceName"].as_str().unwrap_or("").into(),
+            summary,
+            at_ms: v["timestamp"].as_i64().unwrap_or(0),
+            alarm: d.get("alarms").is_some_and(|a| !a.is_null()),
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_element() {
+        let s = script_json(&serde_json::json!({"n": "</script><b>&"}));
+        assert!(!s.contains('<') && !s.contains('>') && !s.contains('&'));
+        let back: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back["n"], "</script><b>&");
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(temp(Some(-18.44)), "-18.4 °C");
+        assert_eq!(temp(None), "–");
+        assert_eq!(utc(1_763_007_319_000), "2025-11-13 04:15:19 UTC");
+        assert_eq!(iso(1_763_007_319_000), "2025-11-13T04:15:19Z");
+        assert_eq!(start_of_day_utc(1_763_007_319_000), 1_762_992_000_000);
+        assert_eq!(
+            describe_alarms(r#"{"temperature_chn1_alarm":"threshold_alarm"}"#),
+            "temperature chn1 alarm: threshold alarm"
+        );
+        assert_eq!(
+            describe_alarms(r#"[{"channel":2,"quantity":"temperature","kind":"mutation_alarm"}]"#),
+            "Probe 2 temperature: mutation alarm"
+        );
+    }
+
+    #[test]
+    fn event_lines() {
+        let l = EventLine::parse(
+            7,
+            r#"{"type":"new_telemetry","timestamp":5,"data":{"deviceId":"d1","deviceName":"<b>","temperature":-18.5,"temperature2":4,"battery":93,"alarms":{"x_alarm":"y"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.summary, "-18.5 °C / 4.0 °C · battery 93 % · x alarm: y");
+        assert_eq!(l.device_name, "<b>");
+        assert!(l.alarm);
+        assert!(EventLine::parse(1, r#"{"type":"keepalive","timestamp":1}"#).is_none());
+    }
+}
