@@ -755,7 +755,7 @@ async fn sign_out_ends_the_sessions_streams(backend: Backend) {
     let mut mine_too = open(&app, &admin, "?devices=nothing", None).await;
     let mut other = open(&app, &other_browser, "", None).await;
 
-    let r = admin.post(app.url("/logout")).send().await.unwrap();
+    let r = app.logout(&admin).await;
     assert_eq!(r.status(), 303);
     mine.expect_end(Duration::from_secs(1)).await;
     mine_too.expect_end(Duration::from_secs(1)).await;
