@@ -2,6 +2,8 @@
 //! PostgreSQL, plus a client that talks to it like a Milesight sender and a browser.
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct TestApp {
     pub state: AppState,
     pub client: reqwest::Client,
     pub backend: Backend,
+    /// The database URL, so a second instance can share it.
+    pub database_url: String,
     _dir: Option<tempfile::TempDir>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pg_name: Option<String>,
@@ -129,10 +133,16 @@ impl TestApp {
             state,
             client: browser(),
             backend,
+            database_url: url.to_string(),
             _dir: dir,
             server: Some(server),
             pg_name,
         }
+    }
+
+    /// Another instance on the same database (it does not drop the database when it ends).
+    pub async fn spawn_peer(&self, args: ServeArgs) -> TestApp {
+        Self::start(self.backend, &self.database_url, args, None, None).await
     }
 
     pub fn url(&self, path: &str) -> String {
