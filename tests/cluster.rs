@@ -73,7 +73,7 @@ async fn signing_out_on_one_instance_ends_streams_on_all() {
     };
     let admin = a.admin().await;
     let mut on_b = open(&b, &admin, None).await;
-    let r = admin.post(a.url("/logout")).send().await.unwrap();
+    let r = a.logout(&admin).await;
     assert!(r.status().is_redirection());
     on_b.expect_end(Duration::from_secs(2)).await;
 }
