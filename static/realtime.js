@@ -24,10 +24,16 @@
     if (a && typeof a === "object") {
       return Object.keys(a).map(function (k) {
         var v = a[k];
-        return words(k) + ": " + (typeof v === "string" ? words(v) : JSON.stringify(v));
+        return alarmKey(k) + ": " + (typeof v === "string" ? words(v) : JSON.stringify(v));
       }).join("; ");
     }
     return String(a);
+  }
+  // temperature_chn1_alarm (or _left_, _1_) → "Probe 1 temperature", as the server writes it.
+  function alarmKey(k) {
+    var m = /^([a-z]+)_(chn1|left|1|chn2|right|2)(_alarm)?$/.exec(k);
+    if (!m) return words(k);
+    return "Probe " + (/1|left/.test(m[2]) ? 1 : 2) + " " + m[1];
   }
   var timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   var dateFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
@@ -329,10 +335,11 @@
     body.appendChild(el("span", "muted", fmtTemp(d.temperature) + " / " + fmtTemp(d.temperature2)));
     body.appendChild(el("br"));
     body.appendChild(el("span", "small", describeAlarms(d.alarms)));
-    li.appendChild(body);
+    body.appendChild(el("br"));
     var when = el("span", "muted small");
     when.appendChild(timeEl(d.measuredAt));
-    li.appendChild(when);
+    body.appendChild(when);
+    li.appendChild(body);
     list.insertBefore(li, list.firstChild);
     document.getElementById("alarm-empty").hidden = true;
     localizeTimes(li);
@@ -479,9 +486,10 @@
       root.appendChild(label);
     }
     if (large) {
-      for (var m = 0; m <= 4; m++) {
-        var tt = from + span * m / 4;
-        var tl = svg("text", { x: x(tt), y: h - 5, "text-anchor": m === 0 ? "start" : m === 4 ? "end" : "middle", "class": "axis" });
+      var steps = w < 520 ? 2 : 4;
+      for (var m = 0; m <= steps; m++) {
+        var tt = from + span * m / steps;
+        var tl = svg("text", { x: x(tt), y: h - 5, "text-anchor": m === 0 ? "start" : m === steps ? "end" : "middle", "class": "axis" });
         tl.textContent = (span > 2 * DAY ? dateFmt : clockFmt).format(new Date(tt));
         root.appendChild(tl);
       }
@@ -489,16 +497,24 @@
     // A gap longer than this breaks the line (the device was silent).
     var gap = Math.max(span / 24, 30 * 60000);
     function line(values, cls, scale) {
-      var d = "", prevT = null, last = null;
+      var d = "", prevT = null, last = null, run = [];
+      // A reading with no neighbour close enough to join is drawn as a dot.
+      function endRun() {
+        if (run.length === 1) root.appendChild(svg("circle", { cx: run[0][0], cy: run[0][1], r: 1.8, "class": "dot-" + cls }));
+        run = [];
+      }
       for (var i = first; i < s.t.length; i++) {
         var v = values[i];
         if (v == null) { prevT = null; continue; }
         var cmd = prevT == null || s.t[i] - prevT > gap ? "M" : "L";
+        if (cmd === "M") endRun();
         var px = x(s.t[i]), py = scale(v);
         d += cmd + px.toFixed(1) + " " + py.toFixed(1);
         prevT = s.t[i];
         last = [px, py];
+        run.push(last);
       }
+      endRun();
       if (!d) return null;
       root.appendChild(svg("path", { d: d, "class": "line " + cls }));
       return last;

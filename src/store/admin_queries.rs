@@ -46,6 +46,23 @@ pub async fn series(
         .await
 }
 
+/// Readings measured in a time range, of the devices in scope or of one device.
+pub async fn count_measured(
+    pool: &Pool<DB>,
+    scope: &Scope,
+    device_id: Option<i64>,
+    since_ms: i64,
+    until_ms: i64,
+) -> sqlx::Result<i64> {
+    let device = device_id.map_or_else(|| "1=1".to_string(), |id| format!("r.device_id = {id}"));
+    let sql = format!(
+        "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id \
+         WHERE r.measured_ms >= $1 AND r.measured_ms <= $2 AND {device} AND {}",
+        scope.sql("d.site_id")
+    );
+    sqlx::query_scalar(&sql).bind(since_ms).bind(until_ms).fetch_one(pool).await
+}
+
 /// Readings that carried alarms since `since_ms`, newest first.
 pub async fn recent_alarms(
     pool: &Pool<DB>,

@@ -244,7 +244,7 @@ pub async fn create_user(
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
     require_admin(&user)?;
-    let email = form.text("email").unwrap_or("");
+    let email = form.text("email").unwrap_or("").to_ascii_lowercase();
     let password = form.get("password").unwrap_or("");
     let Some(role) = form.get("role").and_then(Role::parse) else {
         set_flash(&session, false, "Choose a role.").await;
@@ -257,7 +257,7 @@ pub async fn create_user(
         .filter(|s| site_ids.contains(&s.id))
         .map(|s| s.name)
         .collect();
-    match users::create_user(&state.db, email, password, role, &names).await {
+    match users::create_user(&state.db, &email, password, role, &names).await {
         Ok(id) => {
             tracing::info!(admin = user.id, user = id, "user created");
             set_flash(

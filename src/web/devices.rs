@@ -95,19 +95,10 @@ pub async fn detail(
         .into_iter()
         .find(|(key, _, _)| Some(*key) == q.range.as_deref())
         .unwrap_or(RANGES[0]);
-    let now = crate::now_ms();
     let db = &state.db;
     let id = row.id;
     let scope = user.scope();
-    let points = dispatch!(db, |pool, q| q::series(
-        pool,
-        &scope,
-        Some(id),
-        now - span_ms,
-        now,
-        view::bucket_for(span_ms)
-    )
-    .await)?;
+    let points = super::pages::chart_points(db, &scope, Some(id), 1, span_ms).await?;
     let recent_query = TelemetryQuery {
         since_ms: None,
         until_ms: None,

@@ -8,7 +8,7 @@ use tower_sessions::Session;
 use super::auth::PageUser;
 use super::error::PageError;
 use super::layout::{dashboard_path, render, Layout};
-use super::records::AlarmRow;
+use super::records::{AlarmRow, SeriesPoint};
 use super::view::{self, DeviceView, Stats, DAY_MS};
 use crate::state::AppState;
 use crate::store::{dispatch, Db, Role, Scope, User};
@@ -35,12 +35,7 @@ impl Fleet {
         let ids: Vec<(i64, String)> = rows.iter().map(|d| (d.id, d.public_id())).collect();
         let devices = DeviceView::build(rows, latest);
         let chart_json = if with_chart && !devices.is_empty() {
-            let since = now - DAY_MS;
-            let bucket = view::bucket_for(DAY_MS);
-            let points = dispatch!(db, |pool, q| q::series(
-                pool, scope, None, since, now, bucket
-            )
-            .await)?;
+            let points = chart_points(db, scope, None, devices.len(), DAY_MS).await?;
             view::chart_json(&devices, &ids, points)
         } else {
             "{}".into()
@@ -51,6 +46,27 @@ impl Fleet {
             chart_json,
         })
     }
+}
+
+/// Chart points of the last `span_ms`: every reading when there are few, else averages.
+pub async fn chart_points(
+    db: &Db,
+    scope: &Scope,
+    device: Option<i64>,
+    devices: usize,
+    span_ms: i64,
+) -> Result<Vec<SeriesPoint>, PageError> {
+    let now = crate::now_ms();
+    let since = now - span_ms;
+    let count = dispatch!(db, |pool, q| q::count_measured(
+        pool, scope, device, since, now
+    )
+    .await)?;
+    let bucket = view::bucket_for(span_ms, count, devices);
+    Ok(dispatch!(db, |pool, q| q::series(
+        pool, scope, device, since, now, bucket
+    )
+    .await)?)
 }
 
 /// A manager or employee page asked for by someone else: each goes to their own dashboard.

@@ -120,10 +120,26 @@ fn describe_alarm_value(alarms: &Value) -> String {
             .join("; "),
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| format!("{}: {}", words(k), text(v)))
+            .map(|(k, v)| format!("{}: {}", alarm_key(k), text(v)))
             .collect::<Vec<_>>()
             .join("; "),
         other => text(other),
+    }
+}
+
+/// `temperature_chn1_alarm` (or `_left_`, `_1_`) → "Probe 1 temperature"; others in words.
+fn alarm_key(key: &str) -> String {
+    let base = key.strip_suffix("_alarm").unwrap_or(key);
+    let probe = |p: &str| match p {
+        "chn1" | "left" | "1" => Some(1),
+        "chn2" | "right" | "2" => Some(2),
+        _ => None,
+    };
+    match base.split_once('_') {
+        Some((quantity, p)) if probe(p).is_some() => {
+            format!("Probe {} {quantity}", probe(p).unwrap_or(1))
+        }
+        _ => key.replace('_', " "),
     }
 }
 
@@ -261,9 +277,17 @@ pub fn chart_json(
     script_json(&out)
 }
 
-/// Bucket width that keeps a chart near 300 points.
-pub fn bucket_for(span_ms: i64) -> i64 {
-    (span_ms / 300).max(60_000)
+/// Points a chart shows per device before readings are averaged into time buckets.
+pub const CHART_POINTS: i64 = 300;
+
+/// Bucket width for `count` readings of `devices` devices over `span_ms`: 1 ms (every reading
+/// on its own) when they fit, else wide enough to keep each chart near [`CHART_POINTS`].
+pub fn bucket_for(span_ms: i64, count: i64, devices: usize) -> i64 {
+    if count <= CHART_POINTS * devices.max(1) as i64 {
+        1
+    } else {
+        (span_ms / CHART_POINTS).max(1)
+    }
 }
 
 /// One line of the live event log.
@@ -344,8 +368,8 @@ mod tests {
         assert_eq!(iso(1_763_007_319_000), "2025-11-13T04:15:19Z");
         assert_eq!(start_of_day_utc(1_763_007_319_000), 1_762_992_000_000);
         assert_eq!(
-            describe_alarms(r#"{"temperature_chn1_alarm":"threshold_alarm"}"#),
-            "temperature chn1 alarm: threshold alarm"
+            describe_alarms(r#"{"temperature_chn1_alarm":"threshold_alarm","event":"x_y"}"#),
+            "event: x y; Probe 1 temperature: threshold alarm"
         );
         assert_eq!(
             describe_alarms(r#"[{"channel":2,"quantity":"temperature","kind":"mutation_alarm"}]"#),
@@ -361,6 +385,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.summary, "-18.5 °C / 4.0 °C · battery 93 % · x alarm: y");
+        assert_eq!(
+            describe_alarms(r#"{"humidity_right_alarm":"mutation_alarm"}"#),
+            "Probe 2 humidity: mutation alarm"
+        );
         assert_eq!(l.device_name, "<b>");
         assert!(l.alarm);
         assert!(EventLine::parse(1, r#"{"type":"keepalive","timestamp":1}"#).is_none());
