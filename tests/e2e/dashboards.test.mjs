@@ -1,0 +1,233 @@
+// The dashboards in headless Chromium against the real binary: sign in as each role, watch a
+// signed webhook change cards, charts, figures and the event log within a second without a
+// reload, and ride out a server restart. Run: node --test tests/e2e/
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+
+import {
+  ADMIN, CHROMIUM_ARGS, SCREENSHOTS, Server, binary, freePort, liveIs, probe, signIn,
+} from "./lib.mjs";
+
+const env = await probe();
+if (env.missing.length) {
+  const why = `SKIPPED: e2e (no chromium) — missing ${env.missing.join(" and ")}`;
+  if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
+    throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
+  }
+  console.error(`\n*** ${why} ***\n`);
+}
+const skip = env.missing.length > 0;
+
+const FREEZER = { id: "1988618061618400001", eui: "24e124707e060001", name: "Freezer A" };
+const HOSTILE = {
+  id: "1988618061618400002",
+  eui: "24e124707e060002",
+  name: "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>",
+};
+const MANAGER = { email: "manager@e2e.test", password: "manager password" };
+const EMPLOYEE = { email: "employee@e2e.test", password: "employee password" };
+const SECOND = 1000;
+
+let server;
+let browser;
+const pages = {};
+let readingNo = 0;
+
+function reading(device, values) {
+  readingNo += 1;
+  return server.postReading({ event: `e2e-${readingNo}`, ...device, ...values });
+}
+
+/** Runs `post`, then waits until `check` holds in the page; returns how long it took. */
+async function timed(page, post, check, arg) {
+  const started = Date.now();
+  await post();
+  await page.waitForFunction(check, arg, { timeout: 5 * SECOND });
+  return Date.now() - started;
+}
+
+async function shoot(page, name, phone = false) {
+  const size = page.viewportSize();
+  if (phone) await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0)); // a sticky header stays on top
+  await page.waitForTimeout(300); // charts redraw on resize
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  if (phone) await page.setViewportSize(size);
+}
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => {
+    throw new Error(`script error in the page: ${e.message}`);
+  });
+  // A marker that only survives if the page is never reloaded.
+  await page.addInitScript(() => {
+    window.addEventListener("DOMContentLoaded", () => {
+      window.__loads = (Number(sessionStorage.getItem("loads")) || 0) + 1;
+      sessionStorage.setItem("loads", String(window.__loads));
+    });
+  });
+  return page;
+}
+
+const loads = (page) => page.evaluate(() => window.__loads);
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  server = new Server(binary(), await freePort());
+  await server.start();
+  browser = await env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+test("admin: a new device shows up live: figures, table, devices to place, event log, toast", { skip, timeout: 60 * SECOND }, async () => {
+  const page = (pages.admin = await newPage());
+  await page.goto(`${server.base}/login`);
+  await shoot(page, "login");
+  await signIn(page, server.base, ADMIN, "/admin");
+  await liveIs(page, "Live");
+  const before = await loads(page);
+
+  const took = await timed(
+    page,
+    () => reading(FREEZER, { t1: -18.4, t2: -17.9, battery: 93 }),
+    (id) => document.querySelector('[data-stat="devices"]').textContent === "1"
+      && document.querySelector(`#device-table tr[data-device="${id}"] [data-field="t1"]`)?.textContent === "-18.4 °C",
+    FREEZER.id,
+  );
+  assert.ok(took < SECOND, `the page changed ${took} ms after the webhook`);
+  assert.equal(await page.textContent('[data-stat="online"]'), "1");
+  assert.equal(await page.textContent('[data-stat="readings"]'), "1");
+  assert.match(await page.textContent("#unassigned-list"), /Freezer A/);
+  assert.match(await page.textContent("#event-log li:first-child"), /Freezer A/);
+  assert.match(await page.textContent("#toasts"), /New device/);
+  assert.equal(await loads(page), before, "no reload");
+});
+
+test("admin: a hostile device name is shown as text, live and after a reload", { skip, timeout: 60 * SECOND }, async () => {
+  const page = pages.admin;
+  await timed(
+    page,
+    () => reading(HOSTILE, { t1: 5, t2: 6 }),
+    (id) => document.querySelector(`#device-table tr[data-device="${id}"]`) !== null,
+    HOSTILE.id,
+  );
+  const shown = await page.textContent(`#device-table tr[data-device="${HOSTILE.id}"] [data-field="name"]`);
+  assert.equal(shown, HOSTILE.name);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  assert.equal(await page.locator("#device-table img").count(), 0);
+  await page.reload();
+  assert.equal(await page.textContent(`#device-table tr[data-device="${HOSTILE.id}"] [data-field="name"]`), HOSTILE.name);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await liveIs(page, "Live");
+});
+
+test("admin: place the device and create a manager and an employee through the forms", { skip, timeout: 60 * SECOND }, async () => {
+  const page = pages.admin;
+  const item = page.locator(`#unassigned-list li[data-device="${FREEZER.id}"]`);
+  await item.locator("input[name=new_site]").fill("Cold store North");
+  await Promise.all([page.waitForURL("**/admin#unassigned"), item.locator("button").click()]);
+  assert.match(await page.textContent(".alert"), /Freezer A is now in Cold store North\./);
+
+  for (const [user, role] of [[MANAGER, "manager"], [EMPLOYEE, "employee"]]) {
+    await page.click("details.create > summary");
+    const form = page.locator("form.create-form");
+    await form.locator("input[name=email]").fill(user.email);
+    await form.locator("input[name=password]").fill(user.password);
+    await form.locator("select[name=role]").selectOption(role);
+    await form.locator("label.check", { hasText: "Cold store North" }).locator("input").check();
+    await Promise.all([page.waitForURL("**/admin#users"), form.locator("button[type=submit]").click()]);
+    assert.match(await page.textContent(".alert"), new RegExp(`Created ${user.email}`));
+  }
+  await liveIs(page, "Live");
+  await shoot(page, "admin");
+  await shoot(page, "admin-phone", true);
+});
+
+test("manager and employee: card, chart and figures follow a reading within a second", { skip, timeout: 60 * SECOND }, async () => {
+  const manager = (pages.manager = await newPage());
+  const employee = (pages.employee = await newPage());
+  await signIn(manager, server.base, MANAGER, "/manager");
+  await signIn(employee, server.base, EMPLOYEE, "/employee");
+  await Promise.all([liveIs(manager, "Live"), liveIs(employee, "Live")]);
+  pages.loaded = { manager: await loads(manager), employee: await loads(employee) };
+  assert.doesNotMatch(await employee.content(), /__xss|onerror/, "the unplaced device is not shown");
+  const points = (page) => page.getAttribute(`[data-chart="${FREEZER.id}"]`, "data-points").then(Number);
+  const [pointsBefore, readingsBefore] = [await points(manager), Number(await manager.textContent('[data-stat="readings"]'))];
+
+  const started = Date.now();
+  await reading(FREEZER, { t1: -17.3, t2: -16.2, humidity: 55, battery: 91 });
+  await manager.waitForFunction(([id]) => {
+    const c = document.querySelector(`.device-card[data-device="${id}"]`);
+    return c.querySelector('[data-field="t1"]').textContent === "-17.3 °C"
+      && c.querySelector('[data-field="t2"]').textContent === "-16.2 °C"
+      && c.querySelector('[data-field="humidity"]').textContent === "55 %";
+  }, [FREEZER.id], { timeout: 5 * SECOND });
+  await employee.waitForFunction((id) => document.querySelector(`.device-card[data-device="${id}"] [data-field="t1"]`).textContent === "-17.3 °C", FREEZER.id);
+  const took = Date.now() - started;
+  assert.ok(took < SECOND, `cards changed ${took} ms after the webhook`);
+  assert.equal(await points(manager), pointsBefore + 1, "the chart gained the reading");
+  assert.equal(Number(await manager.textContent('[data-stat="readings"]')), readingsBefore + 1);
+  assert.equal(await loads(manager), pages.loaded.manager, "no reload");
+  assert.equal(await loads(employee), pages.loaded.employee, "no reload");
+
+  // An alarm: a toast, the alarm list, the card's alarm line.
+  const tookAlarm = await timed(
+    manager,
+    () => reading(FREEZER, { t1: -9.8, t2: -16.0, alarm: "threshold_alarm" }),
+    () => document.querySelector("#alarm-list li") !== null
+      && /Alarm/.test(document.getElementById("toasts").textContent),
+  );
+  assert.ok(tookAlarm < SECOND, `the alarm showed ${tookAlarm} ms after the webhook`);
+  assert.match(await manager.textContent(`.device-card[data-device="${FREEZER.id}"] .alarm-line`), /threshold alarm/);
+  await shoot(manager, "manager");
+  await shoot(manager, "manager-phone", true);
+  await shoot(employee, "employee");
+  await shoot(employee, "employee-phone", true);
+});
+
+test("device page: history chart, readings table and export", { skip, timeout: 60 * SECOND }, async () => {
+  const page = pages.manager;
+  await Promise.all([page.waitForURL(`**/devices/${FREEZER.id}`), page.click(`.device-card[data-device="${FREEZER.id}"] .card-title a`)]);
+  await liveIs(page, "Live");
+  const rows = () => page.locator("#readings-table tbody tr").count();
+  const before = await rows();
+  const took = await timed(
+    page,
+    () => reading(FREEZER, { t1: -18.0, t2: -17.0 }),
+    (n) => document.querySelectorAll("#readings-table tbody tr").length === n + 1
+      && document.querySelector('[data-field="t1"]').textContent === "-18.0 °C",
+    before,
+  );
+  assert.ok(took < SECOND, `the device page changed ${took} ms after the webhook`);
+  assert.ok(Number(await page.getAttribute(".chart-large", "data-points")) >= 2);
+  const csv = await page.evaluate(async (href) => (await fetch(href)).text(), `/devices/${FREEZER.id}/export.csv`);
+  assert.equal(csv.trim().split("\n").length, 1 + 4, "header and four readings");
+  await shoot(page, "device");
+  await shoot(page, "device-phone", true);
+  await page.goBack();
+});
+
+test("restart: the indicator goes to Reconnecting… and back, and the missed reading shows", { skip, timeout: 90 * SECOND }, async () => {
+  const page = pages.employee;
+  await liveIs(page, "Live");
+  await server.stop();
+  await liveIs(page, "Reconnecting…", 10 * SECOND);
+  await page.waitForTimeout(500); // the pulse is gone; show the state
+  await shoot(page, "reconnecting");
+
+  await server.start();
+  // Posted right after the restart: the page learns of it on reconnecting (Last-Event-ID).
+  await reading(FREEZER, { t1: -15.5, t2: -14.5 });
+  await liveIs(page, "Live", 30 * SECOND);
+  await page.waitForFunction((id) => document.querySelector(`.device-card[data-device="${id}"] [data-field="t1"]`).textContent === "-15.5 °C", FREEZER.id, { timeout: 5 * SECOND });
+  assert.equal(await loads(page), pages.loaded.employee, "no reload");
+});
