@@ -219,10 +219,8 @@ impl WebhookSecrets {
 }
 
 fn looks_like_uuid(s: &str) -> bool {
-    let hex = s.chars().filter(|c| *c != '-').count();
-    (hex == 32 || hex == 36 - 4)
-        && s.len() >= 32
-        && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    let hex_digits = s.chars().filter(char::is_ascii_hexdigit).count();
+    hex_digits == 32 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 #[cfg(test)]

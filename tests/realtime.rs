@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::sse::{assert_strictly_increasing, ids, Msg, Sse, READ};
 use common::*;
-use futures_util::{Stream, StreamExt};
-use sensorcast::store::writer::Work;
 use sensorcast::store::{Db, Role};
 use serde_json::{json, Value};
 
@@ -18,217 +14,6 @@ const DEV_A: &str = "1988618061618307073";
 const EUI_A: &str = "24E124707E040001";
 const DEV_B: &str = "1988618061618307074";
 const EUI_B: &str = "24E124707E040002";
-
-/// Longest wait for one message when one is expected.
-const READ: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------------------------------------
-// A small SSE client
-// ---------------------------------------------------------------------------------------------
-
-type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// One dispatched SSE message.
-#[derive(Debug, Clone)]
-struct Msg {
-    id: Option<i64>,
-    /// How many `data:` lines it had (the contract says exactly one).
-    data_lines: usize,
-    /// The data, as sent.
-    raw: String,
-    json: Value,
-}
-
-impl Msg {
-    fn kind(&self) -> &str {
-        self.json["type"].as_str().unwrap_or("")
-    }
-
-    fn device_id(&self) -> &str {
-        self.json["data"]["deviceId"].as_str().unwrap_or("")
-    }
-
-    fn is_keepalive(&self) -> bool {
-        self.id.is_none() && self.kind() == "keepalive"
-    }
-}
-
-/// Reads an `text/event-stream` body: splits it on blank lines and collects `id:` and `data:`.
-struct Sse {
-    body: BodyStream,
-    buf: Vec<u8>,
-    ended: bool,
-    /// Set when the body ended with a transport error rather than cleanly.
-    error: Option<String>,
-}
-
-impl Sse {
-    fn new(response: reqwest::Response) -> Sse {
-        Sse {
-            body: Box::pin(response.bytes_stream()),
-            buf: Vec::new(),
-            ended: false,
-            error: None,
-        }
-    }
-
-    /// The next complete message, `Ok(None)` once the stream has ended, `Err(())` on timeout.
-    async fn next_within(&mut self, wait: Duration) -> Result<Option<Msg>, ()> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(msg) = self.parse_one() {
-                return Ok(Some(msg));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Err(_) => return Err(()),
-                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
-                Ok(Some(Err(e))) => {
-                    self.error = Some(e.to_string());
-                    self.ended = true;
-                }
-                Ok(None) => self.ended = true,
-            }
-        }
-    }
-
-    /// Takes one message out of the buffer, if a whole one is there.
-    fn parse_one(&mut self) -> Option<Msg> {
-        loop {
-            let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
-            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let text = std::str::from_utf8(&block[..end]).expect("SSE is UTF-8");
-            let mut id = None;
-            let mut data: Vec<&str> = Vec::new();
-            for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
-                if line.is_empty() || line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "id" => {
-                        id = Some(
-                            value
-                                .parse::<i64>()
-                                .unwrap_or_else(|_| panic!("id is not a number: {value:?}")),
-                        )
-                    }
-                    "data" => data.push(value),
-                    _ => {}
-                }
-            }
-            if data.is_empty() {
-                // A comment or an id-only block dispatches nothing.
-                continue;
-            }
-            let raw = data.join("\n");
-            let json: Value = serde_json::from_str(&raw)
-                .unwrap_or_else(|e| panic!("data is not JSON ({e}): {raw:?}"));
-            return Some(Msg {
-                id,
-                data_lines: data.len(),
-                raw,
-                json,
-            });
-        }
-    }
-
-    /// The next message; panics on timeout or end of stream.
-    async fn next_msg(&mut self) -> Msg {
-        match self.next_within(READ).await {
-            Ok(Some(m)) => m,
-            Ok(None) => panic!("the stream ended (error: {:?})", self.error),
-            Err(()) => panic!("no message within {READ:?}"),
-        }
-    }
-
-    /// The next message that carries an id (skips keepalives).
-    async fn next_event(&mut self) -> Msg {
-        loop {
-            let m = self.next_msg().await;
-            if m.id.is_some() {
-                assert_eq!(m.data_lines, 1, "one data line per message: {m:?}");
-                return m;
-            }
-            assert!(m.is_keepalive(), "unexpected unnumbered message {m:?}");
-        }
-    }
-
-    /// Numbered events until (and including) the one with id `last`; panics past it.
-    async fn events_through(&mut self, last: i64, per_read: Duration) -> Vec<Msg> {
-        let mut out: Vec<Msg> = Vec::new();
-        loop {
-            let m = match self.next_within(per_read).await {
-                Ok(Some(m)) => m,
-                Ok(None) => panic!(
-                    "the stream ended after {} events (last id {:?}) before id {last} (error: {:?})",
-                    out.len(),
-                    out.last().and_then(|m| m.id),
-                    self.error
-                ),
-                Err(()) => panic!(
-                    "stalled: {} events within the time limit, last id {:?}, waiting for id {last}",
-                    out.len(),
-                    out.last().and_then(|m| m.id)
-                ),
-            };
-            let Some(id) = m.id else {
-                assert!(m.is_keepalive(), "unexpected unnumbered message {m:?}");
-                continue;
-            };
-            assert!(id <= last, "got id {id} past the last expected id {last}");
-            out.push(m);
-            if id == last {
-                return out;
-            }
-        }
-    }
-
-    /// Asserts that no numbered event arrives within `dur` (keepalives are fine).
-    async fn expect_quiet(&mut self, dur: Duration) {
-        let deadline = Instant::now() + dur;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.next_within(left).await {
-                Err(()) => return,
-                Ok(None) => panic!("the stream ended (error: {:?})", self.error),
-                Ok(Some(m)) => assert!(m.is_keepalive(), "expected no event, got {m:?}"),
-            }
-        }
-    }
-
-    /// Asserts that the stream ends cleanly within `within` (keepalives before the end are fine).
-    async fn expect_end(&mut self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_within(left).await {
-                Err(()) => panic!("the stream did not end within {within:?}"),
-                Ok(None) => {
-                    assert_eq!(self.error, None, "the stream ended with a transport error");
-                    return;
-                }
-                Ok(Some(m)) => assert!(m.is_keepalive(), "expected the end, got {m:?}"),
-            }
-        }
-    }
-}
-
-fn ids(msgs: &[Msg]) -> Vec<i64> {
-    msgs.iter().map(|m| m.id.expect("numbered")).collect()
-}
-
-fn assert_strictly_increasing(ids: &[i64]) {
-    for w in ids.windows(2) {
-        assert!(w[0] < w[1], "ids not strictly increasing: {ids:?}");
-    }
-}
 
 /// The GET request of a stream; `last_event_id` goes into the `Last-Event-ID` header.
 async fn connect(
@@ -300,20 +85,34 @@ async fn post_ok(app: &TestApp, body: &Value) {
     assert_eq!(status, 200, "webhook refused: {text}");
 }
 
-/// Posts `n` readings of one device, `per_request` MDP events per request, one request at a time.
+/// Posts `n` readings of one device, `per` MDP events per request, one request at a time.
 async fn post_readings(app: &TestApp, tag: &str, device: &str, eui: &str, n: usize, per: usize) {
+    post_padded_readings(app, tag, device, eui, n, per, 0).await
+}
+
+/// The same, each reading carrying an alarm field of `pad` bytes (which its event repeats), to
+/// make the stream's bytes large.
+async fn post_padded_readings(
+    app: &TestApp,
+    tag: &str,
+    device: &str,
+    eui: &str,
+    n: usize,
+    per: usize,
+    pad: usize,
+) {
     let base = sensorcast::now_ms();
+    let padding = "x".repeat(pad);
     let mut i = 0;
     while i < n {
         let batch: Vec<Value> = (i..n.min(i + per))
             .map(|k| {
-                property(
-                    &format!("{tag}-{k}"),
-                    device,
-                    eui,
-                    k as f64 / 10.0,
-                    base + k as i64,
-                )
+                let at = base + k as i64;
+                let mut ev = property(&format!("{tag}-{k}"), device, eui, k as f64 / 10.0, at);
+                if pad > 0 {
+                    ev["data"]["payload"]["alarm_note"] = json!(padding);
+                }
+                ev
             })
             .collect();
         i += batch.len();
@@ -531,17 +330,18 @@ async fn streams_carry_only_what_the_user_may_see(backend: Backend) {
             assert_eq!(m.kind(), "new_telemetry", "{who}: {m:?}");
             assert_eq!(m.device_id(), DEV_A, "{who} saw device B: {m:?}");
         }
-        // The admin sees all of it: B's reading, B's status (the first round only), A's reading.
-        let expect = if round == 1 { 3 } else { 2 };
-        let seen: Vec<Msg> = {
-            let mut v = Vec::new();
-            for _ in 0..expect {
-                v.push(everything.next_event().await);
+        // The admin sees all of it: B's reading and status changes, then A's reading.
+        let mut seen_b = 0;
+        loop {
+            let m = everything.next_event().await;
+            if m.device_id() == DEV_A {
+                assert_eq!(m.kind(), "new_telemetry");
+                break;
             }
-            v
-        };
-        assert_eq!(seen.last().unwrap().device_id(), DEV_A);
-        assert!(seen[..expect - 1].iter().all(|m| m.device_id() == DEV_B));
+            assert_eq!(m.device_id(), DEV_B, "{m:?}");
+            seen_b += 1;
+        }
+        assert!(seen_b >= 2, "admin saw B's reading and status change");
     }
     for sse in [&mut emp_sse, &mut only_a, &mut only_a_by_eui] {
         sse.expect_quiet(Duration::from_millis(300)).await;
@@ -593,8 +393,10 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
         ("query", format!("?lastEventId={after}"), None),
     ] {
         let mut sse = open(&app, &admin, &query, header).await;
-        let got = sse.events_through(first_ids[5], READ).await;
-        assert_eq!(ids(&got), first_ids[2..], "{how}");
+        let stored = stored_event_ids(&app).await;
+        let got = sse.events_through(*stored.last().unwrap(), READ).await;
+        let expected: Vec<i64> = stored.into_iter().filter(|i| *i > first_ids[1]).collect();
+        assert_eq!(ids(&got), expected, "{how}");
         for (replayed, original) in got.iter().zip(&first[2..]) {
             assert_eq!(
                 replayed.raw, original.raw,
@@ -606,7 +408,7 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
         post_readings(&app, &format!("replay-{how}"), DEV_A, EUI_A, 1, 1).await;
         let next = sse.next_event().await;
         assert_eq!(next.kind(), "new_telemetry");
-        assert!(next.id.unwrap() > first_ids[5]);
+        assert!(next.id.unwrap() > *expected.last().unwrap());
     }
 
     // Not a number: a JSON 400, not a stream.
@@ -703,11 +505,12 @@ async fn stalled_reader_catches_up_without_holding_others_back(backend: Backend)
     active.expect_quiet(Duration::from_millis(100)).await;
     drop(active);
 
-    // Enough data that the stalled socket's buffers fill up and its stream falls far behind.
-    post_readings(&app, "s2", DEV_A, EUI_A, 1_700, 50).await;
+    // Enough data (about 7 MB) that the stalled socket's buffers fill up and its stream falls far
+    // behind the channel.
+    post_padded_readings(&app, "s2", DEV_A, EUI_A, 1_700, 50, 4_096).await;
     // Let any stream work in flight settle before taking the counter.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let replayed_before = app.state.hub.stats.replayed_events.load(Ordering::Relaxed);
+    let replayed_before = app.state.hub.stats.replayed_events.get();
 
     let stored = stored_event_ids(&app).await;
     assert_eq!(stored.len(), 2_001);
@@ -728,7 +531,7 @@ async fn stalled_reader_catches_up_without_holding_others_back(backend: Backend)
             got.windows(2).all(|w| w[0] < w[1])
         );
     }
-    let replayed_after = app.state.hub.stats.replayed_events.load(Ordering::Relaxed);
+    let replayed_after = app.state.hub.stats.replayed_events.get();
     assert!(
         replayed_after > replayed_before,
         "the stalled reader did not fall behind the channel (no catch-up from the database); post more"
@@ -880,45 +683,186 @@ both_backends!(shutdown_ends_every_stream);
 // 9. Offline detection reaches the stream
 // ---------------------------------------------------------------------------------------------
 
-/// The 30 s sweep interval is fixed, so the test backdates "last seen" in the database and asks
-/// the writer for a sweep itself (`Work::MarkSilent`, what the watchdog submits).
+/// The real watchdog, made quick: a device counts as silent after 3 x 1 s (no grace), looked for
+/// every second. A keeps quiet and goes OFFLINE; B keeps reporting and stays ONLINE.
 async fn silent_device_goes_offline_on_the_stream(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+    let mut args = test_args();
+    args.report_interval_secs = 1;
+    args.offline_grace_secs = 0;
+    args.offline_sweep_secs = 1;
+    let app = spawn_or_skip!(backend, args);
     let admin = app.admin().await;
     let mut sse = open(&app, &admin, "", None).await;
-    post_ok(&app, &property("silent-1", DEV_A, EUI_A, 1.0, 1_000)).await;
-    post_ok(&app, &property("silent-2", DEV_B, EUI_B, 1.0, 1_000)).await;
-    for _ in 0..4 {
-        sse.next_event().await;
+    let started = Instant::now();
+    post_ok(&app, &property("silent-a", DEV_A, EUI_A, 1.0, 1_000)).await;
+    let mut offline_after = None;
+    let mut seen = Vec::new();
+    for k in 0..16 {
+        post_ok(
+            &app,
+            &property(&format!("silent-b{k}"), DEV_B, EUI_B, 1.0, 1_000 + k),
+        )
+        .await;
+        let tick = Instant::now() + Duration::from_millis(500);
+        loop {
+            let left = tick.saturating_duration_since(Instant::now());
+            match sse.next_within(left).await {
+                Err(()) => break,
+                Ok(None) => panic!("the stream ended"),
+                Ok(Some(m)) if m.id.is_none() => {}
+                Ok(Some(m)) => {
+                    if m.kind() == "device_status_changed" {
+                        assert_eq!(m.device_id(), DEV_A, "B kept reporting: {m:?}");
+                        assert_eq!(m.json["data"]["status"], "OFFLINE");
+                        assert!(offline_after.is_none(), "OFFLINE twice: {m:?}");
+                        offline_after = Some(started.elapsed());
+                    }
+                    seen.push(m);
+                }
+            }
+        }
+        if offline_after.is_some() && k >= 10 {
+            break;
+        }
     }
-
-    // Nothing is silent yet: a sweep changes nothing.
-    app.state.writer.submit(Work::MarkSilent).await.unwrap();
-    sse.expect_quiet(Duration::from_millis(200)).await;
-
-    // A has not been heard from for a day.
-    let day_ago = sensorcast::now_ms() - 86_400_000;
-    let sql = "UPDATE devices SET last_seen_ms = $1 WHERE milesight_id = $2";
-    let updated = match app.db() {
-        Db::Sqlite(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await.map(|r| r.rows_affected()),
-        Db::Postgres(p) => sqlx::query(sql).bind(day_ago).bind(DEV_A).execute(p).await.map(|r| r.rows_affected()),
-    };
-    assert_eq!(updated.expect("backdate"), 1);
-    app.state.writer.submit(Work::MarkSilent).await.unwrap();
-    let m = sse.next_event().await;
-    assert_eq!(m.kind(), "device_status_changed", "{m:?}");
-    assert_eq!(m.device_id(), DEV_A);
-    assert_eq!(m.json["data"]["status"], "OFFLINE");
-    // Only once.
-    app.state.writer.submit(Work::MarkSilent).await.unwrap();
-    sse.expect_quiet(Duration::from_millis(200)).await;
+    let after = offline_after.expect("A went OFFLINE within about 8 s of silence");
+    assert!(
+        after >= Duration::from_secs(3),
+        "A went OFFLINE after {after:?}, before 3 x its interval"
+    );
+    assert_strictly_increasing(&ids(&seen));
 
     // A live reading brings it back.
-    post_ok(&app, &property("silent-3", DEV_A, EUI_A, 1.0, 2_000)).await;
+    post_ok(&app, &property("silent-a2", DEV_A, EUI_A, 1.0, 2_000)).await;
     let t = sse.next_event().await;
     assert_eq!(t.kind(), "new_telemetry");
     let m = sse.next_event().await;
     assert_eq!(m.kind(), "device_status_changed", "{m:?}");
+    assert_eq!(m.device_id(), DEV_A);
     assert_eq!(m.json["data"]["status"], "ONLINE");
 }
 both_backends!(silent_device_goes_offline_on_the_stream);
+
+// ---------------------------------------------------------------------------------------------
+// 10. Readers that keep up lose nothing while bursts overflow the channel
+// ---------------------------------------------------------------------------------------------
+
+/// Bursts of 30 events (one webhook each, 4 senders at once) through a channel of 16: every
+/// reader falls behind now and then and must catch up from the database without a gap. More
+/// worker threads than the other tests, so that streams run while the writer publishes.
+async fn readers_lose_nothing_when_bursts_overflow_the_channel(backend: Backend) {
+    let mut args = test_args();
+    args.broadcast_capacity = 16;
+    args.max_streams_per_user = 0;
+    let app = spawn_or_skip!(backend, args);
+    let browser = app.admin().await;
+    let mut readers = Vec::new();
+    for _ in 0..12 {
+        readers.push(open(&app, &browser, "", None).await);
+    }
+    let (senders, per_sender) = (4, 1_500);
+    let app = &app;
+    let posting = async {
+        let senders = (0..senders).map(|w| async move {
+            let dev = format!("19886180616183071{w:02}");
+            let eui = format!("24e124707e0401{w:02}");
+            post_readings(app, &format!("burst{w}"), &dev, &eui, per_sender, 30).await
+        });
+        futures_util::future::join_all(senders).await;
+    };
+    // Each sender's device adds a new_device event.
+    let total = senders * (per_sender + 1);
+    let reading = readers.iter_mut().map(|r| async move {
+        let mut got = Vec::with_capacity(total);
+        while got.len() < total {
+            match r.next_within(READ).await {
+                Ok(Some(m)) if m.id.is_some() => got.push(m.id.unwrap()),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a reader's stream ended"),
+                // Missing events: stop waiting for them and report below.
+                Err(()) => break,
+            }
+        }
+        got
+    });
+    let ((), got) = tokio::join!(posting, futures_util::future::join_all(reading));
+    let stored = stored_event_ids(app).await;
+    assert_eq!(stored.len(), total);
+    let mut failures = Vec::new();
+    for (i, g) in got.iter().enumerate() {
+        if *g != stored {
+            let missing: Vec<i64> = stored.iter().copied().filter(|x| !g.contains(x)).collect();
+            failures.push(format!(
+                "reader {i}: {} of {} events, missing {:?}",
+                g.len(),
+                stored.len(),
+                &missing[..missing.len().min(20)]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "gaps (lagged {} times):\n{}",
+        app.state.hub.stats.lagged.get(),
+        failures.join("\n")
+    );
+}
+mod readers_lose_nothing_when_bursts_overflow_the_channel {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+    async fn sqlite() {
+        super::readers_lose_nothing_when_bursts_overflow_the_channel(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+    async fn postgres() {
+        super::readers_lose_nothing_when_bursts_overflow_the_channel(super::Backend::Postgres).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Sign-out ends a stream even when the stream had fallen behind
+// ---------------------------------------------------------------------------------------------
+
+/// The sign-out message travels on the event channel; a stream that lagged past it must still
+/// end, and must not carry events stored after the sign-out.
+async fn sign_out_ends_a_stream_that_fell_behind(backend: Backend) {
+    let mut args = test_args();
+    args.broadcast_capacity = 16;
+    let app = spawn_or_skip!(backend, args);
+    let browser = app.admin().await;
+    let mut stalled = open(&app, &browser, "", None).await;
+    // Fill the stalled connection's buffers so its stream blocks.
+    post_padded_readings(&app, "lag", DEV_A, EUI_A, 1_700, 50, 4_096).await;
+    let before_sign_out = *stored_event_ids(&app).await.last().unwrap();
+    let r = app.logout(&browser).await;
+    assert_eq!(r.status(), 303);
+    // Push the sign-out message out of the channel.
+    post_readings(&app, "after", DEV_A, EUI_A, 100, 50).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut delivered, mut after_sign_out) = (0, Vec::new());
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stalled.next_within(left).await {
+            Ok(None) => break,
+            Ok(Some(m)) => {
+                if let Some(id) = m.id {
+                    delivered += 1;
+                    if id > before_sign_out {
+                        after_sign_out.push(id);
+                    }
+                }
+            }
+            Err(()) => panic!(
+                "the stream is still open 10 s after sign-out; it delivered {delivered} events, \
+                 {} of them stored after the sign-out (ids {:?}...)",
+                after_sign_out.len(),
+                &after_sign_out[..after_sign_out.len().min(5)]
+            ),
+        }
+    }
+    assert!(
+        after_sign_out.is_empty(),
+        "events stored after sign-out reached the signed-out stream: {after_sign_out:?}"
+    );
+}
+both_backends!(sign_out_ends_a_stream_that_fell_behind);

@@ -66,6 +66,7 @@ impl DeviceStatus {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // nearly every change is a reading; boxing would buy nothing
 pub enum Change {
     Reading(NewReading),
     /// The platform or gateway reported a status.

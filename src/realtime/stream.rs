@@ -87,6 +87,7 @@ pub async fn realtime(
         state,
         filter: Filter { scope, devices },
         user_id: user.id,
+        role: user.role,
         session_id,
         permit,
     };
@@ -155,6 +156,7 @@ struct StreamCtx {
     state: AppState,
     filter: Filter,
     user_id: i64,
+    role: crate::store::Role,
     session_id: String,
     permit: StreamPermit,
 }
@@ -177,7 +179,11 @@ impl StreamCtx {
             let hub = this.state.hub.clone();
             // Subscribe before reading the database, so nothing committed in between is missed.
             let mut rx = hub.subscribe();
-            let mut cursor = last_id.unwrap_or_else(|| hub.last_id());
+            let mut cursor = match last_id {
+                // An id from the future (a reset database) would hide live events: clamp it.
+                Some(id) => id.min(this.newest_id().await),
+                None => hub.last_id(),
+            };
             yield Ok(connected_frame(crate::now_ms()));
             if last_id.is_some() {
                 hub.stats.replays.inc();
@@ -212,13 +218,18 @@ impl StreamCtx {
                         }
                         hub.stats.lagged.inc();
                         let _lagging = Lagging::start(&hub.stats.lagging_now);
-                        let still_valid = this.still_signed_in().await;
-                        let mut failed = !still_valid;
-                        while still_valid {
+                        // Control messages can be lost in a lag: re-check the session before
+                        // every page, so a sign-out during a long catch-up still ends it.
+                        let mut failed = false;
+                        while !failed {
+                            if !this.still_authorized().await {
+                                failed = true;
+                                break;
+                            }
                             match this.replay_page(&mut cursor).await {
                                 Ok(Some(chunk)) => yield Ok(chunk),
                                 Ok(None) => break,
-                                Err(()) => { failed = true; break; }
+                                Err(()) => failed = true,
                             }
                         }
                         if failed {
@@ -298,10 +309,23 @@ impl StreamCtx {
         Ok(Some(buf.freeze()))
     }
 
-    /// Control messages can be lost in a lag; re-check the session before catching up.
-    async fn still_signed_in(&self) -> bool {
-        let user_id = self.user_id;
-        let user = dispatch!(&self.state.db, |pool, q| q::user_by_id(pool, user_id).await);
-        matches!(user, Ok(Some(u)) if !u.disabled)
+    /// The newest stored event id (the hub may trail the log briefly on PostgreSQL).
+    async fn newest_id(&self) -> i64 {
+        let stored = dispatch!(&self.state.db, |pool, q| q::max_event_id(pool).await);
+        stored.unwrap_or(i64::MAX).max(self.state.hub.last_id())
+    }
+
+    /// The session still exists and the user's role and sites are those the stream began with.
+    async fn still_authorized(&self) -> bool {
+        let db = &self.state.db;
+        let (id, now) = (self.session_id.as_str(), crate::now_ms());
+        let session = dispatch!(db, |pool, q| q::session_load(pool, id, now).await);
+        if !matches!(session, Ok(Some(_))) {
+            return false;
+        }
+        match crate::web::auth::load_user(db, self.user_id).await {
+            Ok(Some(user)) => user.role == self.role && user.scope() == self.filter.scope,
+            _ => false,
+        }
     }
 }

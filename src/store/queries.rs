@@ -19,13 +19,17 @@ pub async fn ping(pool: &Pool<DB>) -> sqlx::Result<()> {
 
 /// `table` is one of a fixed list of our own table names, never user input.
 pub async fn count_rows(pool: &Pool<DB>, table: &'static str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
 }
 
 // ---- users and sites ----
 
 pub async fn count_users(pool: &Pool<DB>) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(pool)
+        .await
 }
 
 pub async fn insert_user(
@@ -68,11 +72,13 @@ pub async fn user_site_ids(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<Vec<i6
 }
 
 pub async fn site_get_or_create(conn: &mut Conn, name: &str, now_ms: i64) -> sqlx::Result<i64> {
-    sqlx::query("INSERT INTO sites (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sites (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query_scalar("SELECT id FROM sites WHERE name = $1")
         .bind(name)
         .fetch_one(conn)
@@ -116,7 +122,11 @@ pub async fn device_by_public_id(
         .await
 }
 
-pub async fn assign_device(conn: &mut Conn, device_id: i64, site_id: Option<i64>) -> sqlx::Result<u64> {
+pub async fn assign_device(
+    conn: &mut Conn,
+    device_id: i64,
+    site_id: Option<i64>,
+) -> sqlx::Result<u64> {
     sqlx::query("UPDATE devices SET site_id = $1 WHERE id = $2")
         .bind(site_id)
         .bind(device_id)
@@ -154,9 +164,8 @@ pub async fn events_after(
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     let sql = format!(
-        "SELECT e.id, e.device_id, d.site_id, e.json FROM events e JOIN devices d ON d.id = e.device_id \
-         WHERE e.id > $1 AND e.id <= $2 AND {} ORDER BY e.id LIMIT $3",
-        scope.sql("d.site_id")
+        "SELECT id, device_id, site_id, json FROM events WHERE id > $1 AND id <= $2 AND {} ORDER BY id LIMIT $3",
+        scope.sql("site_id")
     );
     sqlx::query_as(&sql)
         .bind(after_id)
@@ -176,7 +185,12 @@ pub async fn max_event_id(pool: &Pool<DB>) -> sqlx::Result<i64> {
 // ---- the write side (inside one transaction) ----
 
 /// Records a (uuid, nonce) pair; false when it was already used.
-pub async fn claim_nonce(conn: &mut Conn, uuid: &str, nonce: &str, now_ms: i64) -> sqlx::Result<bool> {
+pub async fn claim_nonce(
+    conn: &mut Conn,
+    uuid: &str,
+    nonce: &str,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
     sqlx::query(
         "INSERT INTO webhook_nonces (webhook_uuid, nonce, seen_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -346,7 +360,11 @@ pub async fn set_report_interval(conn: &mut Conn, id: i64, secs: i64) -> sqlx::R
         .map(|_| ())
 }
 
-pub async fn set_device_variant(pool: &Pool<DB>, id: i64, variant: Option<&str>) -> sqlx::Result<()> {
+pub async fn set_device_variant(
+    pool: &Pool<DB>,
+    id: i64,
+    variant: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE devices SET ts302_variant = $1 WHERE id = $2")
         .bind(variant)
         .bind(id)
@@ -375,15 +393,16 @@ pub async fn silent_devices(
 pub async fn insert_event(
     conn: &mut Conn,
     kind: &str,
-    device_id: i64,
+    device: &DeviceRow,
     now_ms: i64,
     json: &str,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO events (kind, device_id, created_ms, json) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO events (kind, device_id, site_id, created_ms, json) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(kind)
-    .bind(device_id)
+    .bind(device.id)
+    .bind(device.site_id)
     .bind(now_ms)
     .bind(json)
     .fetch_one(conn)
