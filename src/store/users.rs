@@ -39,16 +39,21 @@ pub async fn create_user(
     Ok(id)
 }
 
-/// Puts a device (Milesight id or devEUI) into a site, creating the site on first use.
-pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()> {
-    let now = crate::now_ms();
+/// A device by Milesight id or devEUI, or an error naming it.
+async fn existing_device(db: &Db, public_id: &str) -> StoreResult<super::DeviceRow> {
     let found = dispatch!(db, |pool, q| q::device_by_public_id(
         pool,
-        device,
+        public_id,
         &Scope::All
     )
     .await)?;
-    let device = found.ok_or_else(|| StoreError::Invalid(format!("no device {device:?}")))?;
+    found.ok_or_else(|| StoreError::Invalid(format!("no device {public_id:?}")))
+}
+
+/// Puts a device (Milesight id or devEUI) into a site, creating the site on first use.
+pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()> {
+    let now = crate::now_ms();
+    let device = existing_device(db, device).await?;
     dispatch!(db, |pool, q| {
         let mut tx = q::begin(pool).await?;
         let site_id = q::site_get_or_create(&mut tx, site.trim(), now).await?;
@@ -60,13 +65,7 @@ pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()>
 
 /// Sets (or with `None` clears) the TS302 variant of a device.
 pub async fn set_device_variant(db: &Db, device: &str, variant: Option<&str>) -> StoreResult<()> {
-    let found = dispatch!(db, |pool, q| q::device_by_public_id(
-        pool,
-        device,
-        &Scope::All
-    )
-    .await)?;
-    let device = found.ok_or_else(|| StoreError::Invalid(format!("no device {device:?}")))?;
+    let device = existing_device(db, device).await?;
     dispatch!(db, |pool, q| q::set_device_variant(
         pool, device.id, variant
     )
