@@ -147,8 +147,10 @@ fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
 pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let db = state.db.clone();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // Peer addresses let sign-in throttling key on the client (or, from a local proxy, its header).
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server =
+        axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         finished = &mut server => {
