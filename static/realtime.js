@@ -65,9 +65,10 @@
   }
 
   function timeEl(ms) {
-    var t = el("time");
+    var t = el("time", null, fmtTime(ms));
     t.dataset.ts = String(ms);
     t.dateTime = new Date(ms).toISOString();
+    t.title = fullFmt.format(new Date(ms));
     return t;
   }
 
@@ -125,6 +126,11 @@
       lastId = id;
     }
     var d = msg.data || {};
+    var delivery = document.getElementById("last-delivery");
+    if (delivery && msg.type !== "device_status_changed") {
+      delivery.textContent = "";
+      delivery.appendChild(timeEl(msg.timestamp));
+    }
     if (msg.type === "new_telemetry") onTelemetry(d);
     else if (msg.type === "device_status_changed") onStatus(d);
     else if (msg.type === "new_device") onNewDevice(d);
@@ -368,7 +374,8 @@
 
   function logEvent(id, msg) {
     var log = document.getElementById("event-log");
-    if (!log) return;
+    // The page may already list it (stored between rendering and connecting).
+    if (!log || log.querySelector('[data-id="' + id + '"]')) return;
     var d = msg.data || {};
     var text;
     if (msg.type === "new_telemetry") {
@@ -448,8 +455,7 @@
     while (first < s.t.length && s.t[first] < from) first++;
     // Younger data than the window: fit the x axis to it rather than leave the chart empty.
     if (first < s.t.length && s.t[first] > from) {
-      from = Math.max(from, s.t[first] - 60000);
-      span = Math.max(now - from, 5 * 60000);
+      span = Math.max((now - s.t[first]) * 1.1, 60000);
       from = now - span;
     }
     box.textContent = "";
@@ -482,15 +488,22 @@
       // Small charts label their lines from inside, above each grid line.
       var label = large ? svg("text", { x: left - 6, y: gy + 3.5, "text-anchor": "end", "class": "axis" })
         : svg("text", { x: left, y: gy - 3, "class": "axis" });
-      label.textContent = v.toFixed(Math.abs(hi - lo) < 5 ? 1 : 0) + "°";
+      label.textContent = v.toFixed(Math.abs(hi - lo) < 5 ? 1 : 0).replace(/^-(0(\.0)?)$/, "$1") + "°";
       root.appendChild(label);
+    }
+    if (!large) {
+      // Small charts name their time window in a corner instead of an axis.
+      var cap = svg("text", { x: w - right, y: 10, "text-anchor": "end", "class": "axis" });
+      cap.textContent = span >= DAY * 0.99 ? "24 h" : span >= 36e5 ? Math.round(span / 36e5) + " h"
+        : Math.max(1, Math.round(span / 6e4)) + " min";
+      root.appendChild(cap);
     }
     if (large) {
       var steps = w < 520 ? 2 : 4;
       for (var m = 0; m <= steps; m++) {
         var tt = from + span * m / steps;
         var tl = svg("text", { x: x(tt), y: h - 5, "text-anchor": m === 0 ? "start" : m === steps ? "end" : "middle", "class": "axis" });
-        tl.textContent = (span > 2 * DAY ? dateFmt : clockFmt).format(new Date(tt));
+        tl.textContent = (span > 2 * DAY ? dateFmt : span < 10 * 60000 ? timeFmt : clockFmt).format(new Date(tt));
         root.appendChild(tl);
       }
     }
