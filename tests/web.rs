@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -271,27 +270,17 @@ async fn repeated_failures_are_throttled(backend: Backend) {
 }
 both_backends!(repeated_failures_are_throttled);
 
-/// The per-address limit needs the peer address, which `sensorcast::serve` may not pass on:
-/// this test serves the app with it (behind a local proxy, X-Forwarded-For names the client).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_address_guessing_many_emails_is_throttled() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let state = sensorcast::build_state(&url, &test_args()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = sensorcast::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+/// Many emails guessed from one address: that address is locked, others are not. The server
+/// sees every test client on loopback, as behind a local proxy: X-Forwarded-For names the client.
+async fn one_address_guessing_many_emails_is_throttled(backend: Backend) {
+    let app = spawn_or_skip!(backend);
     let client = browser();
-    let base = format!("http://{addr}");
-    let form = client.get(format!("{base}/login")).send().await.unwrap();
-    let token = csrf_in(&form.text().await.unwrap()).unwrap();
+    let token = login_token(&app, &client).await;
     let attempt = |email: String, password: &'static str, from: &'static str| {
-        let (client, token, base) = (&client, token.clone(), base.clone());
+        let (app, client, token) = (&app, &client, token.clone());
         async move {
             client
-                .post(format!("{base}/login"))
+                .post(app.url("/login"))
                 .header("x-forwarded-for", from)
                 .form(&[
                     ("email", email.as_str()),
@@ -314,8 +303,8 @@ async fn one_address_guessing_many_emails_is_throttled() {
     assert_eq!(from_there, 429);
     let elsewhere = attempt(ADMIN_EMAIL.into(), PASSWORD, "203.0.113.6").await;
     assert_eq!(elsewhere, 303);
-    state.shutdown.cancel();
 }
+both_backends!(one_address_guessing_many_emails_is_throttled);
 
 // ---------------------------------------------------------------------------------------------
 // 3. Anti-forgery
