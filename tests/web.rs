@@ -827,5 +827,12 @@ async fn device_history_export_and_alarms(backend: Backend) {
     let api = get(&app, &manager, "/api/nope").await;
     assert_eq!(api.status, 404);
     assert_eq!(api.json()["error"], "not_found");
+    let wrong_method = get(&app, &manager, "/logout").await;
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.content_type().starts_with("text/html"));
+    let token = app.page_csrf(&manager).await;
+    let api = post_form(&app, &manager, "/api/devices", &[("csrf", &token)]).await;
+    assert_eq!(api.status, 405);
+    assert_eq!(api.json()["error"], "method_not_allowed");
 }
 both_backends!(device_history_export_and_alarms);

@@ -8,19 +8,30 @@ const READING_VALUES: &str =
 
 // ---- dashboards (read side, scoped) ----
 
-/// The newest live reading of every device in scope (one indexed lookup per device).
-pub async fn latest_readings(pool: &Pool<DB>, scope: &Scope) -> sqlx::Result<Vec<LatestReading>> {
+/// SQL condition for "this device or any": our own integer id, safe to write into the SQL.
+fn one_device_sql(device_id: Option<i64>) -> String {
+    device_id.map_or_else(|| "1=1".to_string(), |id| format!("r.device_id = {id}"))
+}
+
+/// The newest live reading of every device in scope, or of one device (one indexed lookup
+/// per device).
+pub async fn latest_readings(
+    pool: &Pool<DB>,
+    scope: &Scope,
+    device_id: Option<i64>,
+) -> sqlx::Result<Vec<LatestReading>> {
     let sql = format!(
         "SELECT d.id AS device_id, {READING_VALUES} FROM devices d \
          JOIN readings r ON r.id = (SELECT r2.id FROM readings r2 WHERE r2.device_id = d.id \
-         AND r2.historical = FALSE ORDER BY r2.measured_ms DESC, r2.id DESC LIMIT 1) WHERE {}",
-        scope.sql("d.site_id")
+         AND r2.historical = FALSE ORDER BY r2.measured_ms DESC, r2.id DESC LIMIT 1) WHERE {} AND {}",
+        scope.sql("d.site_id"),
+        one_device_sql(device_id)
     );
     sqlx::query_as(&sql).fetch_all(pool).await
 }
 
 /// Averages per `bucket_ms` between `since_ms` and `until_ms`, of the devices in scope or of
-/// one device (our own id, an integer, so it can be written into the SQL).
+/// one device.
 pub async fn series(
     pool: &Pool<DB>,
     scope: &Scope,
@@ -29,7 +40,7 @@ pub async fn series(
     until_ms: i64,
     bucket_ms: i64,
 ) -> sqlx::Result<Vec<SeriesPoint>> {
-    let device = device_id.map_or_else(|| "1=1".to_string(), |id| format!("r.device_id = {id}"));
+    let device = one_device_sql(device_id);
     let sql = format!(
         "SELECT r.device_id, (r.measured_ms / $1) * $1 AS bucket_ms, AVG(r.temperature) AS temperature, \
          AVG(r.temperature2) AS temperature2, AVG(r.humidity) AS humidity \
@@ -54,7 +65,7 @@ pub async fn count_measured(
     since_ms: i64,
     until_ms: i64,
 ) -> sqlx::Result<i64> {
-    let device = device_id.map_or_else(|| "1=1".to_string(), |id| format!("r.device_id = {id}"));
+    let device = one_device_sql(device_id);
     let sql = format!(
         "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id \
          WHERE r.measured_ms >= $1 AND r.measured_ms <= $2 AND {device} AND {}",

@@ -158,13 +158,12 @@ fn back(form: &FormData, anchor: &str) -> Redirect {
     }
 }
 
-/// Site ids ticked in a form plus a newly named site (created on first use).
-async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<i64>, PageError> {
-    let known = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
-    let mut ids: Vec<i64> = form
-        .all("site")
-        .filter_map(|s| s.parse().ok())
-        .filter(|id| known.iter().any(|k| k.id == *id))
+/// Sites ticked in a form plus a newly named one (created on first use).
+async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<SiteRow>, PageError> {
+    let ticked: Vec<i64> = form.all("site").filter_map(|s| s.parse().ok()).collect();
+    let mut sites: Vec<SiteRow> = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?
+        .into_iter()
+        .filter(|s| ticked.contains(&s.id))
         .collect();
     if let Some(name) = form.text("new_site") {
         let name = clip(name, 80);
@@ -175,11 +174,11 @@ async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<i64>, Pag
             tx.commit().await?;
             Ok::<_, sqlx::Error>(id)
         })?;
-        ids.push(id);
+        if !sites.iter().any(|s| s.id == id) {
+            sites.push(SiteRow { id, name });
+        }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    Ok(sites)
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -215,15 +214,11 @@ pub async fn assign_device(
                 .into_iter()
                 .find(|s| s.id == site_id)
                 .ok_or_else(PageError::not_found)?;
-            users::assign_device(&state.db, &device_id, &site.name).await?;
+            place(&state, device.id, Some(site.id)).await?;
             format!("{} is now in {}.", device.name, site.name)
         }
         (None, None) if form.get("site") == Some("none") => {
-            dispatch!(&state.db, |pool, q| {
-                let mut tx = q::begin(pool).await?;
-                q::assign_device(&mut tx, device.id, None).await?;
-                tx.commit().await
-            })?;
+            place(&state, device.id, None).await?;
             format!("{} is no longer in a site.", device.name)
         }
         (None, None) => {
@@ -234,6 +229,15 @@ pub async fn assign_device(
     tracing::info!(admin = user.id, device = %device_id, "device placed");
     set_flash(&session, true, message).await;
     Ok(back(&form, "unassigned").into_response())
+}
+
+async fn place(state: &AppState, device: i64, site: Option<i64>) -> Result<(), PageError> {
+    dispatch!(&state.db, |pool, q| {
+        let mut tx = q::begin(pool).await?;
+        q::assign_device(&mut tx, device, site).await?;
+        tx.commit().await
+    })?;
+    Ok(())
 }
 
 /// `POST /admin/users`: a new user with a role and sites.
@@ -250,11 +254,9 @@ pub async fn create_user(
         set_flash(&session, false, "Choose a role.").await;
         return Ok(back(&form, "users").into_response());
     };
-    let site_ids = chosen_sites(&state, &form).await?;
-    let sites = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
-    let names: Vec<String> = sites
+    let names: Vec<String> = chosen_sites(&state, &form)
+        .await?
         .into_iter()
-        .filter(|s| site_ids.contains(&s.id))
         .map(|s| s.name)
         .collect();
     match users::create_user(&state.db, &email, password, role, &names).await {
@@ -325,7 +327,11 @@ pub async fn update_user(
                 .map_err(PageError::internal)?,
         )
     };
-    let site_ids = chosen_sites(&state, &form).await?;
+    let site_ids: Vec<i64> = chosen_sites(&state, &form)
+        .await?
+        .iter()
+        .map(|s| s.id)
+        .collect();
     dispatch!(&state.db, |pool, q| {
         let mut tx = q::begin(pool).await?;
         q::set_user_role(&mut tx, id, role.as_str()).await?;

@@ -75,11 +75,12 @@ impl FromRequestParts<AppState> for PageUser {
         match signed_in(parts, state).await {
             Ok(Some(user)) => Ok(PageUser(user)),
             Ok(None) => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
+                // Only a page can be returned to; a form's address cannot be fetched.
+                let next = match parts.method {
+                    axum::http::Method::GET => parts.uri.path_and_query().map(|p| p.as_str()),
+                    _ => None,
+                }
+                .unwrap_or("/");
                 let target = if next == "/" {
                     "/login".to_string()
                 } else {

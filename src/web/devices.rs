@@ -105,10 +105,8 @@ pub async fn detail(
         limit: RECENT_ROWS,
     };
     let recent = dispatch!(db, |pool, q| q::telemetry(pool, id, recent_query).await)?;
-    let latest = dispatch!(db, |pool, q| q::latest_readings(pool, &scope).await)?
-        .into_iter()
-        .filter(|r| r.device_id == id)
-        .collect();
+    let latest = dispatch!(db, |pool, q| q::latest_readings(pool, &scope, Some(id))
+        .await)?;
     let sites = if user.role == Role::Admin {
         Some(dispatch!(db, |pool, q| q::list_sites(pool).await)?)
     } else {

@@ -68,6 +68,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
         .route("/api/realtime", get(crate::realtime::stream::realtime))
         .route("/api/realtime/stats", get(api::realtime_stats))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
         .layer(Extension(throttle))
@@ -144,6 +145,26 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A known path asked with the wrong method: JSON under /api, a page elsewhere.
+async fn method_not_allowed(uri: Uri) -> Response {
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    if uri.path().starts_with("/api/") {
+        ApiError::new(
+            status,
+            "method_not_allowed",
+            "This endpoint does not take that method.",
+        )
+        .into_response()
+    } else {
+        PageError::new(
+            status,
+            "Not here",
+            "This address does not take that kind of request.",
+        )
+        .into_response()
+    }
 }
 
 /// Unknown paths: JSON under /api, a page elsewhere.

@@ -28,7 +28,7 @@ impl Fleet {
     pub async fn load(db: &Db, scope: &Scope, with_chart: bool) -> Result<Fleet, PageError> {
         let now = crate::now_ms();
         let rows = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
-        let latest = dispatch!(db, |pool, q| q::latest_readings(pool, scope).await)?;
+        let latest = dispatch!(db, |pool, q| q::latest_readings(pool, scope, None).await)?;
         let today = view::start_of_day_utc(now);
         let readings_today = dispatch!(db, |pool, q| q::count_readings_since(pool, scope, today)
             .await)?;
