@@ -319,6 +319,10 @@ async fn forms_without_the_token_or_from_elsewhere_are_refused(backend: Backend)
     assert_eq!(r.status, 403);
     assert!(r.content_type().starts_with("text/html"));
     assert!(r.body.contains("Form expired"));
+    assert!(
+        r.body.contains("--cookie-secure false"),
+        "a cookieless browser is told why"
+    );
     let client = browser();
     let token = login_token(&app, &client).await;
     assert_eq!(post_form(&app, &client, "/login", &creds).await.status, 403);

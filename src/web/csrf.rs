@@ -99,7 +99,18 @@ pub async fn guard(request: Request, next: Next) -> Response {
     };
     if !valid {
         tracing::info!(path = %parts.uri.path(), "missing or wrong anti-forgery token");
-        return refused();
+        let mut page = refused();
+        if expected.is_none() && !sends_session_cookie(&parts.headers) {
+            page = PageError::new(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "Your browser did not send this site's cookie with the form. Allow cookies for this \
+                 site and try again. (Operators: on plain HTTP other than localhost, start the \
+                 server with --cookie-secure false.)",
+            )
+            .into_response();
+        }
+        return page;
     }
     parts.extensions.insert(form);
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -113,6 +124,15 @@ fn refused() -> Response {
         "This form is out of date or came from another site. Go back, reload the page and try again.",
     )
     .into_response()
+}
+
+fn sends_session_cookie(headers: &HeaderMap) -> bool {
+    let cookie = format!("{}=", super::SESSION_COOKIE);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(';').any(|c| c.trim_start().starts_with(&cookie)))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
