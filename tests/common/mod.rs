@@ -37,13 +37,13 @@ pub struct TestApp {
 }
 
 /// Base URL of the PostgreSQL server used by tests (trust auth).
-fn pg_base() -> String {
+pub fn pg_base() -> String {
     std::env::var("SENSORCAST_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// Creates a fresh PostgreSQL database, or None (loudly) when no server is reachable.
-async fn fresh_pg_database() -> Option<(String, String)> {
+pub async fn fresh_pg_database() -> Option<(String, String)> {
     use sqlx::Connection;
     let admin_url = format!("{}/postgres", pg_base());
     let conn = tokio::time::timeout(
@@ -307,27 +307,29 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.state.shutdown.cancel();
         if let Some(name) = self.pg_name.take() {
-            // Best effort: drop the test database from a separate thread and runtime.
-            let admin_url = format!("{}/postgres", pg_base());
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(rt) = rt {
-                    rt.block_on(async move {
-                        use sqlx::Connection;
-                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut c)
-                            .await;
-                        }
-                    });
+            drop_pg_database(name);
+        }
+    }
+}
+
+/// Best effort: drops a test database from a separate thread and runtime (usable in `Drop`).
+pub fn drop_pg_database(name: String) -> std::thread::JoinHandle<()> {
+    let admin_url = format!("{}/postgres", pg_base());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
                 }
             });
         }
-    }
+    })
 }
 
 /// The anti-forgery token in a page's forms (`<input type="hidden" name="csrf" value="…">`).
@@ -393,4 +395,70 @@ macro_rules! spawn_or_skip {
             None => return,
         }
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault tests: servers on a database reached some other way (a proxy, a child process)
+// ---------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// A server on an existing database at `url` (for instance through a TCP proxy); the
+    /// PostgreSQL database `pg_name`, if given, is dropped when the app ends.
+    pub async fn spawn_on(
+        backend: Backend,
+        url: &str,
+        args: ServeArgs,
+        pg_name: Option<String>,
+    ) -> TestApp {
+        Self::start(backend, url, args, None, pg_name).await
+    }
+}
+
+/// A fresh database for a server that the test runs itself (the real binary): a SQLite file in
+/// a temporary directory, or a PostgreSQL database dropped (and waited for) when this goes.
+pub struct TestDatabase {
+    pub url: String,
+    pub backend: Backend,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// None when the backend is not available here (already reported).
+    pub async fn create(backend: Backend) -> Option<TestDatabase> {
+        Some(match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                TestDatabase {
+                    url,
+                    backend,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let (url, name) = fresh_pg_database().await?;
+                TestDatabase {
+                    url,
+                    backend,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        })
+    }
+
+    /// The PostgreSQL database's name (None on SQLite).
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let _ = drop_pg_database(name).join();
+        }
+    }
 }
