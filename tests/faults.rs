@@ -1485,9 +1485,6 @@ both_backends!(forged_expired_and_disabled_sessions_get_nothing);
 /// reconnects its stream, or loads a page or JSON, during an outage should be told that, not
 /// that something broke (500 `internal_error`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: with the database unreachable, signed-in requests (new SSE stream, JSON API, \
-            pages) answer 500 internal_error instead of 503 unavailable: the session load error \
-            is mapped with ApiError::internal in web/auth.rs signed_in()"]
 async fn signed_in_requests_during_an_outage_get_503() {
     let _heavy = HEAVY.lock().await;
     let Some((app, mut proxy)) = app_behind_proxy().await else {

@@ -29,8 +29,16 @@ impl DbSessionStore {
     }
 }
 
+/// Marks a session error caused by an unreachable database, so the web layer answers 503.
+pub const UNAVAILABLE: &str = "database unavailable";
+
 fn backend(e: sqlx::Error) -> Error {
-    Error::Backend(e.to_string())
+    let e = crate::store::StoreError::from(e);
+    if e.is_unavailable() {
+        Error::Backend(format!("{UNAVAILABLE}: {e}"))
+    } else {
+        Error::Backend(e.to_string())
+    }
 }
 
 fn encode(record: &Record) -> Result<(Vec<u8>, Option<i64>, i64)> {

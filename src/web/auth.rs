@@ -32,11 +32,21 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, m)| ApiError::internal(m))?;
-    let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(ApiError::internal)?;
+    let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(session_error)?;
     let Some(user_id) = user_id else {
         return Ok(None);
     };
     load_user(&state.db, user_id).await
+}
+
+/// A session store failure: 503 when the database is unreachable, else 500.
+fn session_error(e: tower_sessions::session::Error) -> ApiError {
+    let text = e.to_string();
+    if text.contains(crate::store::sessions::UNAVAILABLE) {
+        ApiError::unavailable(text)
+    } else {
+        ApiError::internal(text)
+    }
 }
 
 pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<User>, ApiError> {

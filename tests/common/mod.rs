@@ -307,7 +307,8 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.state.shutdown.cancel();
         if let Some(name) = self.pg_name.take() {
-            drop_pg_database(name);
+            // Wait, so a test process never exits leaving its database behind.
+            let _ = drop_pg_database(name).join();
         }
     }
 }
