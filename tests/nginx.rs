@@ -22,16 +22,29 @@ fn nginx_binary() -> Option<String> {
         .map(String::from)
 }
 
-/// nginx running our site config with the given upstreams; killed on drop.
+/// nginx running our site config with the given upstreams; stopped on drop.
 struct Nginx {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    binary: String,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // `-s stop` ends the workers too; killing only the master would leave them running.
+        let conf = self.dir.path().join("nginx.conf");
+        let stopped = Command::new(&self.binary)
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-s", "stop"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -133,7 +146,8 @@ async fn start_nginx(binary: &str, upstreams: &[u16]) -> Nginx {
     Nginx {
         child,
         port,
-        _dir: dir,
+        binary: binary.to_string(),
+        dir,
     }
 }
 
