@@ -1,0 +1,314 @@
+//! Starting and stopping the servers under test, each in its own temporary directory, and
+//! reading their memory use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+use crate::http::Conn;
+use crate::target::{Kind, Target, NCHAN_CHANNEL, WEBHOOK_SECRET};
+
+const ADMIN_EMAIL: &str = "bench@example.com";
+const ADMIN_PASSWORD: &str = "bench password, not secret";
+/// Debian's libnginx-mod-nchan.
+pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+pub struct Server {
+    pub target: Target,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Server {
+    /// sensorcast on a fresh database: a temporary SQLite file unless `database_url` is given.
+    pub async fn sensorcast(bin: &Path, database_url: Option<&str>) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let log = std::fs::File::create(dir.path().join("sensorcast.log"))?;
+        let child = Command::new(bin)
+            .args(["--listen", &addr.to_string()])
+            .args(["--database-url", database_url.unwrap_or(&sqlite)])
+            .args(["--webhook-secret", WEBHOOK_SECRET])
+            .args([
+                "--admin-email",
+                ADMIN_EMAIL,
+                "--admin-password",
+                ADMIN_PASSWORD,
+            ])
+            .args(["--cookie-secure", "false"])
+            .args(["--max-streams", "0", "--max-streams-per-user", "0"])
+            // No keepalive during a run, so every frame a stream reads is an event.
+            .args(["--keepalive-secs", "3600"])
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = Server {
+            target: Target {
+                kind: Kind::Sensorcast,
+                addr,
+                cookie: None,
+            },
+            child,
+            _dir: dir,
+        };
+        server.wait_ready("/healthz").await?;
+        server.target.cookie = Some(sign_in(addr).await?);
+        Ok(server)
+    }
+
+    /// nginx with nchan: 2 workers, one channel, EventSource subscribers.
+    pub async fn nchan(max_files: u64) -> anyhow::Result<Server> {
+        if !Path::new(NCHAN_MODULE).exists() {
+            bail!("{NCHAN_MODULE} is missing: apt-get install -y libnginx-mod-nchan nginx");
+        }
+        let dir = tempfile::tempdir()?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, nginx_conf(dir.path(), addr, max_files))?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nginx")?;
+        let mut server = Server {
+            target: Target {
+                kind: Kind::Nchan,
+                addr,
+                cookie: None,
+            },
+            child,
+            _dir: dir,
+        };
+        server.wait_ready("/ready").await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.target.addr);
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited at start ({status})", self.target.kind.name());
+            }
+            let mut conn = Conn::new(self.target.addr);
+            if matches!(conn.send(req.as_bytes()).await, Ok(r) if r.head.status == 200) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{} did not become ready in 60 s", self.target.kind.name())
+    }
+
+    /// Resident memory of the server, its worker processes included, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let Some(pid) = self.child.id() else {
+            return 0;
+        };
+        let mut pids = vec![pid];
+        pids.extend(children_of(pid));
+        pids.iter().map(|p| vm_rss_kib(*p)).sum()
+    }
+
+    /// CPU time used so far by the server and its workers (user + system), in µs.
+    pub fn cpu_us(&self) -> u64 {
+        let Some(pid) = self.child.id() else {
+            return 0;
+        };
+        let mut pids = vec![pid];
+        pids.extend(children_of(pid));
+        // SAFETY: sysconf has no preconditions.
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>() * 1_000_000 / tick
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        let name = match self.target.kind {
+            Kind::Sensorcast => "sensorcast.log",
+            Kind::Nchan => "error.log",
+        };
+        self._dir.path().join(name)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let done = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        if done.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn nginx_conf(dir: &Path, addr: SocketAddr, max_files: u64) -> String {
+    let d = dir.display();
+    format!(
+        r#"load_module {NCHAN_MODULE};
+daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile {max_files};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{
+    worker_connections {max_files};
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    nchan_max_reserved_memory 256M;
+    server {{
+        listen {addr} backlog=4096;
+        location = /ready {{ return 200 "ready\n"; }}
+        location = /sub {{
+            nchan_subscriber eventsource;
+            nchan_channel_id {NCHAN_CHANNEL};
+            nchan_subscriber_first_message newest;
+        }}
+        location = /pub {{
+            nchan_publisher;
+            nchan_channel_id {NCHAN_CHANNEL};
+            nchan_message_buffer_length 20000;
+            nchan_message_timeout 1h;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+/// Signs in through the form (echoing its hidden fields, such as the anti-forgery token) and
+/// returns the `Cookie:` value of the new session.
+async fn sign_in(addr: SocketAddr) -> anyhow::Result<String> {
+    let mut conn = Conn::new(addr);
+    let get = format!("GET /login HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let page = conn.send(get.as_bytes()).await?;
+    let visitor = session_cookie(&page.head);
+    let mut fields = hidden_inputs(&String::from_utf8_lossy(&page.body));
+    fields.push(("email".into(), ADMIN_EMAIL.into()));
+    fields.push(("password".into(), ADMIN_PASSWORD.into()));
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let cookie = visitor
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n{cookie}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = conn.send(req.as_bytes()).await?;
+    if r.head.status != 303 {
+        bail!("sign-in answered {}", r.head.status);
+    }
+    session_cookie(&r.head).context("sign-in set no session cookie")
+}
+
+fn session_cookie(head: &crate::http::Head) -> Option<String> {
+    head.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("sensorcast_session="))
+        })
+        .map(str::to_string)
+}
+
+/// (name, value) of every `<input type="hidden" …>` in a page.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = tag[start..].find('"')?;
+        Some(tag[start..start + len].to_string())
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            if attr(tag, "type")? != "hidden" {
+                return None;
+            }
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Fields of /proc/PID/stat after the parenthesised command name.
+fn stat_fields(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s[s.rfind(')')? + 2..].to_string()))
+        .map(|rest| rest.split(' ').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let f = stat_fields(pid);
+    // After the name: state is field 3 of stat(5), so utime (14) and stime (15) are 11 and 12.
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+/// Direct children of `pid` (nginx's workers).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| stat_fields(*p).get(1).and_then(|v| v.parse().ok()) == Some(pid))
+        .collect()
+}

@@ -1,0 +1,182 @@
+//! The two servers under test, as the generator sees them: how to subscribe, how to publish one
+//! event, and where the event's marker sits in what a subscriber reads.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::clock::unix_ms;
+
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+pub const WEBHOOK_UUID: &str = "6167cb40-8e5e-4d53-904f-968928e488a6";
+/// The channel every nchan subscriber and publish uses.
+pub const NCHAN_CHANNEL: &str = "bench";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sensorcast,
+    Nchan,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sensorcast => "sensorcast",
+            Kind::Nchan => "nchan",
+        }
+    }
+
+    /// What precedes the marker in a frame a subscriber reads: sensorcast re-encodes the
+    /// reading (`measuredAt` is the webhook's `ts`); nchan passes the body through.
+    pub fn marker_key(self) -> &'static str {
+        match self {
+            Kind::Sensorcast => "\"measuredAt\":",
+            Kind::Nchan => "\"ts\":",
+        }
+    }
+}
+
+/// A running server to measure.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    /// `Cookie:` value of the shared session (sensorcast).
+    pub cookie: Option<String>,
+}
+
+impl Target {
+    pub fn stream_path(&self) -> &'static str {
+        match self.kind {
+            Kind::Sensorcast => "/api/realtime",
+            Kind::Nchan => "/sub",
+        }
+    }
+
+    /// The request that opens one event stream, optionally resuming after `last_event_id`.
+    pub fn subscribe_request(&self, last_event_id: Option<&str>) -> String {
+        subscribe_request(
+            self.addr,
+            self.stream_path(),
+            self.cookie.as_deref(),
+            last_event_id,
+        )
+    }
+
+    /// The request that publishes one event carrying `marker`.
+    pub fn publish_request(&self, marker: u64) -> Vec<u8> {
+        let body = mdp_event(marker);
+        let mut head = match self.kind {
+            Kind::Sensorcast => {
+                let ts = (unix_ms() / 1000).to_string();
+                let nonce = next_nonce();
+                format!(
+                    "POST /api/webhooks/milesight HTTP/1.1\r\nHost: {}\r\n\
+                     x-msc-request-signature: {}\r\nx-msc-request-timestamp: {ts}\r\n\
+                     x-msc-request-nonce: {nonce}\r\nx-msc-webhook-uuid: {WEBHOOK_UUID}\r\n",
+                    self.addr,
+                    sign(WEBHOOK_SECRET, &ts, &nonce),
+                )
+            }
+            Kind::Nchan => format!("POST /pub HTTP/1.1\r\nHost: {}\r\n", self.addr),
+        };
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ));
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body.as_bytes());
+        req
+    }
+
+    /// Whether a publish answer means "stored and sent on".
+    pub fn published(&self, status: u16) -> bool {
+        match self.kind {
+            Kind::Sensorcast => status == 200,
+            Kind::Nchan => status == 201 || status == 202,
+        }
+    }
+}
+
+pub fn subscribe_request(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    last_event_id: Option<&str>,
+) -> String {
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+    );
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if let Some(id) = last_event_id {
+        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// One MDP `DEVICE_DATA` `PROPERTY` event of one TS302; `marker` is its unique `ts`.
+pub fn mdp_event(marker: u64) -> String {
+    let created = unix_ms() / 1000;
+    format!(
+        r#"{{"eventId":"bench-{marker}","eventCreatedTime":{created},"eventVersion":"1.0","eventType":"DEVICE_DATA","data":{{"deviceProfile":{{"deviceId":"1904371063669395457","sn":"6707E04610160001","devEUI":"24e124707e040001","name":"Bench freezer","model":"TS302"}},"type":"PROPERTY","tslId":"","ts":{marker},"payload":{{"temperature_left":-18.4,"temperature_right":4.1,"battery":93}}}}}}"#
+    )
+}
+
+/// Lower-case hex HMAC-SHA256(secret, timestamp ‖ nonce), as MDP signs (milesight.md §1).
+pub fn sign(secret: &str, timestamp: &str, nonce: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(nonce.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn next_nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{:08x}{n:08x}", unix_ms(), std::process::id())
+}
+
+/// Unique event markers for a whole run: the Unix time in ms at start, plus a counter.
+pub struct Markers(AtomicU64);
+
+impl Markers {
+    pub fn new() -> Markers {
+        Markers(AtomicU64::new(unix_ms()))
+    }
+
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_spec_vector() {
+        assert_eq!(
+            sign(
+                "mySecretKey",
+                "1742872448",
+                "0f2c1e6b5a7d4e3f9a8b7c6d5e4f3a2b"
+            ),
+            "bb7effb105409c969e56c5a5f95a564e4a8e49cda142c5fd6962092b2082e8e9"
+        );
+    }
+
+    #[test]
+    fn the_event_is_json_with_its_marker() {
+        let e = mdp_event(1742872448123);
+        assert!(
+            crate::sse::marker(e.as_bytes(), Kind::Nchan.marker_key().as_bytes())
+                == Some(1742872448123)
+        );
+    }
+}
