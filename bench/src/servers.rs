@@ -20,7 +20,7 @@ pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 pub struct Server {
     pub target: Target,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A free loopback port (bound, then released).
@@ -64,7 +64,7 @@ impl Server {
                 cookie: None,
             },
             child,
-            _dir: dir,
+            dir,
         };
         server.wait_ready("/healthz").await?;
         server.target.cookie = Some(sign_in(addr).await?);
@@ -98,7 +98,7 @@ impl Server {
                 cookie: None,
             },
             child,
-            _dir: dir,
+            dir,
         };
         server.wait_ready("/ready").await?;
         Ok(server)
@@ -147,7 +147,7 @@ impl Server {
             Kind::Sensorcast => "sensorcast.log",
             Kind::Nchan => "error.log",
         };
-        self._dir.path().join(name)
+        self.dir.path().join(name)
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
