@@ -152,6 +152,35 @@ impl Drop for Lagging {
     }
 }
 
+/// Frames for one write: a lone frame is sent as the shared bytes themselves (no copy); several
+/// are joined into one buffer, so a stream that is behind gets them in one write.
+#[derive(Default)]
+struct Batch {
+    single: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, frame: &Bytes) {
+        if self.single.is_none() && self.joined.is_empty() {
+            self.single = Some(frame.clone());
+            return;
+        }
+        if let Some(first) = self.single.take() {
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(frame);
+    }
+
+    fn len(&self) -> usize {
+        self.single.as_ref().map_or(self.joined.len(), Bytes::len)
+    }
+
+    fn finish(self) -> Bytes {
+        self.single.unwrap_or_else(|| self.joined.freeze())
+    }
+}
+
 struct StreamCtx {
     state: AppState,
     filter: Filter,
@@ -199,10 +228,13 @@ impl StreamCtx {
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let shutdown = this.state.shutdown.clone();
+            // Registered once: re-creating it on every wake-up takes the token's lock each time.
+            let cancelled = shutdown.cancelled();
+            tokio::pin!(cancelled);
             loop {
                 let next = tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => Next::End,
+                    _ = &mut cancelled => Next::End,
                     msg = rx.recv() => this.on_message(msg, &mut rx, &mut cursor),
                     _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
                 };
@@ -250,7 +282,7 @@ impl StreamCtx {
         rx: &mut tokio::sync::broadcast::Receiver<HubMessage>,
         cursor: &mut i64,
     ) -> Next {
-        let mut buf = BytesMut::new();
+        let mut buf = Batch::default();
         let mut msg = first;
         loop {
             match msg {
@@ -258,7 +290,7 @@ impl StreamCtx {
                 Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
                 Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.freeze()),
+                Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.finish()),
                 Err(RecvError::Closed) => return Next::End,
             }
             if buf.len() >= COALESCE_BYTES {
@@ -271,16 +303,16 @@ impl StreamCtx {
                 Err(TryRecvError::Empty) => break,
             };
         }
-        Next::Send(buf.freeze())
+        Next::Send(buf.finish())
     }
 
-    fn take(&self, frame: &Arc<Frame>, cursor: &mut i64, buf: &mut BytesMut) {
+    fn take(&self, frame: &Arc<Frame>, cursor: &mut i64, buf: &mut Batch) {
         if frame.id <= *cursor {
             return;
         }
         *cursor = frame.id;
         if self.filter.allows(frame.device_id, frame.site_id) {
-            buf.extend_from_slice(&frame.bytes);
+            buf.push(&frame.bytes);
         }
     }
 
@@ -327,5 +359,29 @@ impl StreamCtx {
             Ok(Some(user)) => user.role == self.role && user.scope() == self.filter.scope,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_frame_is_not_copied_and_several_are_joined_in_order() {
+        let (a, b) = (
+            Bytes::from_static(b"id: 1\n\n"),
+            Bytes::from_static(b"id: 2\n\n"),
+        );
+        let mut one = Batch::default();
+        one.push(&a);
+        assert_eq!(one.len(), a.len());
+        assert_eq!(one.finish().as_ptr(), a.as_ptr(), "shared, not copied");
+        let mut two = Batch::default();
+        two.push(&a);
+        two.push(&b);
+        two.push(&a);
+        assert_eq!(two.len(), 3 * a.len());
+        assert_eq!(&two.finish()[..], b"id: 1\n\nid: 2\n\nid: 1\n\n");
+        assert!(Batch::default().finish().is_empty());
     }
 }
