@@ -57,14 +57,7 @@ async fn mdp_reading_is_stored_once_and_read_back(backend: Backend) {
     assert_eq!(app.count(Table::Events).await, 2);
 
     let admin = app.admin().await;
-    let devices: Value = admin
-        .get(app.url("/api/devices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = get_json(&admin, app.url("/api/devices")).await;
     assert_eq!(
         devices[0]["deviceId"], DEVICE_ID,
         "19-digit id stays an exact string"
@@ -73,14 +66,11 @@ async fn mdp_reading_is_stored_once_and_read_back(backend: Backend) {
     assert_eq!(devices[0]["name"], "Freezer A");
     assert_eq!(devices[0]["status"], "ONLINE");
 
-    let t: Value = admin
-        .get(app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get_json(
+        &admin,
+        app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")),
+    )
+    .await;
     let reading = &t["readings"][0];
     assert_eq!(reading["temperature"], -18.4);
     assert_eq!(reading["temperature2"], 4.1);
@@ -120,40 +110,23 @@ async fn mdp_array_status_history_and_test_events(backend: Backend) {
     assert_eq!(app.count(Table::Readings).await, 1);
 
     let admin = app.admin().await;
-    let devices: Value = admin
-        .get(app.url("/api/devices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = get_json(&admin, app.url("/api/devices")).await;
     // A historical record does not bring an offline device back nor refresh "last seen".
     assert_eq!(devices[0]["status"], "OFFLINE");
     assert_eq!(devices[0]["lastSeenMs"], Value::Null);
 
-    let t: Value = admin
-        .get(app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get_json(
+        &admin,
+        app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")),
+    )
+    .await;
     assert_eq!(t["readings"][0]["historical"], true);
     assert_eq!(t["readings"][0]["measuredAt"], (now_s - 3600) * 1000);
 
     // A live reading brings it back online.
     app.post_mdp(&mdp_reading("e-6", DEVICE_ID, EUI, 1.0, 2.0))
         .await;
-    let devices: Value = admin
-        .get(app.url("/api/devices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = get_json(&admin, app.url("/api/devices")).await;
     assert_eq!(devices[0]["status"], "ONLINE");
     assert!(devices[0]["lastSeenMs"].as_i64().is_some());
 }
@@ -264,14 +237,11 @@ async fn gateway_uplinks_decode_dedupe_and_unify_with_mdp(backend: Backend) {
     assert_eq!(app.count(Table::Readings).await, 2);
 
     let admin = app.admin().await;
-    let t: Value = admin
-        .get(app.url(&format!("/api/devices/{DEVICE_ID}/telemetry?limit=10")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get_json(
+        &admin,
+        app.url(&format!("/api/devices/{DEVICE_ID}/telemetry?limit=10")),
+    )
+    .await;
     let gw = t["readings"]
         .as_array()
         .unwrap()
@@ -286,14 +256,7 @@ async fn gateway_uplinks_decode_dedupe_and_unify_with_mdp(backend: Backend) {
     // Status notification from newer firmware.
     let r = app.post_gateway(r#"{"devEUI":"24D124707E040001","deviceName":"Cold room 2","status":"offline","time":"2026-03-12T06:40:13Z"}"#).await;
     assert_eq!(r.status(), 200);
-    let devices: Value = admin
-        .get(app.url("/api/devices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = get_json(&admin, app.url("/api/devices")).await;
     assert_eq!(devices[0]["status"], "OFFLINE");
     assert_eq!(devices[0]["deviceId"], DEVICE_ID);
 }
@@ -416,14 +379,11 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
         ))
         .await;
     }
-    let t: Value = admin
-        .get(app.url(&format!("/api/devices/{DEVICE_ID}/telemetry?limit=2")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get_json(
+        &admin,
+        app.url(&format!("/api/devices/{DEVICE_ID}/telemetry?limit=2")),
+    )
+    .await;
     let temps: Vec<f64> = t["readings"]
         .as_array()
         .unwrap()
@@ -431,14 +391,11 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
         .map(|r| r["temperature"].as_f64().unwrap())
         .collect();
     assert_eq!(temps.len(), 2);
-    let all: Value = admin
-        .get(app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(
+        &admin,
+        app.url(&format!("/api/devices/{DEVICE_ID}/telemetry")),
+    )
+    .await;
     let times: Vec<i64> = all["readings"]
         .as_array()
         .unwrap()
@@ -450,27 +407,21 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
         "newest first: {times:?}"
     );
     let future = sensorcast::now_ms() + 60_000;
-    let none: Value = admin
-        .get(app.url(&format!(
+    let none: Value = get_json(
+        &admin,
+        app.url(&format!(
             "/api/devices/{DEVICE_ID}/telemetry?since={future}"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     assert_eq!(none["readings"], json!([]));
-    let until: Value = admin
-        .get(app.url(&format!(
+    let until: Value = get_json(
+        &admin,
+        app.url(&format!(
             "/api/devices/{DEVICE_ID}/telemetry?until=2000-01-01T00:00:00Z"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     assert_eq!(until["readings"], json!([]));
 
     for bad in ["limit=0", "limit=abc", "since=yesterday"] {

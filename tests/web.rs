@@ -338,30 +338,20 @@ async fn forms_without_the_token_or_from_elsewhere_are_refused(backend: Backend)
     );
 
     // The right token from another site's page.
-    let r = client
-        .post(app.url("/login"))
-        .header("origin", "https://evil.example")
-        .form(&borrowed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let r = client
-        .post(app.url("/login"))
-        .header("referer", "https://evil.example/page")
-        .form(&borrowed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let r = client
-        .post(app.url("/login"))
-        .header("sec-fetch-site", "cross-site")
-        .form(&borrowed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("referer", "https://evil.example/page"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = client
+            .post(app.url("/login"))
+            .header(name, value)
+            .form(&borrowed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
     assert_eq!(get(&app, &client, "/").await.location(), "/login");
     // Same origin and the token: in.
     assert_eq!(

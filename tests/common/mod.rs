@@ -341,6 +341,18 @@ pub fn csrf_in(html: &str) -> Option<String> {
     Some(html[start..start + len].to_string())
 }
 
+/// GET with `client` and the body as JSON.
+pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json body")
+}
+
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
