@@ -106,6 +106,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_MAX_STREAMS", default_value_t = 20_000)]
     pub max_streams: usize,
 
+    /// Threads that serve event streams, apart from those answering webhooks and pages, so a
+    /// large fan-out never delays ingest (0 = share one runtime; default: one per core).
+    #[arg(long, env = "SENSORCAST_STREAM_THREADS", default_value_t = default_stream_threads())]
+    pub stream_threads: usize,
+
     /// Admin created on start when no user exists yet (with --admin-password).
     #[arg(long, env = "SENSORCAST_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -160,12 +165,17 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+fn default_stream_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl ServeArgs {
     /// Settings for tests: everything at its default except what a test sets.
     pub fn for_tests() -> Self {
         let cli = Cli::parse_from(["sensorcast"]);
         ServeArgs {
             cookie_secure: false,
+            stream_threads: 1,
             ..cli.serve
         }
     }

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod ingest;
 pub mod metrics;
 pub mod realtime;
+mod server;
 pub mod state;
 pub mod store;
 pub mod web;
@@ -16,10 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+pub use server::serve;
 
 use config::ServeArgs;
 use realtime::hub::Hub;
@@ -140,34 +142,4 @@ fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
             }
         }
     });
-}
-
-/// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
-/// finish, and returns within `grace` even if a client does not let go.
-pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> std::io::Result<()> {
-    let shutdown = state.shutdown.clone();
-    let db = state.db.clone();
-    // Peer addresses let sign-in throttling key on the client (or, from a local proxy, its header).
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server =
-        axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        finished = &mut server => {
-            // The server stopped on its own (an accept error): report it.
-            db.close().await;
-            return finished.map_err(std::io::Error::other)?;
-        }
-        _ = shutdown.cancelled() => {}
-    }
-    match tokio::time::timeout(grace, server).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(join)) => tracing::error!(error = %join, "server task failed"),
-        Err(_) => tracing::warn!(
-            ?grace,
-            "connections still open after the grace period; closing anyway"
-        ),
-    }
-    db.close().await;
-    Ok(())
 }

@@ -27,6 +27,7 @@ pub struct Settings {
     pub ts302_default: Variant,
     pub report_interval_s: i64,
     pub cookie_secure: bool,
+    pub stream_threads: usize,
 }
 
 impl Settings {
@@ -41,6 +42,7 @@ impl Settings {
             ts302_default: args.ts302_variant,
             report_interval_s: args.report_interval_secs,
             cookie_secure: args.cookie_secure,
+            stream_threads: args.stream_threads,
         }
     }
 }

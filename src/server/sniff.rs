@@ -1,0 +1,239 @@
+//! Reads just enough of a new connection to tell an event stream from everything else.
+//!
+//! A connection whose first request is `GET /api/realtime` is served by `raw` (no hyper
+//! buffers held for hours); anything else goes to hyper with the bytes already read put back.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+const STREAM_PATH: &[u8] = b"GET /api/realtime";
+/// A stream request's head is small; a larger one is left to hyper (which answers 431).
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+pub enum Sniffed {
+    /// A complete, bodiless `GET /api/realtime` request.
+    Stream(Box<Request<Body>>),
+    /// Anything else: the bytes read so far, to be replayed to hyper.
+    Other(Bytes),
+}
+
+/// Reads the first request's head, or as little of it as it takes to see it is not a stream.
+pub async fn sniff(sock: &mut TcpStream, addr: SocketAddr, patience: Duration) -> Sniffed {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        match classify(&buf, addr) {
+            Verdict::Stream(request) => return Sniffed::Stream(request),
+            Verdict::Other => return Sniffed::Other(buf.freeze()),
+            Verdict::NeedMore => {}
+        }
+        match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // End of input, an error or a stalled client: hyper sees the same and deals with it.
+            _ => return Sniffed::Other(buf.freeze()),
+        }
+    }
+}
+
+enum Verdict {
+    Stream(Box<Request<Body>>),
+    Other,
+    NeedMore,
+}
+
+fn classify(buf: &[u8], addr: SocketAddr) -> Verdict {
+    let seen = buf.len().min(STREAM_PATH.len());
+    if buf[..seen] != STREAM_PATH[..seen] {
+        return Verdict::Other;
+    }
+    if buf.len() > STREAM_PATH.len() && !matches!(buf[STREAM_PATH.len()], b' ' | b'?') {
+        return Verdict::Other;
+    }
+    if buf.len() >= MAX_HEAD {
+        return Verdict::Other;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => match to_request(&parsed, addr) {
+            Some(request) => Verdict::Stream(Box::new(request)),
+            None => Verdict::Other,
+        },
+        Ok(httparse::Status::Partial) => Verdict::NeedMore,
+        Err(_) => Verdict::Other,
+    }
+}
+
+/// The parsed head as a request for the router; `None` for anything unusual (a body, odd
+/// headers), which hyper then handles as it handles every other request.
+fn to_request(parsed: &httparse::Request<'_, '_>, addr: SocketAddr) -> Option<Request<Body>> {
+    let version = match parsed.version? {
+        0 => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(parsed.path?)
+        .version(version);
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == axum::http::header::CONTENT_LENGTH
+            || name == axum::http::header::TRANSFER_ENCODING
+        {
+            return None;
+        }
+        request = request.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    request
+        .extension(ConnectInfo(addr))
+        .body(Body::empty())
+        .ok()
+}
+
+/// A connection with bytes already read put back in front.
+pub struct Prefixed {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl Prefixed {
+    pub fn new(prefix: Bytes, inner: TcpStream) -> Self {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.has_remaining() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    fn verdict(head: &str) -> &'static str {
+        match classify(head.as_bytes(), addr()) {
+            Verdict::Stream(_) => "stream",
+            Verdict::Other => "other",
+            Verdict::NeedMore => "more",
+        }
+    }
+
+    #[test]
+    fn only_a_complete_bodiless_stream_request_is_taken() {
+        assert_eq!(verdict(""), "more");
+        assert_eq!(verdict("GET /api/re"), "more");
+        assert_eq!(verdict("GET /api/realtime HTTP/1.1\r\nHost: x\r\n"), "more");
+        assert_eq!(
+            verdict("GET /api/realtime HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "stream"
+        );
+        assert_eq!(
+            verdict("GET /api/realtime?devices=a,b HTTP/1.0\r\n\r\n"),
+            "stream"
+        );
+        assert_eq!(verdict("POST /api/realtime HTTP/1.1\r\n\r\n"), "other");
+        assert_eq!(verdict("GET /api/realtime/stats HTTP/1.1\r\n\r\n"), "other");
+        assert_eq!(verdict("GET /login HTTP/1.1\r\n\r\n"), "other");
+        assert_eq!(verdict("HEAD /api/realtime HTTP/1.1\r\n\r\n"), "other");
+        assert_eq!(
+            verdict("GET /api/realtime HTTP/1.1\r\nContent-Length: 3\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(
+            verdict("GET /api/realtime HTTP/1.1\r\nbad\r\n\r\n"),
+            "other"
+        );
+    }
+
+    #[test]
+    fn the_request_keeps_query_headers_and_peer() {
+        let head =
+            "GET /api/realtime?lastEventId=7 HTTP/1.1\r\nCookie: a=b\r\nLast-Event-ID: 9\r\n\r\n";
+        let Verdict::Stream(request) = classify(head.as_bytes(), addr()) else {
+            panic!("not taken");
+        };
+        assert_eq!(request.uri().query(), Some("lastEventId=7"));
+        assert_eq!(request.headers()["cookie"], "a=b");
+        assert_eq!(request.headers()["last-event-id"], "9");
+        let ConnectInfo(peer) = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .unwrap();
+        assert_eq!(*peer, addr());
+    }
+
+    #[tokio::test]
+    async fn the_prefix_is_read_before_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(at).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut c, b"world")
+                .await
+                .unwrap();
+        });
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut io = Prefixed::new(Bytes::from_static(b"hello "), sock);
+        let mut all = String::new();
+        io.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+        client.await.unwrap();
+    }
+}
