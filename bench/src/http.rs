@@ -118,6 +118,11 @@ impl Conn {
     }
 
     async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<Response> {
+        // A server may close a keep-alive connection that sat idle (sensorcast after 30 s);
+        // like any HTTP client, notice that before reusing it rather than fail the request.
+        if self.stream.as_ref().is_some_and(|s| !still_open(s)) {
+            self.stream = None;
+        }
         if self.stream.is_none() {
             self.stream = Some(connect(self.addr, None).await?);
         }
@@ -150,6 +155,12 @@ impl Conn {
         }
         Ok(Response { head, body })
     }
+}
+
+/// An idle keep-alive connection is still usable: nothing to read, not even its end.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 async fn read_chunked(stream: &mut TcpStream, first: Vec<u8>) -> anyhow::Result<Vec<u8>> {
