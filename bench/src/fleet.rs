@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::reader::Sample;
 use crate::target::Target;
 
 struct Proc {
@@ -36,6 +37,9 @@ pub struct Layout {
     pub subnet: u8,
     pub concurrency: usize,
     pub lazy_ms: u64,
+    /// Fleet devices (soak): untimed streams follow `devices_per_stream` of them each.
+    pub devices: usize,
+    pub devices_per_stream: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -75,7 +79,12 @@ impl Fleet {
                 .args(["--sample-every", &sample_every.to_string()])
                 .args(["--concurrency", &layout.concurrency.to_string()])
                 .args(["--marker-key", target.kind.marker_key()])
-                .args(["--lazy-ms", &layout.lazy_ms.to_string()]);
+                .args(["--lazy-ms", &layout.lazy_ms.to_string()])
+                .args(["--devices", &layout.devices.to_string()])
+                .args([
+                    "--devices-per-stream",
+                    &layout.devices_per_stream.to_string(),
+                ]);
             if let Some(c) = &target.cookie {
                 cmd.args(["--cookie", c]);
             }
@@ -166,19 +175,61 @@ impl Fleet {
         Ok(w)
     }
 
-    /// (stream index, marker, read at µs) of every event read on a timed stream.
-    pub async fn samples(&mut self) -> anyhow::Result<Vec<(usize, u64, u64)>> {
-        self.send("samples").await?;
+    /// Every event read on a timed stream since the last call.
+    pub async fn samples(&mut self) -> anyhow::Result<Vec<Sample>> {
+        let rows = self.listing("samples", "sample").await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Sample {
+                stream: r[0] as usize,
+                marker: r[1],
+                at: r[2],
+                id: r[3],
+            })
+            .collect())
+    }
+
+    /// (stream index, frames since the mark, still open) of every stream.
+    pub async fn counts(&mut self) -> anyhow::Result<Vec<(usize, u64, bool)>> {
+        let rows = self.listing("counts", "count").await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r[0] as usize, r[1], r[2] == 1))
+            .collect())
+    }
+
+    /// Streams closed (by the server or an error) since they were opened.
+    pub async fn lost(&mut self) -> anyhow::Result<usize> {
+        self.arm_wait(0, Duration::ZERO).await?;
+        Ok(self.waited(Duration::ZERO).await?.lost)
+    }
+
+    /// Sends `command`, then reads `word N N N N` lines (four numbers) from every process up to
+    /// its `end` line.
+    async fn listing(&mut self, command: &str, word: &str) -> anyhow::Result<Vec<[u64; 4]>> {
+        self.send(command).await?;
         let mut all = Vec::new();
         for p in &mut self.procs {
-            while let Some(line) = p.stdout.next_line().await? {
-                let w: Vec<&str> = line.split_whitespace().collect();
-                match w.as_slice() {
-                    ["end"] => break,
-                    ["sample", i, m, t] => all.push((i.parse()?, m.parse()?, t.parse()?)),
-                    _ => bail!("unexpected {line:?}"),
+            let reading = async {
+                while let Some(line) = p.stdout.next_line().await? {
+                    let mut w = line.split_whitespace();
+                    match w.next() {
+                        Some("end") => return Ok(()),
+                        Some(x) if x == word => {
+                            let mut row = [0u64; 4];
+                            for (slot, v) in row.iter_mut().zip(w) {
+                                *slot = v.parse()?;
+                            }
+                            all.push(row);
+                        }
+                        _ => bail!("unexpected {line:?}"),
+                    }
                 }
-            }
+                bail!("a generator process ended")
+            };
+            tokio::time::timeout(Duration::from_secs(60), reading)
+                .await
+                .with_context(|| format!("no complete '{command}' answer in 60 s"))??;
         }
         Ok(all)
     }

@@ -5,7 +5,8 @@
 //! - `mark` → `marked` (event counts restart from zero)
 //! - `wait N TIMEOUT_MS` → `waited REACHED SHORT LOST T_LAST DELIVERED` once every stream has N
 //!   events since the mark, or at the timeout
-//! - `samples` → `sample INDEX MARKER T` lines for the timed streams, then `end`
+//! - `samples` → `sample INDEX MARKER T ID` lines for the timed streams, then `end`
+//! - `counts` → `count INDEX FRAMES OPEN` lines (frames since the mark; OPEN 1 or 0), then `end`
 //! - `quit` (or end of input) → exits, closing every stream
 
 use std::io::{BufRead, Write};
@@ -52,6 +53,27 @@ pub struct HoldArgs {
     /// Pause of the lazy reader after each batch of reads, in ms.
     #[arg(long, default_value_t = 10)]
     pub lazy_ms: u64,
+    /// Untimed streams follow this many fleet devices each (`?devices=`; 0: every device).
+    #[arg(long, default_value_t = 0)]
+    pub devices_per_stream: usize,
+    /// Devices in the fleet (soak).
+    #[arg(long, default_value_t = 0)]
+    pub devices: usize,
+}
+
+impl HoldArgs {
+    /// The subscribe path of stream `index`: timed streams follow everything.
+    fn path_of(&self, index: usize) -> String {
+        if self.devices_per_stream == 0 || self.devices == 0 || index % self.sample_every == 0 {
+            return self.path.clone();
+        }
+        let euis: Vec<String> =
+            crate::target::followed(index, self.devices_per_stream, self.devices)
+                .into_iter()
+                .map(crate::target::dev_eui)
+                .collect();
+        format!("{}?devices={}", self.path, euis.join(","))
+    }
 }
 
 pub fn main(args: HoldArgs) -> anyhow::Result<()> {
@@ -83,6 +105,7 @@ pub fn main(args: HoldArgs) -> anyhow::Result<()> {
                 )
             }
             ["samples"] => samples(&threads),
+            ["counts"] => counts(&threads),
             ["quit"] => break,
             _ => bail!("unknown command {line:?}"),
         };
@@ -133,8 +156,24 @@ fn samples(threads: &[mpsc::Sender<Cmd>]) -> String {
     for t in threads {
         let (tx, rx) = mpsc::channel();
         let _ = t.send(Cmd::Samples(tx));
-        for (i, m, at) in rx.recv().unwrap_or_default() {
-            out.push_str(&format!("sample {i} {m} {at}\n"));
+        for s in rx.recv().unwrap_or_default() {
+            out.push_str(&format!(
+                "sample {} {} {} {}\n",
+                s.stream, s.marker, s.at, s.id
+            ));
+        }
+    }
+    out.push_str("end");
+    out
+}
+
+fn counts(threads: &[mpsc::Sender<Cmd>]) -> String {
+    let mut out = String::new();
+    for t in threads {
+        let (tx, rx) = mpsc::channel();
+        let _ = t.send(Cmd::Counts(tx));
+        for (i, n, open) in rx.recv().unwrap_or_default() {
+            out.push_str(&format!("count {i} {n} {}\n", u8::from(open)));
         }
     }
     out.push_str("end");
@@ -192,8 +231,8 @@ fn open_all(args: &HoldArgs) -> anyhow::Result<Opened> {
 }
 
 async fn open_one(args: &HoldArgs, index: usize) -> anyhow::Result<Stream> {
-    let request =
-        crate::target::subscribe_request(args.addr, &args.path, args.cookie.as_deref(), None);
+    let path = args.path_of(index);
+    let request = crate::target::subscribe_request(args.addr, &path, args.cookie.as_deref(), None);
     let opening = async {
         let mut sock = http::connect(args.addr, Some(args.source)).await?;
         sock.write_all(request.as_bytes()).await?;

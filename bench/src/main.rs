@@ -2,17 +2,23 @@
 //!
 //! `run` is the driver: it starts each server, spreads event streams over generator processes
 //! (`hold`, this same program) and loopback source addresses, publishes, measures, and prints
-//! one table. Everything stays on 127.0.0.0/8 and every loop is bounded in count and time.
+//! one table. `soak` holds streams under a steady webhook rate for a long time and checks memory
+//! and every event (issue 7). Everything stays on 127.0.0.0/8 and every loop is bounded in count
+//! and time.
 
 mod catchup;
+mod check;
 mod clock;
 mod fleet;
 mod hold;
 mod http;
+mod pace;
 mod publish;
 mod reader;
 mod run;
 mod servers;
+mod soak;
+mod soak_report;
 mod sse;
 mod stats;
 mod table;
@@ -41,6 +47,8 @@ struct Cli {
 enum Cmd {
     /// Measure sensorcast and nchan and print the table.
     Run(RunArgs),
+    /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
+    Soak(soak::SoakArgs),
     /// A generator process (started by `run`; commands on stdin).
     #[command(hide = true)]
     Hold(hold::HoldArgs),
@@ -73,13 +81,16 @@ struct RunArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Cmd::Hold(args) => hold::main(args),
-        Cmd::Run(args) => tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build()?
-            .block_on(run_all(args)),
+            .build()
+    };
+    match cli.command {
+        Cmd::Hold(args) => hold::main(args),
+        Cmd::Run(args) => runtime()?.block_on(run_all(args)),
+        Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
     }
 }
 

@@ -35,8 +35,13 @@ impl Publisher {
     pub async fn publish(&mut self, markers: &Markers) -> Sent {
         let marker = markers.next();
         let request = self.target.publish_request(marker);
+        self.send(marker, &request).await
+    }
+
+    /// Sends a prepared publish `request` for the event carrying `marker`.
+    pub async fn send(&mut self, marker: u64, request: &[u8]) -> Sent {
         let at = mono_us();
-        let answer = self.conn.send(&request).await;
+        let answer = self.conn.send(request).await;
         let latency_us = mono_us() - at;
         let ok = match answer {
             Ok(r) if self.target.published(r.head.status) => true,

@@ -10,7 +10,20 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::clock::mono_us;
-use crate::sse::{marker, FrameCounter, FrameSplitter, Framing};
+use crate::sse::{event_id, marker, FrameCounter, FrameSplitter, Framing};
+
+/// One event read on a timed stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// The stream's global index.
+    pub stream: usize,
+    /// The event's marker (0: none, such as a status event).
+    pub marker: u64,
+    /// The SSE id when it is a number (0: none).
+    pub id: u64,
+    /// When it was read, µs monotonic.
+    pub at: u64,
+}
 
 /// One open event stream.
 pub struct Stream {
@@ -20,8 +33,8 @@ pub struct Stream {
     framing: Framing,
     frames: FrameCounter,
     baseline: u64,
-    /// Present on timed streams: whole frames, and (marker, read at µs) of each event.
-    timed: Option<(FrameSplitter, Vec<(u64, u64)>)>,
+    /// Present on timed streams: whole frames, and each event read.
+    timed: Option<(FrameSplitter, Vec<Sample>)>,
 }
 
 impl Stream {
@@ -53,6 +66,7 @@ impl Stream {
     /// Feeds body bytes; false when the body has ended.
     fn consume(&mut self, wire: &[u8], key: &[u8], now: u64) -> bool {
         let Stream {
+            index,
             framing,
             frames,
             timed,
@@ -62,8 +76,15 @@ impl Stream {
             frames.feed(data);
             if let Some((splitter, samples)) = timed.as_mut() {
                 splitter.feed(data, |frame| {
-                    if let Some(m) = marker(frame, key) {
-                        samples.push((m, now));
+                    let m = marker(frame, key).unwrap_or(0);
+                    let id = event_id(frame).and_then(|i| i.parse().ok()).unwrap_or(0);
+                    if m != 0 || id != 0 {
+                        samples.push(Sample {
+                            stream: *index,
+                            marker: m,
+                            id,
+                            at: now,
+                        });
                     }
                 });
             }
@@ -116,8 +137,10 @@ pub enum Cmd {
         deadline: u64,
         reply: mpsc::Sender<WaitResult>,
     },
-    /// (stream index, marker, read at µs) for every event read on timed streams.
-    Samples(mpsc::Sender<Vec<(usize, u64, u64)>>),
+    /// Every event read on timed streams since the last `Samples`.
+    Samples(mpsc::Sender<Vec<Sample>>),
+    /// (stream index, frames since the mark, still open) of every stream.
+    Counts(mpsc::Sender<Vec<(usize, u64, bool)>>),
 }
 
 struct Waiting {
@@ -208,11 +231,15 @@ fn run(mut streams: Vec<Stream>, lazy: Option<Duration>, key: Vec<u8>, rx: mpsc:
                 Ok(Cmd::Samples(reply)) => {
                     let all = streams
                         .iter_mut()
-                        .filter_map(|s| {
-                            let index = s.index;
-                            s.timed.as_mut().map(|(_, v)| (index, std::mem::take(v)))
-                        })
-                        .flat_map(|(i, v)| v.into_iter().map(move |(m, t)| (i, m, t)))
+                        .filter_map(|s| s.timed.as_mut().map(|(_, v)| std::mem::take(v)))
+                        .flatten()
+                        .collect();
+                    let _ = reply.send(all);
+                }
+                Ok(Cmd::Counts(reply)) => {
+                    let all = streams
+                        .iter()
+                        .map(|s| (s.index, s.progress(), s.sock.is_some()))
                         .collect();
                     let _ = reply.send(all);
                 }

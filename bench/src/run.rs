@@ -48,7 +48,7 @@ pub struct Config {
 }
 
 /// Generator processes are this program.
-fn generator_exe() -> PathBuf {
+pub fn generator_exe() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| "sensorcast-bench".into())
 }
 
@@ -137,6 +137,8 @@ fn layout(cfg: &Config, subnet: u8) -> Layout {
         subnet,
         concurrency: cfg.concurrency,
         lazy_ms: cfg.lazy_ms,
+        devices: 0,
+        devices_per_stream: 0,
     }
 }
 
@@ -183,10 +185,10 @@ async fn latency(
     let samples = fleet.samples().await?;
     let ms: Vec<f64> = samples
         .iter()
-        .filter_map(|(_, m, t)| {
+        .filter_map(|s| {
             sent_at
-                .get(m)
-                .map(|at| t.saturating_sub(*at) as f64 / 1000.0)
+                .get(&s.marker)
+                .map(|at| s.at.saturating_sub(*at) as f64 / 1000.0)
         })
         .collect();
     let expected = sent_at.len() * fleet.timed;

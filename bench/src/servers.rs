@@ -127,7 +127,17 @@ impl Server {
         };
         let mut pids = vec![pid];
         pids.extend(children_of(pid));
-        pids.iter().map(|p| vm_rss_kib(*p)).sum()
+        pids.iter().map(|p| status_kib(*p, "VmRSS:")).sum()
+    }
+
+    /// The server's own resident memory split as /proc/PID/status does, in KiB: anonymous
+    /// (heap, stacks) and file-backed plus shared (mapped files such as SQLite's `-shm`).
+    pub fn rss_split_kib(&self) -> (u64, u64) {
+        let Some(pid) = self.child.id() else {
+            return (0, 0);
+        };
+        let file = status_kib(pid, "RssFile:") + status_kib(pid, "RssShmem:");
+        (status_kib(pid, "RssAnon:"), file)
     }
 
     /// CPU time used so far by the server and its workers (user + system), in µs.
@@ -274,12 +284,13 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
+/// A `… kB` field of /proc/PID/status, such as `VmRSS:`.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)

@@ -20,7 +20,7 @@ fn fmt(v: Option<f64>, decimals: usize) -> String {
     }
 }
 
-fn group_thousands(n: i64) -> String {
+pub fn group_thousands(n: i64) -> String {
     let digits = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -67,7 +67,11 @@ impl Target {
 
     /// The request that publishes one event carrying `marker`.
     pub fn publish_request(&self, marker: u64) -> Vec<u8> {
-        let body = mdp_event(marker);
+        self.webhook_request(&mdp_event(marker))
+    }
+
+    /// The request that publishes `body` (signed, for sensorcast).
+    pub fn webhook_request(&self, body: &str) -> Vec<u8> {
         let mut head = match self.kind {
             Kind::Sensorcast => {
                 let ts = (unix_ms() / 1000).to_string();
@@ -121,9 +125,36 @@ pub fn subscribe_request(
 
 /// One MDP `DEVICE_DATA` `PROPERTY` event of one TS302; `marker` is its unique `ts`.
 pub fn mdp_event(marker: u64) -> String {
+    let profile = r#""deviceId":"1904371063669395457","sn":"6707E04610160001","devEUI":"24e124707e040001","name":"Bench freezer""#;
+    mdp_body(profile, marker)
+}
+
+/// The same event from soak device `n` of a fleet (each with its own ids and devEUI).
+pub fn fleet_event(n: usize, marker: u64) -> String {
+    let profile = format!(
+        r#""deviceId":"{}","sn":"6707E0461017{n:04}","devEUI":"{}","name":"Soak freezer {n}""#,
+        1_904_371_063_669_400_000u64 + n as u64,
+        dev_eui(n)
+    );
+    mdp_body(&profile, marker)
+}
+
+/// devEUI of fleet device `n`.
+pub fn dev_eui(n: usize) -> String {
+    format!("24e124707e05{n:04x}")
+}
+
+/// The fleet devices stream `index` follows: `per_stream` consecutive ones of `devices`.
+pub fn followed(index: usize, per_stream: usize, devices: usize) -> Vec<usize> {
+    (0..per_stream)
+        .map(|j| (index * per_stream + j) % devices.max(1))
+        .collect()
+}
+
+fn mdp_body(profile: &str, marker: u64) -> String {
     let created = unix_ms() / 1000;
     format!(
-        r#"{{"eventId":"bench-{marker}","eventCreatedTime":{created},"eventVersion":"1.0","eventType":"DEVICE_DATA","data":{{"deviceProfile":{{"deviceId":"1904371063669395457","sn":"6707E04610160001","devEUI":"24e124707e040001","name":"Bench freezer","model":"TS302"}},"type":"PROPERTY","tslId":"","ts":{marker},"payload":{{"temperature_left":-18.4,"temperature_right":4.1,"battery":93}}}}}}"#
+        r#"{{"eventId":"bench-{marker}","eventCreatedTime":{created},"eventVersion":"1.0","eventType":"DEVICE_DATA","data":{{"deviceProfile":{{{profile},"model":"TS302"}},"type":"PROPERTY","tslId":"","ts":{marker},"payload":{{"temperature_left":-18.4,"temperature_right":4.1,"battery":93}}}}}}"#
     )
 }
 
@@ -168,6 +199,21 @@ mod tests {
                 "0f2c1e6b5a7d4e3f9a8b7c6d5e4f3a2b"
             ),
             "bb7effb105409c969e56c5a5f95a564e4a8e49cda142c5fd6962092b2082e8e9"
+        );
+    }
+
+    #[test]
+    fn fleet_streams_follow_consecutive_devices() {
+        assert_eq!(followed(0, 2, 100), vec![0, 1]);
+        assert_eq!(followed(51, 2, 100), vec![2, 3]);
+        assert_eq!(dev_eui(258), "24e124707e050102");
+        let e = fleet_event(258, 1742872448123);
+        assert!(e.contains(r#""devEUI":"24e124707e050102""#));
+        assert!(e.contains(r#""deviceId":"1904371063669400258""#));
+        let key = Kind::Sensorcast.marker_key().replace("measuredAt", "ts");
+        assert_eq!(
+            crate::sse::marker(e.as_bytes(), key.as_bytes()),
+            Some(1742872448123)
         );
     }
 
