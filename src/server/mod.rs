@@ -27,7 +27,8 @@ use tower::ServiceExt;
 use crate::state::AppState;
 use sniff::{Prefixed, Sniffed};
 
-/// Longest a client may take to send a request head.
+/// Longest a client may take to send a request head; also how long an idle keep-alive
+/// connection stays open (a proxy's upstream keep-alive must be shorter: deploy/nginx.conf).
 const HEAD_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
