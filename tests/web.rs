@@ -231,6 +231,48 @@ async fn sign_in_and_out(backend: Backend) {
 }
 both_backends!(sign_in_and_out);
 
+/// A session in use is extended once a day (saved with a fresh expiry and cookie), not on every
+/// request, and not at all when idle.
+async fn sessions_in_use_are_renewed_daily(backend: Backend) {
+    use sensorcast::store::sessions::DbSessionStore;
+    use tower_sessions::session::Id;
+    use tower_sessions::SessionStore;
+
+    let app = spawn_or_skip!(backend);
+    let client = browser();
+    let ok = app.login_with(&client, ADMIN_EMAIL, PASSWORD).await;
+    let cookie = session_cookie(ok.headers()).expect("a session at sign-in");
+    let id: Id = cookie
+        .trim_start_matches("sensorcast_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("session id");
+    // Right after sign-in: no write, no cookie.
+    let me = get(&app, &client, "/api/me").await;
+    assert_eq!(me.status, 200);
+    assert_eq!(session_cookie(&me.headers), None, "no save per request");
+
+    // A day later, with an hour left: the next request extends it to the full period.
+    let store = DbSessionStore::new(app.db().clone());
+    let mut record = store.load(&id).await.unwrap().expect("stored session");
+    let day_ago = sensorcast::now_ms() - 25 * 3600 * 1000;
+    record.data.insert("renewed_at".into(), json!(day_ago));
+    record.expiry_date = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    store.save(&record).await.unwrap();
+    let me = get(&app, &client, "/api/me").await;
+    assert_eq!(me.status, 200);
+    let renewed = session_cookie(&me.headers).expect("a renewed cookie");
+    assert!(renewed.contains("Max-Age=604800"), "{renewed}");
+    let record = store.load(&id).await.unwrap().expect("still stored");
+    let left = record.expiry_date - time::OffsetDateTime::now_utc();
+    assert!(left > time::Duration::days(6), "expiry extended: {left}");
+    let at = record.data["renewed_at"].as_i64().unwrap();
+    assert!(at > day_ago + 24 * 3600 * 1000, "renewal time noted");
+}
+both_backends!(sessions_in_use_are_renewed_daily);
+
 // ---------------------------------------------------------------------------------------------
 // 2. Throttling repeated failures
 // ---------------------------------------------------------------------------------------------

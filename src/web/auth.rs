@@ -36,7 +36,34 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let Some(user_id) = user_id else {
         return Ok(None);
     };
-    load_user(&state.db, user_id).await
+    let user = load_user(&state.db, user_id).await?;
+    if user.is_some() {
+        renew_if_due(&session).await?;
+    }
+    Ok(user)
+}
+
+/// Session key: when the session's lifetime was last extended (ms since the epoch).
+pub const RENEWED_AT_KEY: &str = "renewed_at";
+/// How often a session in use is extended to the full inactivity period (one write a day, not
+/// one per request; tower-sessions saves only a modified session).
+const RENEW_EVERY_MS: i64 = 24 * 3600 * 1000;
+
+fn renewal_due(renewed_at: Option<i64>, now: i64) -> bool {
+    renewed_at.is_none_or(|at| now - at >= RENEW_EVERY_MS || at > now)
+}
+
+/// Marks the session modified once a day, so it is saved with a fresh expiry and cookie.
+async fn renew_if_due(session: &Session) -> Result<(), ApiError> {
+    let now = crate::now_ms();
+    let renewed_at: Option<i64> = session.get(RENEWED_AT_KEY).await.map_err(session_error)?;
+    if renewal_due(renewed_at, now) {
+        session
+            .insert(RENEWED_AT_KEY, now)
+            .await
+            .map_err(session_error)?;
+    }
+    Ok(())
 }
 
 /// A session store failure: 503 when the database is unreachable, else 500.
@@ -257,6 +284,10 @@ pub async fn login(
             .insert(USER_ID_KEY, user.id)
             .await
             .map_err(PageError::internal)?;
+        session
+            .insert(RENEWED_AT_KEY, crate::now_ms())
+            .await
+            .map_err(PageError::internal)?;
         csrf::rotate(&session).await
     };
     if let Err(e) = signed_in.await {
@@ -278,7 +309,23 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Response
 
 #[cfg(test)]
 mod tests {
-    use super::{safe_next, urlencode};
+    use super::{renewal_due, safe_next, urlencode, RENEW_EVERY_MS};
+
+    #[test]
+    fn a_session_is_renewed_once_a_day_not_per_request() {
+        let now = 1_000 * RENEW_EVERY_MS;
+        assert!(
+            renewal_due(None, now),
+            "sessions from before the key existed"
+        );
+        assert!(!renewal_due(Some(now), now));
+        assert!(!renewal_due(Some(now - RENEW_EVERY_MS + 1), now));
+        assert!(renewal_due(Some(now - RENEW_EVERY_MS), now));
+        assert!(
+            renewal_due(Some(now + 60_000), now),
+            "a time from the future is not trusted"
+        );
+    }
 
     #[test]
     fn next_is_local_only() {
