@@ -1,7 +1,17 @@
 // Applies ingest batches and watchdog sweeps inside one write transaction. Included next to
 // queries.rs by sqlite.rs and postgres.rs.
+//
+// A group of batches is stored with a fixed number of statements whatever its size: one for the
+// nonces, one for the delivery keys, one to read the devices, one for the readings, one update
+// per device touched and one for the events (more only past `ROWS_PER_STATEMENT` rows, or for a
+// device seen for the first time). What one batch does to the next (a nonce or key used twice, a
+// device registered by one and read by the next, a status changed twice) is worked out here in
+// memory, in the order the batches arrived, so the outcome and the events are those of storing
+// the batches one after the other.
 
-use crate::ingest::model::{Batch, Change, DeviceIdentity, DeviceStatus, Outcome};
+use std::collections::HashSet;
+
+use crate::ingest::model::{Batch, Change, Delivery, DeviceIdentity, DeviceStatus, Outcome};
 use crate::realtime::events;
 use crate::realtime::hub::Frame;
 use crate::store::writer::{OfflinePolicy, Rejection, Work};
@@ -15,68 +25,241 @@ pub async fn apply_jobs(
     policy: OfflinePolicy,
 ) -> sqlx::Result<(Vec<Result<Outcome, Rejection>>, Vec<Frame>)> {
     let mut tx = begin_write(pool).await?;
-    let mut out = Applier {
-        frames: Vec::new(),
+    let mut group = Group {
         now_ms,
+        devices: Vec::new(),
+        events: Vec::new(),
+        frames: Vec::new(),
     };
     let mut results = Vec::with_capacity(works.len());
-    for work in works {
-        let result = match work {
-            Work::Batch(batch) => out.batch(&mut tx, batch).await?,
-            Work::MarkSilent => out.silent(&mut tx, policy).await?,
-        };
-        results.push(result);
+    let mut rest = works;
+    while !rest.is_empty() {
+        // Consecutive batches are stored together; a sweep reads the devices as stored so far.
+        let batches: Vec<&Batch> = rest
+            .iter()
+            .map_while(|w| match w {
+                Work::Batch(b) => Some(b),
+                Work::MarkSilent => None,
+            })
+            .collect();
+        if batches.is_empty() {
+            results.push(group.silent(&mut tx, policy).await?);
+            rest = &rest[1..];
+        } else {
+            results.extend(group.batches(&mut tx, &batches).await?);
+            rest = &rest[batches.len()..];
+        }
     }
-    if !out.frames.is_empty() {
+    if !group.frames.is_empty() {
         announce_events(&mut tx).await?;
     }
     tx.commit().await?;
-    Ok((results, out.frames))
+    Ok((results, group.frames))
 }
 
-struct Applier {
-    frames: Vec<Frame>,
+/// What the transaction has done so far. Device rows are read once and changed here; `flush`
+/// writes the changed ones and the new events.
+struct Group {
     now_ms: i64,
+    devices: Vec<Device>,
+    /// Events not inserted yet, in order.
+    events: Vec<EventInsert>,
+    /// Events inserted, in id order.
+    frames: Vec<Frame>,
 }
 
-impl Applier {
-    async fn batch(
+struct Device {
+    /// The row as of the delivery being turned into events.
+    row: DeviceRow,
+    /// Its identity as of the last delivery read, which may be further on.
+    identity: Identity,
+    /// Status, "last seen" or interval changed since the row was read or last written.
+    changed: bool,
+}
+
+impl Device {
+    fn new(row: DeviceRow) -> Device {
+        Device {
+            identity: Identity {
+                dev_eui: row.dev_eui.clone(),
+                milesight_id: row.milesight_id.clone(),
+                name: row.name.clone(),
+                model: row.model.clone(),
+            },
+            row,
+            changed: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Identity {
+    dev_eui: Option<String>,
+    milesight_id: Option<String>,
+    name: String,
+    model: String,
+}
+
+enum Resolved {
+    Known,
+    /// Registered now: its `new_device` event.
+    Registered(String),
+    /// Its identity, completed now.
+    Learnt(Identity),
+}
+
+/// An accepted delivery about a device: which one, the `new_device` event when the delivery
+/// registered it, and the identity it completed.
+struct Placed<'a> {
+    delivery: &'a Delivery,
+    device: usize,
+    registered: Option<String>,
+    learnt: Option<Identity>,
+}
+
+impl Group {
+    async fn batches(
         &mut self,
         conn: &mut Conn,
-        batch: &Batch,
-    ) -> sqlx::Result<Result<Outcome, Rejection>> {
-        if let Some((uuid, nonce)) = &batch.nonce {
-            if !claim_nonce(conn, uuid, nonce, self.now_ms).await? {
-                return Ok(Err(Rejection::Replayed));
-            }
-        }
-        let mut outcome = Outcome::default();
-        for d in &batch.deliveries {
-            if let Some(key) = &d.key {
-                let fresh = claim_delivery(
-                    conn,
-                    key,
-                    d.source,
-                    &d.event_type,
-                    self.now_ms,
-                    d.detail.as_deref(),
-                )
-                .await?;
-                if !fresh {
-                    outcome.duplicates += 1;
-                    continue;
+        batches: &[&Batch],
+    ) -> sqlx::Result<Vec<Result<Outcome, Rejection>>> {
+        let replayed = self.claim_nonces(conn, batches).await?;
+
+        // Delivery keys: the first use of a key claims it, any later one is a retry.
+        let mut claims = Vec::new();
+        let mut unique = HashSet::new();
+        let live = || batches.iter().zip(&replayed).filter(|(_, r)| !**r);
+        for (b, _) in live() {
+            for d in &b.deliveries {
+                if let Some(key) = d.key.as_deref().filter(|k| unique.insert(*k)) {
+                    claims.push(DeliveryClaim {
+                        key,
+                        source: d.source,
+                        event_type: &d.event_type,
+                        detail: d.detail.as_deref(),
+                    });
                 }
             }
-            outcome.accepted += 1;
-            let Some(identity) = d.device.as_ref().filter(|i| i.is_known()) else {
+        }
+        let fresh = if claims.is_empty() {
+            Vec::new()
+        } else {
+            claim_deliveries(conn, &claims, self.now_ms).await?
+        };
+        let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
+        let mut results = Vec::with_capacity(batches.len());
+        let mut accepted = Vec::new();
+        for (b, replayed) in batches.iter().zip(&replayed) {
+            if *replayed {
+                results.push(Err(Rejection::Replayed));
                 continue;
-            };
-            let mut device = self.resolve_device(conn, identity).await?;
-            for change in &d.changes {
-                self.change(conn, &mut device, change).await?;
+            }
+            let mut outcome = Outcome::default();
+            for d in &b.deliveries {
+                match d.key.as_deref() {
+                    Some(key) if !fresh.remove(key) => outcome.duplicates += 1,
+                    _ => {
+                        outcome.accepted += 1;
+                        accepted.push(d);
+                    }
+                }
+            }
+            results.push(Ok(outcome));
+        }
+
+        // Devices: read every one named, then register or complete them in order.
+        let identities: Vec<&DeviceIdentity> = accepted
+            .iter()
+            .filter_map(|d| d.device.as_ref().filter(|i| i.is_known()))
+            .collect();
+        self.load_devices(conn, &identities).await?;
+        let mut placed = Vec::new();
+        for d in accepted {
+            if let Some(identity) = d.device.as_ref().filter(|i| i.is_known()) {
+                let (device, resolved) = self.resolve_device(conn, identity).await?;
+                let (registered, learnt) = match resolved {
+                    Resolved::Known => (None, None),
+                    Resolved::Registered(json) => (Some(json), None),
+                    Resolved::Learnt(identity) => (None, Some(identity)),
+                };
+                placed.push(Placed {
+                    delivery: d,
+                    device,
+                    registered,
+                    learnt,
+                });
             }
         }
-        Ok(Ok(outcome))
+
+        // Readings: the first with a given key is stored, unless the key was stored before.
+        let mut rows = Vec::new();
+        let mut unique = HashSet::new();
+        for p in &placed {
+            for change in &p.delivery.changes {
+                if let Change::Reading(r) = change {
+                    if unique.insert(r.dedup_key.as_str()) {
+                        rows.push(ReadingInsert {
+                            device_id: self.devices[p.device].row.id,
+                            reading: r,
+                            alarms: r.alarms.as_ref().map(|a| a.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+        let stored = if rows.is_empty() {
+            Vec::new()
+        } else {
+            insert_readings(conn, &rows, self.now_ms).await?
+        };
+        let mut stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+
+        // Events and device changes, in the order the deliveries came.
+        for p in placed {
+            if let Some(json) = p.registered {
+                self.event(p.device, events::NEW_DEVICE, json);
+            }
+            if let Some(learnt) = p.learnt {
+                let row = &mut self.devices[p.device].row;
+                row.dev_eui = learnt.dev_eui;
+                row.milesight_id = learnt.milesight_id;
+                row.name = learnt.name;
+                row.model = learnt.model;
+            }
+            for change in &p.delivery.changes {
+                self.change(p.device, change, &mut stored);
+            }
+        }
+        self.flush(conn).await?;
+        Ok(results)
+    }
+
+    /// Claims the batches' nonces; true for each batch whose nonce was used already (before, or
+    /// by an earlier batch of the group).
+    async fn claim_nonces(&self, conn: &mut Conn, batches: &[&Batch]) -> sqlx::Result<Vec<bool>> {
+        let mut unique = HashSet::new();
+        let pairs: Vec<(&str, &str)> = batches
+            .iter()
+            .filter_map(|b| b.nonce.as_ref())
+            .map(|(uuid, nonce)| (uuid.as_str(), nonce.as_str()))
+            .filter(|pair| unique.insert(*pair))
+            .collect();
+        let claimed = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            claim_nonces(conn, &pairs, self.now_ms).await?
+        };
+        let mut claimed: HashSet<(&str, &str)> = claimed
+            .iter()
+            .map(|(uuid, nonce)| (uuid.as_str(), nonce.as_str()))
+            .collect();
+        Ok(batches
+            .iter()
+            .map(|b| match &b.nonce {
+                Some((uuid, nonce)) => !claimed.remove(&(uuid.as_str(), nonce.as_str())),
+                None => false,
+            })
+            .collect())
     }
 
     async fn silent(
@@ -86,48 +269,100 @@ impl Applier {
     ) -> sqlx::Result<Result<Outcome, Rejection>> {
         let ids = silent_devices(conn, self.now_ms, policy).await?;
         for id in &ids {
-            let mut device = device_by_id(conn, *id).await?;
-            self.set_status(conn, &mut device, DeviceStatus::Offline)
-                .await?;
+            let device = match self.devices.iter().position(|d| d.row.id == *id) {
+                Some(i) => i,
+                None => {
+                    let row = device_by_id(conn, *id).await?;
+                    self.devices.push(Device::new(row));
+                    self.devices.len() - 1
+                }
+            };
+            self.set_status(device, DeviceStatus::Offline);
         }
+        self.flush(conn).await?;
         Ok(Ok(Outcome {
             accepted: ids.len(),
             duplicates: 0,
         }))
     }
 
-    /// Finds the device by devEUI or Milesight id, registering it on first sight.
+    /// Reads the devices these identities name that this transaction has not read yet.
+    async fn load_devices(
+        &mut self,
+        conn: &mut Conn,
+        identities: &[&DeviceIdentity],
+    ) -> sqlx::Result<()> {
+        let mut unique = HashSet::new();
+        let ids: Vec<&str> = identities
+            .iter()
+            .flat_map(|i| [i.dev_eui.as_deref(), i.milesight_id.as_deref()])
+            .flatten()
+            .filter(|id| unique.insert(*id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for row in devices_by_identifiers(conn, &ids).await? {
+            if !self.devices.iter().any(|d| d.row.id == row.id) {
+                self.devices.push(Device::new(row));
+            }
+        }
+        Ok(())
+    }
+
+    /// The device with this devEUI, else the one with this Milesight id.
+    fn find(&self, dev_eui: Option<&str>, milesight_id: Option<&str>) -> Option<usize> {
+        let by = |id: Option<&str>, column: fn(&Identity) -> Option<&str>| {
+            id.and_then(|id| {
+                self.devices
+                    .iter()
+                    .position(|d| column(&d.identity) == Some(id))
+            })
+        };
+        by(dev_eui, |i| i.dev_eui.as_deref())
+            .or_else(|| by(milesight_id, |i| i.milesight_id.as_deref()))
+    }
+
+    /// Finds the device by devEUI or Milesight id (read by `load_devices`), registering it on
+    /// first sight or completing its identity.
     async fn resolve_device(
         &mut self,
         conn: &mut Conn,
         id: &DeviceIdentity,
-    ) -> sqlx::Result<DeviceRow> {
+    ) -> sqlx::Result<(usize, Resolved)> {
         let (eui, ms_id) = (id.dev_eui.as_deref(), id.milesight_id.as_deref());
-        if let Some(existing) = find_device(conn, eui, ms_id).await? {
+        if let Some(i) = self.find(eui, ms_id) {
+            let existing = &self.devices[i].identity;
             let learns = (existing.dev_eui.is_none() && eui.is_some())
                 || (existing.milesight_id.is_none() && ms_id.is_some())
                 || id.name.as_deref().is_some_and(|n| n != existing.name)
                 || id.model.as_deref().is_some_and(|m| m != existing.model);
             if !learns {
-                return Ok(existing);
+                return Ok((i, Resolved::Known));
             }
             // A devEUI or Milesight id already owned by another row stays with that row.
             let eui = eui.filter(|_| existing.dev_eui.is_none());
             let ms_id = ms_id.filter(|_| existing.milesight_id.is_none());
-            let taken = find_device(conn, eui, ms_id)
-                .await?
-                .is_some_and(|o| o.id != existing.id);
+            let taken = self.find(eui, ms_id).is_some_and(|o| o != i);
             let (eui, ms_id) = if taken { (None, None) } else { (eui, ms_id) };
-            update_device_identity(
-                conn,
-                existing.id,
-                eui,
-                ms_id,
-                id.name.as_deref(),
-                id.model.as_deref(),
-            )
-            .await?;
-            return device_by_id(conn, existing.id).await;
+            let (name, model) = (id.name.as_deref(), id.model.as_deref());
+            let device_id = self.devices[i].row.id;
+            update_device_identity(conn, device_id, eui, ms_id, name, model).await?;
+            // What that UPDATE did.
+            let identity = &mut self.devices[i].identity;
+            if identity.dev_eui.is_none() {
+                identity.dev_eui = eui.map(str::to_string);
+            }
+            if identity.milesight_id.is_none() {
+                identity.milesight_id = ms_id.map(str::to_string);
+            }
+            if let Some(name) = name {
+                identity.name = name.to_string();
+            }
+            if let Some(model) = model {
+                identity.model = model.to_string();
+            }
+            return Ok((i, Resolved::Learnt(identity.clone())));
         }
         let fallback = public_device_id(ms_id, eui);
         let name = id
@@ -137,83 +372,82 @@ impl Applier {
             .unwrap_or(&fallback);
         let model = id.model.as_deref().unwrap_or("");
         let new_id = insert_device(conn, eui, ms_id, name, model, self.now_ms).await?;
-        let device = device_by_id(conn, new_id).await?;
-        let json = events::new_device_json(&device, self.now_ms);
-        self.event(conn, &device, events::NEW_DEVICE, json).await?;
-        Ok(device)
+        let row = device_by_id(conn, new_id).await?;
+        let json = events::new_device_json(&row, self.now_ms);
+        self.devices.push(Device::new(row));
+        Ok((self.devices.len() - 1, Resolved::Registered(json)))
     }
 
-    async fn change(
-        &mut self,
-        conn: &mut Conn,
-        device: &mut DeviceRow,
-        change: &Change,
-    ) -> sqlx::Result<()> {
+    /// `stored`: keys of the readings stored; each one's event is sent once.
+    fn change(&mut self, device: usize, change: &Change, stored: &mut HashSet<&str>) {
         match change {
             Change::Reading(r) => {
-                let alarms = r.alarms.as_ref().map(|a| a.to_string());
-                if insert_reading(conn, device.id, r, self.now_ms, alarms.as_deref())
-                    .await?
-                    .is_none()
-                {
-                    return Ok(());
+                if !stored.remove(r.dedup_key.as_str()) {
+                    return;
                 }
-                let json = events::telemetry_json(device, r, self.now_ms);
-                self.event(conn, device, events::NEW_TELEMETRY, json)
-                    .await?;
+                let json = events::telemetry_json(&self.devices[device].row, r, self.now_ms);
+                self.event(device, events::NEW_TELEMETRY, json);
                 if !r.historical {
-                    self.seen(conn, device).await?;
+                    self.seen(device);
                 }
             }
-            Change::Status(DeviceStatus::Online) => self.seen(conn, device).await?,
-            Change::Status(DeviceStatus::Offline) => {
-                self.set_status(conn, device, DeviceStatus::Offline).await?
-            }
+            Change::Status(DeviceStatus::Online) => self.seen(device),
+            Change::Status(DeviceStatus::Offline) => self.set_status(device, DeviceStatus::Offline),
             Change::ReportInterval(secs) => {
-                set_report_interval(conn, device.id, *secs).await?;
-                device.report_interval_s = Some(*secs);
+                let d = &mut self.devices[device];
+                d.row.report_interval_s = Some(*secs);
+                d.changed = true;
             }
         }
-        Ok(())
     }
 
     /// A live message: refresh "last seen" and bring the device back online.
-    async fn seen(&mut self, conn: &mut Conn, device: &mut DeviceRow) -> sqlx::Result<()> {
-        set_device_seen(conn, device.id, self.now_ms).await?;
-        device.last_seen_ms = Some(device.last_seen_ms.unwrap_or(0).max(self.now_ms));
-        self.set_status(conn, device, DeviceStatus::Online).await
+    fn seen(&mut self, device: usize) {
+        let d = &mut self.devices[device];
+        d.row.last_seen_ms = Some(d.row.last_seen_ms.unwrap_or(0).max(self.now_ms));
+        d.changed = true;
+        self.set_status(device, DeviceStatus::Online);
     }
 
-    async fn set_status(
-        &mut self,
-        conn: &mut Conn,
-        device: &mut DeviceRow,
-        status: DeviceStatus,
-    ) -> sqlx::Result<()> {
-        if device.status == status.as_str() {
+    fn set_status(&mut self, device: usize, status: DeviceStatus) {
+        let d = &mut self.devices[device];
+        if d.row.status == status.as_str() {
+            return;
+        }
+        d.row.status = status.as_str().to_string();
+        d.changed = true;
+        let json = events::status_json(&d.row, status, self.now_ms);
+        self.event(device, events::DEVICE_STATUS_CHANGED, json);
+    }
+
+    fn event(&mut self, device: usize, kind: &'static str, json: String) {
+        let row = &self.devices[device].row;
+        self.events.push(EventInsert {
+            kind,
+            device_id: row.id,
+            site_id: row.site_id,
+            json,
+        });
+    }
+
+    /// Writes the changed devices and the new events.
+    async fn flush(&mut self, conn: &mut Conn) -> sqlx::Result<()> {
+        for d in self.devices.iter_mut().filter(|d| d.changed) {
+            update_device_state(conn, &d.row).await?;
+            d.changed = false;
+        }
+        if self.events.is_empty() {
             return Ok(());
         }
-        set_device_status(conn, device.id, status.as_str()).await?;
-        device.status = status.as_str().to_string();
-        let json = events::status_json(device, status, self.now_ms);
-        self.event(conn, device, events::DEVICE_STATUS_CHANGED, json)
-            .await
-    }
-
-    async fn event(
-        &mut self,
-        conn: &mut Conn,
-        device: &DeviceRow,
-        kind: &str,
-        json: String,
-    ) -> sqlx::Result<()> {
-        let id = insert_event(conn, kind, device, self.now_ms, &json).await?;
-        self.frames.push(Frame {
-            id,
-            device_id: device.id,
-            site_id: device.site_id,
-            bytes: events::encode_frame(id, &json),
-        });
+        let ids = insert_events(conn, &self.events, self.now_ms).await?;
+        for (e, id) in self.events.drain(..).zip(ids) {
+            self.frames.push(Frame {
+                id,
+                device_id: e.device_id,
+                site_id: e.site_id,
+                bytes: events::encode_frame(id, &e.json),
+            });
+        }
         Ok(())
     }
 }

@@ -183,23 +183,62 @@ pub async fn max_event_id(pool: &Pool<DB>) -> sqlx::Result<i64> {
 }
 
 // ---- the write side (inside one transaction) ----
+//
+// The writer stores a whole group of webhooks with a few statements, each covering every row of
+// its table (multi-row VALUES, at most `ROWS_PER_STATEMENT` rows each), instead of a few
+// statements per webhook: on SQLite each statement is a hand-off to sqlx's worker thread, on
+// PostgreSQL a network round trip.
 
-/// Records a (uuid, nonce) pair; false when it was already used.
-pub async fn claim_nonce(
+/// Rows per multi-row statement. Each row count is its own prepared statement (kept in the
+/// connection's statement cache), so this also bounds how many of them there are.
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// Prepared statements kept per connection: the multi-row write statements (up to
+/// `ROWS_PER_STATEMENT` of each) besides the rest.
+pub const STATEMENT_CACHE: usize = 256;
+
+/// `{head} VALUES ($1, …, $cols), (…) {tail}` for `rows` rows.
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 5 + 16);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// Records (uuid, nonce) pairs; returns those that were new. The pairs must be distinct.
+pub async fn claim_nonces(
     conn: &mut Conn,
-    uuid: &str,
-    nonce: &str,
+    pairs: &[(&str, &str)],
     now_ms: i64,
-) -> sqlx::Result<bool> {
-    sqlx::query(
-        "INSERT INTO webhook_nonces (webhook_uuid, nonce, seen_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(uuid)
-    .bind(nonce)
-    .bind(now_ms)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected() == 1)
+) -> sqlx::Result<Vec<(String, String)>> {
+    let mut claimed = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            "INSERT INTO webhook_nonces (webhook_uuid, nonce, seen_ms)",
+            3,
+            chunk.len(),
+            "ON CONFLICT DO NOTHING RETURNING webhook_uuid, nonce",
+        );
+        let mut q = sqlx::query_as(&sql);
+        for (uuid, nonce) in chunk {
+            q = q.bind(*uuid).bind(*nonce).bind(now_ms);
+        }
+        claimed.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(claimed)
 }
 
 pub async fn purge_nonces(pool: &Pool<DB>, before_ms: i64) -> sqlx::Result<u64> {
@@ -210,43 +249,61 @@ pub async fn purge_nonces(pool: &Pool<DB>, before_ms: i64) -> sqlx::Result<u64> 
         .map(|r| r.rows_affected())
 }
 
-/// Records a delivery key; false when it was seen before (a retry).
-pub async fn claim_delivery(
-    conn: &mut Conn,
-    key: &str,
-    source: &str,
-    event_type: &str,
-    now_ms: i64,
-    detail: Option<&str>,
-) -> sqlx::Result<bool> {
-    sqlx::query(
-        "INSERT INTO deliveries (dedup_key, source, event_type, received_ms, detail) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(key)
-    .bind(source)
-    .bind(event_type)
-    .bind(now_ms)
-    .bind(detail)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected() == 1)
+/// A delivery key to record, with what the webhook health view shows of it.
+pub struct DeliveryClaim<'a> {
+    pub key: &'a str,
+    pub source: &'a str,
+    pub event_type: &'a str,
+    pub detail: Option<&'a str>,
 }
 
-pub async fn find_device(
+/// Records delivery keys; returns those not seen before (the others are retries). The keys
+/// must be distinct.
+pub async fn claim_deliveries(
     conn: &mut Conn,
-    dev_eui: Option<&str>,
-    milesight_id: Option<&str>,
-) -> sqlx::Result<Option<DeviceRow>> {
-    let sql = format!(
-        "SELECT {DEVICE_COLUMNS} WHERE d.dev_eui = $1 OR d.milesight_id = $2 \
-         ORDER BY (d.dev_eui = $1) DESC, d.id LIMIT 1"
-    );
-    sqlx::query_as(&sql)
-        .bind(dev_eui)
-        .bind(milesight_id)
-        .fetch_optional(conn)
-        .await
+    claims: &[DeliveryClaim<'_>],
+    now_ms: i64,
+) -> sqlx::Result<Vec<String>> {
+    let mut fresh = Vec::with_capacity(claims.len());
+    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            "INSERT INTO deliveries (dedup_key, source, event_type, received_ms, detail)",
+            5,
+            chunk.len(),
+            "ON CONFLICT DO NOTHING RETURNING dedup_key",
+        );
+        let mut q = sqlx::query_scalar(&sql);
+        for c in chunk {
+            q = q
+                .bind(c.key)
+                .bind(c.source)
+                .bind(c.event_type)
+                .bind(now_ms)
+                .bind(c.detail);
+        }
+        fresh.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(fresh)
+}
+
+/// Every device whose devEUI or Milesight id is one of `ids` (devEUIs and Milesight ids mixed).
+pub async fn devices_by_identifiers(conn: &mut Conn, ids: &[&str]) -> sqlx::Result<Vec<DeviceRow>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let list = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} WHERE d.dev_eui IN ({list}) OR d.milesight_id IN ({list})"
+        );
+        let mut q = sqlx::query_as(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        found.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
 }
 
 pub async fn device_by_id(conn: &mut Conn, id: i64) -> sqlx::Result<DeviceRow> {
@@ -298,66 +355,67 @@ pub async fn update_device_identity(
     .map(|_| ())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_reading(
-    conn: &mut Conn,
-    device_id: i64,
-    r: &crate::ingest::model::NewReading,
-    now_ms: i64,
-    alarms: Option<&str>,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO readings (device_id, dedup_key, source, event_type, historical, measured_ms, received_ms, \
-         temperature, temperature2, humidity, humidity2, battery, alarms, raw) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind(device_id)
-    .bind(&r.dedup_key)
-    .bind(r.source)
-    .bind(&r.event_type)
-    .bind(r.historical)
-    .bind(r.measured_ms)
-    .bind(now_ms)
-    .bind(r.values.temperature)
-    .bind(r.values.temperature2)
-    .bind(r.values.humidity)
-    .bind(r.values.humidity2)
-    .bind(r.values.battery)
-    .bind(alarms)
-    .bind(&r.raw)
-    .fetch_optional(conn)
-    .await
-}
-
-pub async fn set_device_seen(conn: &mut Conn, id: i64, seen_ms: i64) -> sqlx::Result<()> {
+/// Stores what ingest changes of a device: its status, "last seen" and reporting interval.
+/// The row was read in the same write transaction, so these values are the newest.
+pub async fn update_device_state(conn: &mut Conn, device: &DeviceRow) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE devices SET last_seen_ms = CASE WHEN last_seen_ms IS NULL OR last_seen_ms < $1 \
-         THEN $1 ELSE last_seen_ms END WHERE id = $2",
+        "UPDATE devices SET status = $1, last_seen_ms = $2, report_interval_s = $3 WHERE id = $4",
     )
-    .bind(seen_ms)
-    .bind(id)
+    .bind(&device.status)
+    .bind(device.last_seen_ms)
+    .bind(device.report_interval_s)
+    .bind(device.id)
     .execute(conn)
     .await
     .map(|_| ())
 }
 
-pub async fn set_device_status(conn: &mut Conn, id: i64, status: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE devices SET status = $1 WHERE id = $2")
-        .bind(status)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+/// A reading to store, of a known device.
+pub struct ReadingInsert<'a> {
+    pub device_id: i64,
+    pub reading: &'a crate::ingest::model::NewReading,
+    /// The reading's alarms as JSON text.
+    pub alarms: Option<String>,
 }
 
-pub async fn set_report_interval(conn: &mut Conn, id: i64, secs: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE devices SET report_interval_s = $1 WHERE id = $2")
-        .bind(secs)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+/// Stores readings; returns the dedup keys of those stored (a key seen before stores nothing).
+/// The keys must be distinct.
+pub async fn insert_readings(
+    conn: &mut Conn,
+    rows: &[ReadingInsert<'_>],
+    now_ms: i64,
+) -> sqlx::Result<Vec<String>> {
+    let mut stored = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            "INSERT INTO readings (device_id, dedup_key, source, event_type, historical, measured_ms, \
+             received_ms, temperature, temperature2, humidity, humidity2, battery, alarms, raw)",
+            14,
+            chunk.len(),
+            "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+        );
+        let mut q = sqlx::query_scalar(&sql);
+        for row in chunk {
+            let r = row.reading;
+            q = q
+                .bind(row.device_id)
+                .bind(&r.dedup_key)
+                .bind(r.source)
+                .bind(&r.event_type)
+                .bind(r.historical)
+                .bind(r.measured_ms)
+                .bind(now_ms)
+                .bind(r.values.temperature)
+                .bind(r.values.temperature2)
+                .bind(r.values.humidity)
+                .bind(r.values.humidity2)
+                .bind(r.values.battery)
+                .bind(row.alarms.as_deref())
+                .bind(&r.raw);
+        }
+        stored.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(stored)
 }
 
 pub async fn set_device_variant(
@@ -390,23 +448,51 @@ pub async fn silent_devices(
     .await
 }
 
-pub async fn insert_event(
+/// An event to append to the log.
+pub struct EventInsert {
+    pub kind: &'static str,
+    pub device_id: i64,
+    pub site_id: Option<i64>,
+    pub json: String,
+}
+
+/// Appends events in order; returns their ids, in the same order (increasing).
+pub async fn insert_events(
     conn: &mut Conn,
-    kind: &str,
-    device: &DeviceRow,
+    events: &[EventInsert],
     now_ms: i64,
-    json: &str,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO events (kind, device_id, site_id, created_ms, json) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(kind)
-    .bind(device.id)
-    .bind(device.site_id)
-    .bind(now_ms)
-    .bind(json)
-    .fetch_one(conn)
-    .await
+) -> sqlx::Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            "INSERT INTO events (kind, device_id, site_id, created_ms, json)",
+            5,
+            chunk.len(),
+            "RETURNING id",
+        );
+        let mut q = sqlx::query_scalar(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.kind)
+                .bind(e.device_id)
+                .bind(e.site_id)
+                .bind(now_ms)
+                .bind(&e.json);
+        }
+        // Both databases number the rows of a VALUES list in order, but RETURNING may list
+        // them in any order.
+        let mut got: Vec<i64> = q.fetch_all(&mut *conn).await?;
+        if got.len() != chunk.len() {
+            return Err(sqlx::Error::Protocol(format!(
+                "{} events inserted, {} ids returned",
+                chunk.len(),
+                got.len()
+            )));
+        }
+        got.sort_unstable();
+        ids.extend(got);
+    }
+    Ok(ids)
 }
 
 // ---- sessions ----
