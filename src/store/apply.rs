@@ -1,5 +1,7 @@
-// Applies ingest batches and watchdog sweeps inside one write transaction. Included next to
-// queries.rs by sqlite.rs and postgres.rs.
+// Applies ingest batches and watchdog sweeps inside one write transaction. Included by
+// postgres.rs (next to write_queries.rs, through sqlx) and sqlite_writer.rs (through rusqlite),
+// which define `Conn`, `DbResult` and the statements called here (and bring the row types of
+// store::model and store::write_sql into scope); on SQLite every `.await` here is ready at once.
 //
 // A group of batches is stored with a fixed number of statements whatever its size: one for the
 // nonces, one for the delivery keys, one to read the devices, one for the readings, one update
@@ -16,15 +18,17 @@ use crate::realtime::events;
 use crate::realtime::hub::Frame;
 use crate::store::writer::{OfflinePolicy, Rejection, Work};
 
-/// Runs every job in one transaction. Returns one result per job and the frames to publish
-/// once the transaction has committed.
-pub async fn apply_jobs(
-    pool: &Pool<DB>,
+/// One result per job, and the frames to publish once the transaction has committed.
+type Applied = (Vec<Result<Outcome, Rejection>>, Vec<Frame>);
+
+/// Applies every job inside the caller's write transaction. Returns one result per job and
+/// the frames to publish once the transaction has committed.
+async fn apply_works(
+    conn: &mut Conn,
     works: &[&Work],
     now_ms: i64,
     policy: OfflinePolicy,
-) -> sqlx::Result<(Vec<Result<Outcome, Rejection>>, Vec<Frame>)> {
-    let mut tx = begin_write(pool).await?;
+) -> DbResult<Applied> {
     let mut group = Group {
         now_ms,
         devices: Vec::new(),
@@ -43,17 +47,13 @@ pub async fn apply_jobs(
             })
             .collect();
         if batches.is_empty() {
-            results.push(group.silent(&mut tx, policy).await?);
+            results.push(group.silent(conn, policy).await?);
             rest = &rest[1..];
         } else {
-            results.extend(group.batches(&mut tx, &batches).await?);
+            results.extend(group.batches(conn, &batches).await?);
             rest = &rest[batches.len()..];
         }
     }
-    if !group.frames.is_empty() {
-        announce_events(&mut tx).await?;
-    }
-    tx.commit().await?;
     Ok((results, group.frames))
 }
 
@@ -122,7 +122,7 @@ impl Group {
         &mut self,
         conn: &mut Conn,
         batches: &[&Batch],
-    ) -> sqlx::Result<Vec<Result<Outcome, Rejection>>> {
+    ) -> DbResult<Vec<Result<Outcome, Rejection>>> {
         let replayed = self.claim_nonces(conn, batches).await?;
 
         // Delivery keys: the first use of a key claims it, any later one is a retry.
@@ -236,7 +236,7 @@ impl Group {
 
     /// Claims the batches' nonces; true for each batch whose nonce was used already (before, or
     /// by an earlier batch of the group).
-    async fn claim_nonces(&self, conn: &mut Conn, batches: &[&Batch]) -> sqlx::Result<Vec<bool>> {
+    async fn claim_nonces(&self, conn: &mut Conn, batches: &[&Batch]) -> DbResult<Vec<bool>> {
         let mut unique = HashSet::new();
         let pairs: Vec<(&str, &str)> = batches
             .iter()
@@ -266,7 +266,7 @@ impl Group {
         &mut self,
         conn: &mut Conn,
         policy: OfflinePolicy,
-    ) -> sqlx::Result<Result<Outcome, Rejection>> {
+    ) -> DbResult<Result<Outcome, Rejection>> {
         let ids = silent_devices(conn, self.now_ms, policy).await?;
         for id in &ids {
             let device = match self.devices.iter().position(|d| d.row.id == *id) {
@@ -291,7 +291,7 @@ impl Group {
         &mut self,
         conn: &mut Conn,
         identities: &[&DeviceIdentity],
-    ) -> sqlx::Result<()> {
+    ) -> DbResult<()> {
         let mut unique = HashSet::new();
         let ids: Vec<&str> = identities
             .iter()
@@ -329,7 +329,7 @@ impl Group {
         &mut self,
         conn: &mut Conn,
         id: &DeviceIdentity,
-    ) -> sqlx::Result<(usize, Resolved)> {
+    ) -> DbResult<(usize, Resolved)> {
         let (eui, ms_id) = (id.dev_eui.as_deref(), id.milesight_id.as_deref());
         if let Some(i) = self.find(eui, ms_id) {
             let existing = &self.devices[i].identity;
@@ -431,7 +431,7 @@ impl Group {
     }
 
     /// Writes the changed devices and the new events.
-    async fn flush(&mut self, conn: &mut Conn) -> sqlx::Result<()> {
+    async fn flush(&mut self, conn: &mut Conn) -> DbResult<()> {
         for d in self.devices.iter_mut().filter(|d| d.changed) {
             update_device_state(conn, &d.row).await?;
             d.changed = false;

@@ -7,7 +7,9 @@ mod model;
 pub(crate) mod postgres;
 pub mod sessions;
 pub(crate) mod sqlite;
+mod sqlite_writer;
 pub mod users;
+mod write_sql;
 pub mod writer;
 
 #[cfg(test)]
@@ -85,7 +87,7 @@ impl Db {
     pub async fn connect(url: &str) -> StoreResult<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?
-                .statement_cache_capacity(postgres::STATEMENT_CACHE);
+                .statement_cache_capacity(write_sql::STATEMENT_CACHE);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(5))
@@ -93,14 +95,18 @@ impl Db {
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Db::Postgres(pool))
+        } else if url.contains(":memory:") || url.contains("mode=memory") {
+            // The writer opens the file itself (writer.rs), which an in-memory database has not.
+            Err(StoreError::Invalid(
+                "an in-memory SQLite database is not supported: give a file".into(),
+            ))
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-                .statement_cache_capacity(sqlite::STATEMENT_CACHE);
+                .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))

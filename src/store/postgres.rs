@@ -38,6 +38,24 @@ pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Resul
         .map(|_| ())
 }
 
+/// Runs every job in one transaction. Returns one result per job and the frames to publish
+/// once the transaction has committed.
+pub async fn apply_jobs(
+    pool: &Pool<DB>,
+    works: &[&crate::store::writer::Work],
+    now_ms: i64,
+    policy: crate::store::writer::OfflinePolicy,
+) -> sqlx::Result<Applied> {
+    let mut tx = begin_write(pool).await?;
+    let (results, frames) = apply_works(&mut tx, works, now_ms, policy).await?;
+    if !frames.is_empty() {
+        announce_events(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok((results, frames))
+}
+
 include!("queries.rs");
+include!("write_queries.rs");
 include!("apply.rs");
 include!("admin_queries.rs");

@@ -1,4 +1,5 @@
-//! The shared queries compiled for SQLite.
+//! The shared queries compiled for SQLite. The writer's own statements run on its thread through
+//! rusqlite (`sqlite_writer.rs`).
 
 use sqlx::{Sqlite, SqliteConnection};
 
@@ -11,11 +12,5 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// One process owns a SQLite file: its writer publishes straight to its hub.
-async fn announce_events(_conn: &mut Conn) -> sqlx::Result<()> {
-    Ok(())
-}
-
 include!("queries.rs");
-include!("apply.rs");
 include!("admin_queries.rs");

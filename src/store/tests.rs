@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::writer::{OfflinePolicy, Rejection, Work};
-use super::{dispatch, Db};
+use super::Db;
 use crate::ingest::model::{
     Batch, Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Outcome, Values,
 };
@@ -19,6 +19,8 @@ const POLICY: OfflinePolicy = OfflinePolicy {
 /// A fresh database, removed when dropped (PostgreSQL: None when no server is reachable).
 struct TestDb {
     db: Db,
+    /// SQLite: the writer's own connection (as writer.rs opens it).
+    writer: Option<std::sync::Mutex<rusqlite::Connection>>,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
@@ -26,9 +28,14 @@ struct TestDb {
 impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("sqlite");
+        let writer = super::sqlite_writer::open(&path).expect("writer connection");
         TestDb {
-            db: Db::connect(&url).await.expect("sqlite"),
+            db,
+            writer: Some(std::sync::Mutex::new(writer)),
             _dir: Some(dir),
             pg_name: None,
         }
@@ -57,6 +64,7 @@ impl TestDb {
             db: Db::connect(&format!("{base}/{name}"))
                 .await
                 .expect("postgres"),
+            writer: None,
             _dir: None,
             pg_name: Some(name),
         })
@@ -81,11 +89,16 @@ impl TestDb {
         now_ms: i64,
     ) -> (Vec<Result<Outcome, Rejection>>, Vec<Frame>) {
         let works: Vec<&Work> = works.iter().collect();
-        dispatch!(&self.db, |pool, q| q::apply_jobs(
-            pool, &works, now_ms, POLICY
-        )
-        .await)
-        .expect("apply")
+        match (&self.db, &self.writer) {
+            (Db::Sqlite(_), Some(writer)) => {
+                let mut conn = writer.lock().expect("writer connection");
+                super::sqlite_writer::apply_jobs(&mut conn, &works, now_ms, POLICY).expect("apply")
+            }
+            (Db::Postgres(pool), _) => super::postgres::apply_jobs(pool, &works, now_ms, POLICY)
+                .await
+                .expect("apply"),
+            _ => unreachable!("a SQLite test database has its writer connection"),
+        }
     }
 
     /// Every table the writer fills, as text, rows in a fixed order. Reading ids are left out:

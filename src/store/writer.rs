@@ -1,15 +1,20 @@
-//! The single writer: every change that produces events goes through one task, which groups
-//! concurrent requests into one transaction (group commit) and publishes their frames to the
-//! hub in id order once committed. A request is answered only after its data is durable.
+//! The single writer: every change that produces events goes through it. It groups concurrent
+//! requests into one transaction (group commit) and publishes their frames to the hub in id
+//! order once committed. A request is answered only after its data is durable. On SQLite it is
+//! a thread with a connection of its own, so a group transaction runs without a hand-off per
+//! statement; on PostgreSQL a task on the pool.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::PgPool;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::model::{Batch, Outcome};
 use crate::realtime::hub::Hub;
-use crate::store::{dispatch, Db, StoreError};
+use crate::store::{postgres, sqlite_writer, Db, StoreError};
 
 /// Most jobs committed together; bounds the time one transaction holds the write lock.
 const MAX_GROUP: usize = 256;
@@ -84,10 +89,22 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Starts the writer task. It ends when every `Writer` handle is dropped.
+    /// Starts the writer: on SQLite a thread of its own with its own connection, on PostgreSQL
+    /// a task. It ends when every `Writer` handle is dropped.
     pub fn spawn(db: Db, publisher: Publisher, policy: OfflinePolicy) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(db, publisher, policy, rx));
+        match db {
+            Db::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_path_buf();
+                std::thread::Builder::new()
+                    .name("sensorcast-writer".into())
+                    .spawn(move || run_sqlite(path, publisher, policy, rx))
+                    .expect("starting the writer thread");
+            }
+            Db::Postgres(pool) => {
+                tokio::spawn(run_postgres(pool, publisher, policy, rx));
+            }
+        }
         Writer { tx }
     }
 
@@ -101,31 +118,105 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc::Receiver<Job>) {
+type Committed = Result<Vec<Result<Outcome, Rejection>>, WriteError>;
+
+/// The SQLite writer thread: each group is one transaction run start to end on this thread.
+fn run_sqlite(path: PathBuf, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc::Receiver<Job>) {
+    let mut conn = None;
+    let mut commit = |jobs: &[Job]| -> Committed {
+        let conn = match &mut conn {
+            Some(conn) => conn,
+            None => conn.insert(sqlite_writer::open(&path).map_err(sqlite_error)?),
+        };
+        let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
+        let applied = sqlite_writer::apply_jobs(conn, &works, crate::now_ms(), policy);
+        let (results, frames) = applied.map_err(sqlite_error)?;
+        hub.publish(frames);
+        Ok(results)
+    };
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(job) = rx.blocking_recv() {
+        group.push(job);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let jobs = std::mem::take(&mut group);
+        let result = commit(&jobs);
+        for job in answer(jobs, result) {
+            let result = commit(std::slice::from_ref(&job));
+            answer(vec![job], result);
+        }
+    }
+}
+
+fn sqlite_error(e: rusqlite::Error) -> WriteError {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen) => WriteError::Unavailable(e.to_string()),
+        _ => WriteError::Failed(e.to_string()),
+    }
+}
+
+async fn run_postgres(
+    pool: PgPool,
+    hub: Publisher,
+    policy: OfflinePolicy,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let jobs = std::mem::take(&mut group);
-        match commit(&db, &hub, &jobs, policy).await {
-            Ok(results) => reply_all(jobs, results),
-            Err(err) if jobs.len() > 1 && !matches!(err, WriteError::Unavailable(_)) => {
-                // One bad job must not fail its neighbours: retry each on its own.
-                tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
-                for job in jobs {
-                    let result = commit(&db, &hub, std::slice::from_ref(&job), policy).await;
-                    match result {
-                        Ok(results) => reply_all(vec![job], results),
-                        Err(err) => {
-                            let _ = job.reply.send(Err(err));
-                        }
-                    }
-                }
+        let result = commit_postgres(&pool, &hub, &jobs, policy).await;
+        for job in answer(jobs, result) {
+            let result = commit_postgres(&pool, &hub, std::slice::from_ref(&job), policy).await;
+            answer(vec![job], result);
+        }
+    }
+}
+
+async fn commit_postgres(
+    pool: &PgPool,
+    hub: &Publisher,
+    jobs: &[Job],
+    policy: OfflinePolicy,
+) -> Committed {
+    let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
+    let applied = postgres::apply_jobs(pool, &works, crate::now_ms(), policy).await;
+    let (results, frames) = applied.map_err(|e| {
+        let err = StoreError::from(e);
+        if err.is_unavailable() {
+            WriteError::Unavailable(err.to_string())
+        } else {
+            WriteError::Failed(err.to_string())
+        }
+    })?;
+    hub.publish(frames);
+    Ok(results)
+}
+
+/// Answers the jobs of a group from its commit. Returns the jobs to commit again one by one:
+/// one bad job must not fail its neighbours.
+fn answer(jobs: Vec<Job>, committed: Committed) -> Vec<Job> {
+    match committed {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result.map_err(WriteError::Rejected));
             }
-            Err(err) => {
-                tracing::error!(error = %err, jobs = jobs.len(), "commit failed");
-                for job in jobs {
-                    let _ = job.reply.send(Err(clone_err(&err)));
-                }
+            Vec::new()
+        }
+        Err(err) if jobs.len() > 1 && !matches!(err, WriteError::Unavailable(_)) => {
+            tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
+            jobs
+        }
+        Err(err) => {
+            tracing::error!(error = %err, jobs = jobs.len(), "commit failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(clone_err(&err)));
             }
+            Vec::new()
         }
     }
 }
@@ -137,33 +228,6 @@ fn clone_err(err: &WriteError) -> WriteError {
         WriteError::Failed(s) => WriteError::Failed(s.clone()),
         WriteError::Stopped => WriteError::Stopped,
     }
-}
-
-fn reply_all(jobs: Vec<Job>, results: Vec<Result<Outcome, Rejection>>) {
-    for (job, result) in jobs.into_iter().zip(results) {
-        let _ = job.reply.send(result.map_err(WriteError::Rejected));
-    }
-}
-
-async fn commit(
-    db: &Db,
-    hub: &Publisher,
-    jobs: &[Job],
-    policy: OfflinePolicy,
-) -> Result<Vec<Result<Outcome, Rejection>>, WriteError> {
-    let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
-    let now = crate::now_ms();
-    let applied = dispatch!(db, |pool, q| q::apply_jobs(pool, &works, now, policy).await);
-    let (results, frames) = applied.map_err(|e| {
-        let err = StoreError::from(e);
-        if err.is_unavailable() {
-            WriteError::Unavailable(err.to_string())
-        } else {
-            WriteError::Failed(err.to_string())
-        }
-    })?;
-    hub.publish(frames);
-    Ok(results)
 }
 
 /// Periodically marks silent devices OFFLINE through the writer.
