@@ -107,9 +107,12 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
+            // A SQLite file cannot be "away": a connection is only ever late because the
+            // readers are busy (a reconnect storm replaying the log), so wait rather than fail
+            // those reads. The writer has a connection of its own (writer.rs).
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
