@@ -716,25 +716,7 @@ enum Fate {
 /// A browser signed in to `base` through the sign-in form.
 async fn sign_in(base: &str) -> reqwest::Client {
     let client = browser();
-    let form = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login form")
-        .text()
-        .await
-        .expect("login form body");
-    let token = csrf_in(&form).expect("the sign-in form has a token");
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("email", ADMIN_EMAIL),
-            ("password", PASSWORD),
-            ("csrf", &token),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let r = sign_in_at(base, &client, ADMIN_EMAIL, PASSWORD).await;
     assert_eq!(r.status(), 303, "sign-in");
     client
 }

@@ -200,18 +200,7 @@ async fn streams_through_nginx_are_prompt_ordered_and_survive_an_instance_stoppi
     let mut browsers = Vec::new();
     for _ in 0..4 {
         let client = browser();
-        let form = client.get(via(&nginx, "/login")).send().await.unwrap();
-        let token = csrf_in(&form.text().await.unwrap()).unwrap_or_default();
-        let r = client
-            .post(via(&nginx, "/login"))
-            .form(&[
-                ("email", ADMIN_EMAIL),
-                ("password", PASSWORD),
-                ("csrf", &token),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = sign_in_at(&via(&nginx, ""), &client, ADMIN_EMAIL, PASSWORD).await;
         assert_eq!(r.status(), 303);
         let sse = open(&nginx, &client, None).await;
         browsers.push(Browser {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use sensorcast::store::users::Table;
 use sensorcast::store::Role;
@@ -131,15 +131,6 @@ async fn post_form(
 /// The anti-forgery token of the sign-in form for a fresh client.
 async fn login_token(app: &TestApp, client: &reqwest::Client) -> String {
     csrf_in(&get(app, client, "/login").await.body).expect("the sign-in form has a token")
-}
-
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("sensorcast_session="))
-        .map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,17 +14,11 @@ const DEV: &str = "1988618061618307073";
 const EUI: &str = "24E124707E040001";
 
 /// The session cookie (`name=value`) of a fresh admin sign-in.
-async fn session_cookie(app: &TestApp) -> String {
+async fn signed_in_cookie(app: &TestApp) -> String {
     let r = app.login_with(&browser(), ADMIN_EMAIL, PASSWORD).await;
     assert_eq!(r.status(), 303);
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("sensorcast_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_string()
+    let cookie = session_cookie(r.headers()).expect("a session cookie");
+    cookie.split(';').next().unwrap_or_default().to_string()
 }
 
 /// Opens a connection and sends `request` in pieces, pausing between them (a head that
@@ -86,7 +80,7 @@ async fn clients(app: &TestApp, admin: &reqwest::Client) -> u64 {
 
 async fn a_fresh_connection_gets_a_close_delimited_stream(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = session_cookie(&app).await;
+    let cookie = signed_in_cookie(&app).await;
     let admin = app.admin().await;
     let request = format!(
         "GET /api/realtime HTTP/1.1\r\nHost: sensorcast\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
@@ -143,7 +137,7 @@ both_backends!(a_fresh_connection_gets_a_close_delimited_stream);
 
 async fn refusals_on_a_fresh_connection_are_complete_answers(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = session_cookie(&app).await;
+    let cookie = signed_in_cookie(&app).await;
     let cases = [
         ("", 401, "unauthorized"),
         ("Cookie: sensorcast_session=forged\r\n", 401, "unauthorized"),
@@ -170,7 +164,7 @@ both_backends!(refusals_on_a_fresh_connection_are_complete_answers);
 
 async fn other_requests_and_reused_connections_go_through_hyper(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = session_cookie(&app).await;
+    let cookie = signed_in_cookie(&app).await;
     // Shares its first bytes with the stream path, then turns off: replayed to hyper whole.
     let first = format!("devices HTTP/1.1\r\nHost: s\r\nCookie: {cookie}\r\n\r\n");
     let mut sock = send_in_pieces(&app, &["GET /api/", &first]).await;
@@ -208,7 +202,7 @@ both_backends!(other_requests_and_reused_connections_go_through_hyper);
 /// Shutdown ends streams served both ways and returns within the grace period.
 async fn shutdown_ends_raw_streams(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = session_cookie(&app).await;
+    let cookie = signed_in_cookie(&app).await;
     let request = format!("GET /api/realtime HTTP/1.1\r\nHost: s\r\nCookie: {cookie}\r\n\r\n");
     let mut socks = Vec::new();
     for _ in 0..3 {

@@ -221,21 +221,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let form = client
-            .get(self.url("/login"))
-            .send()
-            .await
-            .expect("login form")
-            .text()
-            .await
-            .expect("login form body");
-        let token = csrf_in(&form).unwrap_or_default();
-        client
-            .post(self.url("/login"))
-            .form(&[("email", email), ("password", password), ("csrf", &token)])
-            .send()
-            .await
-            .expect("login")
+        sign_in_at(&format!("http://{}", self.addr), client, email, password).await
     }
 
     /// The anti-forgery token of a signed-in `client`, from its dashboard's forms.
@@ -339,6 +325,41 @@ pub fn csrf_in(html: &str) -> Option<String> {
     let start = html.find(MARK)? + MARK.len();
     let len = html[start..].find('"')?;
     Some(html[start..start + len].to_string())
+}
+
+/// Signs in with `client` through the sign-in form of the server at `base` (a test server, a
+/// restarted one, or a proxy in front), anti-forgery token included.
+pub async fn sign_in_at(
+    base: &str,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let form = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login form")
+        .text()
+        .await
+        .expect("login form body");
+    let token = csrf_in(&form).unwrap_or_default();
+    client
+        .post(format!("{base}/login"))
+        .form(&[("email", email), ("password", password), ("csrf", &token)])
+        .send()
+        .await
+        .expect("login")
+}
+
+/// The session cookie a response sets (the whole `Set-Cookie` value), if any.
+pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("sensorcast_session="))
+        .map(str::to_string)
 }
 
 /// GET with `client` and the body as JSON.
