@@ -10,6 +10,7 @@ mod catchup;
 mod check;
 mod clock;
 mod fleet;
+mod floor;
 mod hold;
 mod http;
 mod pace;
@@ -49,6 +50,9 @@ enum Cmd {
     Run(RunArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
+    /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
+    #[command(hide = true)]
+    Floor(floor::FloorArgs),
     /// A generator process (started by `run`; commands on stdin).
     #[command(hide = true)]
     Hold(hold::HoldArgs),
@@ -58,6 +62,8 @@ enum Cmd {
 enum Only {
     Sensorcast,
     Nchan,
+    /// The floor: latency only.
+    Floor,
 }
 
 #[derive(clap::Args)]
@@ -89,6 +95,7 @@ fn main() -> anyhow::Result<()> {
     };
     match cli.command {
         Cmd::Hold(args) => hold::main(args),
+        Cmd::Floor(args) => floor::main(args),
         Cmd::Run(args) => runtime()?.block_on(run_all(args)),
         Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
     }
@@ -110,17 +117,24 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
             match kind {
                 Only::Sensorcast => Server::sensorcast(&bin, None).await,
                 Only::Nchan => Server::nchan(max_files).await,
+                Only::Floor => Server::floor(&run::generator_exe()).await,
             }
         }
     };
     let mut ours = Results::default();
-    let mut theirs = None;
-    for kind in [Only::Sensorcast, Only::Nchan] {
+    let (mut theirs, mut floor) = (None, None);
+    for kind in [Only::Sensorcast, Only::Nchan, Only::Floor] {
         if args.only.is_some_and(|o| o != kind) {
             continue;
         }
         let mut results = Results::default();
         let server = start(kind).await?;
+        if kind == Only::Floor {
+            run::floor(&server, cfg, &mut results).await;
+            server.stop().await;
+            floor = Some(results);
+            continue;
+        }
         run::measure(&server, cfg, &mut results).await;
         eprintln!("  (log: {})", server.log_path().display());
         server.stop().await;
@@ -132,6 +146,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         match kind {
             Only::Sensorcast => ours = results,
             Only::Nchan => theirs = Some(results),
+            Only::Floor => {}
         }
     }
     if let Some(url) = args
@@ -152,6 +167,14 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     );
     if let Some(t) = &theirs {
         report.push_str(&format!("\n{}", table::notes("nchan", t)));
+    }
+    if let Some(f) = &floor {
+        report.push_str(&format!(
+            "\n\nThe floor (`sensorcast-bench floor`: one non-blocking write per stream per \
+             event from one thread per core, nothing else), same streams and measure:\n\n{}\n{}",
+            table::floor(&ours, theirs.as_ref(), f),
+            table::notes("floor", f)
+        ));
     }
     println!("{report}");
     if let Some(path) = &args.out {

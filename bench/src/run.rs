@@ -106,16 +106,8 @@ async fn fan_out(
     cfg: &Config,
     r: &mut Results,
 ) {
+    light(server, fleet, markers, cfg, r).await;
     let (target, name) = (&server.target, server.target.kind.name());
-    step(
-        name,
-        &format!("latency: {} events at 4/s", cfg.latency_events),
-    );
-    let cpu = server.cpu_us();
-    report("latency", latency(fleet, target, markers, cfg, r).await);
-    let delivered = (cfg.latency_events * (r.streams - r.setup_failed)) as f64;
-    r.cpu_us_per_delivery_light = Some((server.cpu_us() - cpu) as f64 / delivered.max(1.0));
-
     step(
         name,
         &format!("saturation: {} events back to back", cfg.saturation_events),
@@ -127,6 +119,37 @@ async fn fan_out(
     );
     r.cpu_us_per_delivery_saturated =
         delivered.map(|d| (server.cpu_us() - cpu) as f64 / d.max(1) as f64);
+}
+
+/// Latency at 4 events/s, with the server's CPU time per delivery.
+async fn light(
+    server: &Server,
+    fleet: &mut Fleet,
+    markers: &Markers,
+    cfg: &Config,
+    r: &mut Results,
+) {
+    let (target, name) = (&server.target, server.target.kind.name());
+    step(
+        name,
+        &format!("latency: {} events at 4/s", cfg.latency_events),
+    );
+    let cpu = server.cpu_us();
+    report("latency", latency(fleet, target, markers, cfg, r).await);
+    let delivered = (cfg.latency_events * (r.streams - r.setup_failed)) as f64;
+    r.cpu_us_per_delivery_light = Some((server.cpu_us() - cpu) as f64 / delivered.max(1.0));
+}
+
+/// The floor: the same streams and latency measure, nothing else.
+pub async fn floor(server: &Server, cfg: &Config, r: &mut Results) {
+    let markers = Markers::new();
+    r.streams = cfg.streams;
+    step("floor", &format!("opening {} streams", cfg.streams));
+    if let Some(mut fleet) = report("opening", streams(&server.target, layout(cfg, 3), r).await) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        light(server, &mut fleet, &markers, cfg, r).await;
+        fleet.quit().await;
+    }
 }
 
 fn layout(cfg: &Config, subnet: u8) -> Layout {

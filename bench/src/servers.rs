@@ -104,6 +104,33 @@ impl Server {
         Ok(server)
     }
 
+    /// The floor (`sensorcast-bench floor`, this program), one writer thread per core.
+    pub async fn floor(exe: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let log = std::fs::File::create(dir.path().join("floor.log"))?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let child = Command::new(exe)
+            .args(["floor", "--listen", &addr.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} floor", exe.display()))?;
+        let mut server = Server {
+            target: Target {
+                kind: Kind::Floor,
+                addr,
+                cookie: None,
+            },
+            child,
+            dir,
+        };
+        server.wait_ready("/ready").await?;
+        Ok(server)
+    }
+
     async fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
         let started = Instant::now();
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.target.addr);
@@ -156,6 +183,7 @@ impl Server {
         let name = match self.target.kind {
             Kind::Sensorcast => "sensorcast.log",
             Kind::Nchan => "error.log",
+            Kind::Floor => "floor.log",
         };
         self.dir.path().join(name)
     }

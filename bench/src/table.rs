@@ -223,6 +223,42 @@ pub fn render(ours: &Results, theirs: Option<&Results>) -> String {
     out
 }
 
+/// The latency rows again, beside the floor's (one write per stream per event, nothing else),
+/// and where ¼ of nchan's p99 falls against the floor's.
+pub fn floor(ours: &Results, theirs: Option<&Results>, floor: &Results) -> String {
+    type Pick = fn(&crate::stats::Latency) -> f64;
+    let lat = |r: Option<&Results>, f: Pick| r.and_then(|r| r.latency.as_ref()).map(f);
+    let mut out =
+        String::from("| at 4 events/s | sensorcast | nchan | floor |\n|---|---:|---:|---:|\n");
+    let rows: [(&str, Pick); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("max", |l| l.max)];
+    for (name, f) in rows {
+        out.push_str(&format!(
+            "| latency {name} (ms) | {} | {} | {} |\n",
+            fmt(lat(Some(ours), f), 2),
+            fmt(lat(theirs, f), 2),
+            fmt(lat(Some(floor), f), 2)
+        ));
+    }
+    let cpu = |r: Option<&Results>| r.and_then(|r| r.cpu_us_per_delivery_light);
+    out.push_str(&format!(
+        "| server CPU per delivery (µs) | {} | {} | {} |\n",
+        fmt(cpu(Some(ours)), 2),
+        fmt(cpu(theirs), 2),
+        fmt(cpu(Some(floor)), 2)
+    ));
+    let p99 = |r: Option<&Results>| lat(r, |l| l.p99);
+    if let (Some(nchan), Some(least)) = (p99(theirs), p99(Some(floor))) {
+        let quarter = nchan / 4.0;
+        let verdict = if quarter < least { "below" } else { "above" };
+        out.push_str(&format!(
+            "\n¼ of nchan's p99 is {quarter:.2} ms, {verdict} the floor's {least:.2} ms \
+             ({:.2}× nchan's).\n",
+            least / nchan
+        ));
+    }
+    out
+}
+
 /// What the table cannot show: sample counts and anything that failed.
 pub fn notes(name: &str, r: &Results) -> String {
     let mut n = Vec::new();

@@ -18,6 +18,8 @@ pub const NCHAN_CHANNEL: &str = "bench";
 pub enum Kind {
     Sensorcast,
     Nchan,
+    /// `sensorcast-bench floor`: one write per stream per event and nothing else.
+    Floor,
 }
 
 impl Kind {
@@ -25,15 +27,16 @@ impl Kind {
         match self {
             Kind::Sensorcast => "sensorcast",
             Kind::Nchan => "nchan",
+            Kind::Floor => "floor",
         }
     }
 
     /// What precedes the marker in a frame a subscriber reads: sensorcast re-encodes the
-    /// reading (`measuredAt` is the webhook's `ts`); nchan passes the body through.
+    /// reading (`measuredAt` is the webhook's `ts`); nchan and the floor pass the body through.
     pub fn marker_key(self) -> &'static str {
         match self {
             Kind::Sensorcast => "\"measuredAt\":",
-            Kind::Nchan => "\"ts\":",
+            Kind::Nchan | Kind::Floor => "\"ts\":",
         }
     }
 }
@@ -51,7 +54,7 @@ impl Target {
     pub fn stream_path(&self) -> &'static str {
         match self.kind {
             Kind::Sensorcast => "/api/realtime",
-            Kind::Nchan => "/sub",
+            Kind::Nchan | Kind::Floor => "/sub",
         }
     }
 
@@ -84,7 +87,7 @@ impl Target {
                     sign(WEBHOOK_SECRET, &ts, &nonce),
                 )
             }
-            Kind::Nchan => format!("POST /pub HTTP/1.1\r\nHost: {}\r\n", self.addr),
+            Kind::Nchan | Kind::Floor => format!("POST /pub HTTP/1.1\r\nHost: {}\r\n", self.addr),
         };
         head.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -99,7 +102,7 @@ impl Target {
     pub fn published(&self, status: u16) -> bool {
         match self.kind {
             Kind::Sensorcast => status == 200,
-            Kind::Nchan => status == 201 || status == 202,
+            Kind::Nchan | Kind::Floor => status == 201 || status == 202,
         }
     }
 }
