@@ -227,7 +227,8 @@ impl StreamCtx {
             let period = this.state.settings.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let shutdown = this.state.shutdown.clone();
+            // A token of its own: polling a shared one takes a lock every stream contends for.
+            let shutdown = this.state.shutdown.child_token();
             // Registered once: re-creating it on every wake-up takes the token's lock each time.
             let cancelled = shutdown.cancelled();
             tokio::pin!(cancelled);
