@@ -89,6 +89,13 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     let sweep = Duration::from_secs(args.offline_sweep_secs);
     store::writer::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
     spawn_housekeeping(db.clone(), shutdown.clone());
+    tokio::spawn({
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            hub.close();
+        }
+    });
     let health: Arc<ingest::health::WebhookHealth> = Default::default();
     let metrics = metrics::Metrics::new(&hub, &health);
     Ok(AppState {

@@ -1,6 +1,6 @@
 //! The in-process event hub: one broadcast channel of pre-encoded frames shared by every stream.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,6 +28,8 @@ pub enum HubMessage {
     EndSession(Arc<str>),
     /// End every stream of one user (disabled, role or sites changed).
     EndUser(i64),
+    /// The server is shutting down: end every stream.
+    Shutdown,
 }
 
 /// Counters for `/api/realtime/stats`, registered as-is with `/metrics`.
@@ -70,6 +72,7 @@ pub struct RoleLabel {
 pub struct Hub {
     tx: broadcast::Sender<HubMessage>,
     last_id: AtomicI64,
+    closed: AtomicBool,
     pub stats: Stats,
 }
 
@@ -80,6 +83,7 @@ impl Hub {
         Arc::new(Hub {
             tx,
             last_id: AtomicI64::new(last_id),
+            closed: AtomicBool::new(false),
             stats: Stats::default(),
         })
     }
@@ -114,5 +118,33 @@ impl Hub {
 
     pub fn end_user(&self, user_id: i64) {
         let _ = self.tx.send(HubMessage::EndUser(user_id));
+    }
+
+    /// Ends every stream. Streams learn it from the channel, so none polls a shared token per
+    /// event; one that lagged past the message, or subscribed after it, sees `is_closed`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.tx.send(HubMessage::Shutdown);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_is_sent_to_subscribers_and_seen_by_later_ones() {
+        let hub = Hub::new(16, 0);
+        let mut before = hub.subscribe();
+        assert!(!hub.is_closed());
+        hub.close();
+        assert!(matches!(before.try_recv(), Ok(HubMessage::Shutdown)));
+        let mut after = hub.subscribe();
+        assert!(after.try_recv().is_err(), "sent before it subscribed");
+        assert!(hub.is_closed(), "so it must check the flag");
     }
 }

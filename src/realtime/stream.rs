@@ -227,15 +227,13 @@ impl StreamCtx {
             let period = this.state.settings.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            // A token of its own: polling a shared one takes a lock every stream contends for.
-            let shutdown = this.state.shutdown.child_token();
-            // Registered once: re-creating it on every wake-up takes the token's lock each time.
-            let cancelled = shutdown.cancelled();
-            tokio::pin!(cancelled);
+            // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.
+            if hub.is_closed() {
+                return;
+            }
             loop {
                 let next = tokio::select! {
                     biased;
-                    _ = &mut cancelled => Next::End,
                     msg = rx.recv() => this.on_message(msg, &mut rx, &mut cursor),
                     _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
                 };
@@ -255,7 +253,8 @@ impl StreamCtx {
                         // every page, so a sign-out during a long catch-up still ends it.
                         let mut failed = false;
                         while !failed {
-                            if !this.still_authorized().await {
+                            // The shutdown message may have been among those missed.
+                            if hub.is_closed() || !this.still_authorized().await {
                                 failed = true;
                                 break;
                             }
@@ -290,6 +289,7 @@ impl StreamCtx {
                 Ok(HubMessage::Event(frame)) => self.take(&frame, cursor, &mut buf),
                 Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
                 Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
+                Ok(HubMessage::Shutdown) => return Next::End,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.finish()),
                 Err(RecvError::Closed) => return Next::End,
