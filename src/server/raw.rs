@@ -50,60 +50,40 @@ pub async fn serve(mut sock: TcpStream, request: Request<Body>, app: Router) {
         return;
     }
     drop(out);
-    pump(&sock, body).await;
+    pump(&mut sock, body).await;
     let _ = sock.shutdown().await;
 }
 
 /// Writes the body's batches as they come until it ends or the client goes away.
-async fn pump(sock: &TcpStream, mut body: Body) {
-    // Registered once for the stream's life, not once per batch.
-    let hung_up = hung_up(sock);
-    tokio::pin!(hung_up);
+async fn pump(sock: &mut TcpStream, mut body: Body) {
     loop {
         tokio::select! {
             biased;
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        if write_all(sock, &data).await.is_err() {
+                        if sock.write_all(&data).await.is_err() {
                             return;
                         }
                     }
                 }
                 Some(Err(_)) | None => return,
             },
-            () = &mut hung_up => return,
+            // A browser sends nothing after its request: readable means it closed (or reset).
+            ready = sock.readable() => {
+                if ready.is_err() {
+                    return;
+                }
+                let mut probe = [0u8; 64];
+                match sock.try_read(&mut probe) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
         }
     }
-}
-
-/// A browser sends nothing after its request: readable means it closed (or reset).
-async fn hung_up(sock: &TcpStream) {
-    loop {
-        if sock.readable().await.is_err() {
-            return;
-        }
-        let mut probe = [0u8; 64];
-        match sock.try_read(&mut probe) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
-    }
-}
-
-/// `write_all` on a shared socket (the hang-up watch holds it too).
-async fn write_all(sock: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        match sock.try_write(data) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Status line and headers; hop-by-hop framing is ours to set.
