@@ -23,6 +23,31 @@ pub struct Server {
     dir: tempfile::TempDir,
 }
 
+/// Starts `cmd` (killed when the server is dropped) and waits until `ready` answers 200.
+async fn launch(
+    kind: Kind,
+    mut cmd: Command,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    ready: &str,
+) -> anyhow::Result<Server> {
+    let child = cmd
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", kind.name()))?;
+    let mut server = Server {
+        target: Target {
+            kind,
+            addr,
+            cookie: None,
+        },
+        child,
+        dir,
+    };
+    server.wait_ready(ready).await?;
+    Ok(server)
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -37,8 +62,8 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
         let log = std::fs::File::create(dir.path().join("sensorcast.log"))?;
-        let child = Command::new(bin)
-            .args(["--listen", &addr.to_string()])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", &addr.to_string()])
             .args(["--database-url", database_url.unwrap_or(&sqlite)])
             .args(["--webhook-secret", WEBHOOK_SECRET])
             .args([
@@ -53,20 +78,8 @@ impl Server {
             .args(["--keepalive-secs", "3600"])
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut server = Server {
-            target: Target {
-                kind: Kind::Sensorcast,
-                addr,
-                cookie: None,
-            },
-            child,
-            dir,
-        };
-        server.wait_ready("/healthz").await?;
+            .stderr(log);
+        let mut server = launch(Kind::Sensorcast, cmd, dir, addr, "/healthz").await?;
         server.target.cookie = Some(sign_in(addr).await?);
         Ok(server)
     }
@@ -80,28 +93,15 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, nginx_conf(dir.path(), addr, max_files))?;
-        let child = Command::new("nginx")
-            .arg("-p")
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&conf)
             .arg("-e")
             .arg(dir.path().join("error.log"))
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting nginx")?;
-        let mut server = Server {
-            target: Target {
-                kind: Kind::Nchan,
-                addr,
-                cookie: None,
-            },
-            child,
-            dir,
-        };
-        server.wait_ready("/ready").await?;
-        Ok(server)
+            .stdout(Stdio::null());
+        launch(Kind::Nchan, cmd, dir, addr, "/ready").await
     }
 
     /// The floor (`sensorcast-bench floor`, this program), one writer thread per core.
@@ -110,25 +110,12 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let log = std::fs::File::create(dir.path().join("floor.log"))?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let child = Command::new(exe)
-            .args(["floor", "--listen", &addr.to_string()])
+        let mut cmd = Command::new(exe);
+        cmd.args(["floor", "--listen", &addr.to_string()])
             .args(["--threads", &threads.to_string()])
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} floor", exe.display()))?;
-        let mut server = Server {
-            target: Target {
-                kind: Kind::Floor,
-                addr,
-                cookie: None,
-            },
-            child,
-            dir,
-        };
-        server.wait_ready("/ready").await?;
-        Ok(server)
+            .stderr(log);
+        launch(Kind::Floor, cmd, dir, addr, "/ready").await
     }
 
     async fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
