@@ -56,6 +56,6 @@ pub struct AppState {
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Cancelled on shutdown: ends every open stream.
+    /// Cancelled on shutdown: stops the background tasks, and the hub then ends every stream.
     pub shutdown: CancellationToken,
 }
