@@ -866,3 +866,120 @@ async fn sign_out_ends_a_stream_that_fell_behind(backend: Backend) {
     );
 }
 both_backends!(sign_out_ends_a_stream_that_fell_behind);
+
+// ---------------------------------------------------------------------------------------------
+// 12. Streams that follow some devices are woken only for them, and still lose nothing
+// ---------------------------------------------------------------------------------------------
+
+/// Stored event ids of the devices with these Milesight ids, in order.
+async fn stored_event_ids_of(app: &TestApp, milesight_ids: &[&str]) -> Vec<i64> {
+    let list = milesight_ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "SELECT e.id FROM events e JOIN devices d ON d.id = e.device_id \
+         WHERE d.milesight_id IN ({list}) ORDER BY e.id"
+    );
+    match app.db() {
+        Db::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
+    }
+    .expect("read event ids")
+}
+
+/// `?devices=` streams wait on a gate, not on the channel. Through bursts that overflow a
+/// channel of 16, each reads exactly its devices' events in order; one whose device stays quiet
+/// throughout gets its device's next event.
+async fn followers_of_some_devices_lose_nothing_through_bursts(backend: Backend) {
+    let mut args = test_args();
+    args.broadcast_capacity = 16;
+    args.max_streams_per_user = 0;
+    let app = spawn_or_skip!(backend, args);
+    let devices: Vec<(String, String)> = (0..4)
+        .map(|w| {
+            (
+                format!("19886180616183072{w:02}"),
+                format!("24e124707e0402{w:02}"),
+            )
+        })
+        .collect();
+    for (w, (dev, eui)) in devices.iter().enumerate() {
+        post_ok(
+            &app,
+            &property(&format!("gate-first{w}"), dev, eui, 1.0, 1_000),
+        )
+        .await;
+    }
+    let browser = app.admin().await;
+    let (d0, d1, d3) = (&devices[0].0, &devices[1].0, &devices[3].0);
+    let mut pairs = Vec::new();
+    for _ in 0..4 {
+        pairs.push(open(&app, &browser, &format!("?devices={d0},{d1}"), None).await);
+    }
+    let mut quiet = open(&app, &browser, &format!("?devices={d3}"), None).await;
+    let before = stored_event_ids(&app).await.last().copied().unwrap_or(0);
+
+    let (senders, per_sender) = (3, 600);
+    let app = &app;
+    let devices = &devices;
+    let posting = async {
+        let senders = (0..senders).map(|w| async move {
+            let (dev, eui) = &devices[w];
+            post_readings(app, &format!("gate{w}"), dev, eui, per_sender, 30).await
+        });
+        futures_util::future::join_all(senders).await;
+    };
+    let want = 2 * per_sender;
+    let reading = pairs.iter_mut().map(|r| async move {
+        let mut got = Vec::with_capacity(want);
+        while got.len() < want {
+            match r.next_within(READ).await {
+                Ok(Some(m)) if m.id.is_some() => got.push(m.id.unwrap()),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a follower's stream ended"),
+                Err(()) => break,
+            }
+        }
+        got
+    });
+    let ((), got) = tokio::join!(posting, futures_util::future::join_all(reading));
+    let expected: Vec<i64> = stored_event_ids_of(app, &[d0, d1])
+        .await
+        .into_iter()
+        .filter(|id| *id > before)
+        .collect();
+    assert_eq!(expected.len(), want);
+    for (i, g) in got.iter().enumerate() {
+        assert!(
+            *g == expected,
+            "follower {i}: {} of {want} events (lagged {} times), first difference at {:?}",
+            g.len(),
+            app.state.hub.stats.lagged.get(),
+            g.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+    }
+    // The quiet follower saw none of the burst, and gets its own device's next event.
+    let (dev3, eui3) = &devices[3];
+    post_ok(app, &property("gate-quiet", dev3, eui3, 2.0, 2_000)).await;
+    let m = quiet.next_event().await;
+    assert_eq!(m.device_id(), d3.as_str(), "{m:?}");
+    let last = stored_event_ids_of(app, &[d3]).await;
+    assert_eq!(
+        m.id,
+        last.last().copied(),
+        "the quiet device's newest event"
+    );
+    quiet.expect_quiet(Duration::from_millis(300)).await;
+}
+mod followers_of_some_devices_lose_nothing_through_bursts {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+    async fn sqlite() {
+        super::followers_of_some_devices_lose_nothing_through_bursts(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+    async fn postgres() {
+        super::followers_of_some_devices_lose_nothing_through_bursts(super::Backend::Postgres).await
+    }
+}

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
+use super::gate::Gates;
 use crate::store::Role;
 
 /// A stored event, encoded once as an SSE message, with what a stream needs to filter it.
@@ -73,17 +74,25 @@ pub struct Hub {
     tx: broadcast::Sender<HubMessage>,
     last_id: AtomicI64,
     closed: AtomicBool,
+    /// Streams that carry only some events wait here (see `gate.rs`).
+    pub gates: Gates,
+    /// Every gate is opened after this many events, half the channel's capacity, so a quiet
+    /// gated stream reads the channel before it is overwritten.
+    sweep_every: usize,
     pub stats: Stats,
 }
 
 impl Hub {
     /// `last_id` is the newest stored event id at start.
     pub fn new(capacity: usize, last_id: i64) -> Arc<Hub> {
-        let (tx, _) = broadcast::channel(capacity.max(16));
+        let capacity = capacity.max(16);
+        let (tx, _) = broadcast::channel(capacity);
         Arc::new(Hub {
             tx,
             last_id: AtomicI64::new(last_id),
             closed: AtomicBool::new(false),
+            gates: Gates::default(),
+            sweep_every: capacity / 2,
             stats: Stats::default(),
         })
     }
@@ -99,25 +108,28 @@ impl Hub {
 
     /// Publishes committed frames; callers pass them in id order.
     pub fn publish(&self, frames: Vec<Frame>) {
+        let mut sent = Vec::with_capacity(frames.len());
         for frame in frames {
             let id = frame.id;
             self.last_id.fetch_max(id, Ordering::AcqRel);
             self.stats.events_published.inc();
+            let frame = Arc::new(frame);
             // No receivers is fine: the event is in the database for later replay.
-            let receivers = self
-                .tx
-                .send(HubMessage::Event(Arc::new(frame)))
-                .unwrap_or(0);
+            let receivers = self.tx.send(HubMessage::Event(frame.clone())).unwrap_or(0);
             tracing::debug!(event_id = id, receivers, "broadcast");
+            sent.push(frame);
         }
+        self.gates.published(&sent, self.sweep_every);
     }
 
     pub fn end_session(&self, session_id: &str) {
         let _ = self.tx.send(HubMessage::EndSession(session_id.into()));
+        self.gates.open_all();
     }
 
     pub fn end_user(&self, user_id: i64) {
         let _ = self.tx.send(HubMessage::EndUser(user_id));
+        self.gates.open_all();
     }
 
     /// Ends every stream. Streams learn it from the channel, so none polls a shared token per
@@ -125,6 +137,7 @@ impl Hub {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = self.tx.send(HubMessage::Shutdown);
+        self.gates.open_all();
     }
 
     pub fn is_closed(&self) -> bool {

@@ -3,6 +3,7 @@
 pub mod control;
 pub mod events;
 pub mod feeder;
+pub mod gate;
 pub mod hub;
 pub mod limits;
 pub mod stream;

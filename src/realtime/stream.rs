@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tower_sessions::Session;
 
 use super::events::{connected_frame, keepalive_frame};
+use super::gate::{Filter, Gate};
 use super::hub::{Frame, HubMessage};
 use super::limits::{LimitReached, StreamPermit};
 use crate::state::AppState;
@@ -35,19 +36,6 @@ pub struct RealtimeQuery {
     devices: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<String>,
-}
-
-/// What one stream may carry.
-#[derive(Debug, Clone)]
-struct Filter {
-    scope: Scope,
-    devices: Option<HashSet<i64>>,
-}
-
-impl Filter {
-    fn allows(&self, device_id: i64, site_id: Option<i64>) -> bool {
-        self.scope.allows(site_id) && self.devices.as_ref().is_none_or(|d| d.contains(&device_id))
-    }
 }
 
 pub async fn realtime(
@@ -85,7 +73,7 @@ pub async fn realtime(
     let session_id = session.id().map(|id| id.to_string()).unwrap_or_default();
     let ctx = StreamCtx {
         state,
-        filter: Filter { scope, devices },
+        filter: Arc::new(Filter { scope, devices }),
         user_id: user.id,
         role: user.role,
         session_id,
@@ -136,6 +124,24 @@ async fn resolve_devices(db: &Db, scope: &Scope, list: &str) -> Result<HashSet<i
         .collect())
 }
 
+/// The next message: straight from the channel, or once the stream's gate opens (`None`: the
+/// gate opened but nothing was queued).
+async fn next_message(
+    rx: &mut tokio::sync::broadcast::Receiver<HubMessage>,
+    gate: Option<&Gate>,
+) -> Option<Result<HubMessage, RecvError>> {
+    let Some(gate) = gate else {
+        return Some(rx.recv().await);
+    };
+    gate.opened().await;
+    match rx.try_recv() {
+        Ok(msg) => Some(Ok(msg)),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+    }
+}
+
 /// Counts a stream as lagging for as long as it lives, however the stream ends.
 struct Lagging(prometheus_client::metrics::gauge::Gauge);
 
@@ -183,7 +189,7 @@ impl Batch {
 
 struct StreamCtx {
     state: AppState,
-    filter: Filter,
+    filter: Arc<Filter>,
     user_id: i64,
     role: crate::store::Role,
     session_id: String,
@@ -206,6 +212,9 @@ impl StreamCtx {
             let this = self;
             let _permit = &this.permit;
             let hub = this.state.hub.clone();
+            // A stream that carries only some events is woken only by those (gate.rs); its gate
+            // exists before it subscribes, so whatever its receiver holds has opened the gate.
+            let gate = (!this.filter.takes_everything()).then(|| Gate::new(&hub, this.filter.clone()));
             // Subscribe before reading the database, so nothing committed in between is missed.
             let mut rx = hub.subscribe();
             let mut cursor = match last_id {
@@ -234,13 +243,20 @@ impl StreamCtx {
             loop {
                 let next = tokio::select! {
                     biased;
-                    msg = rx.recv() => this.on_message(msg, &mut rx, &mut cursor),
+                    msg = next_message(&mut rx, gate.as_ref()) => match msg {
+                        Some(msg) => this.on_message(msg, &mut rx, &mut cursor),
+                        None => Next::Send(Bytes::new()),
+                    },
                     _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
                     Next::Send(bytes) => {
                         hub.stats.frames_sent.inc();
+                        // A batch may stop at its size limit with more queued.
+                        if let Some(gate) = &gate {
+                            gate.reopen();
+                        }
                         yield Ok(bytes);
                     }
                     Next::CatchUp(pending) => {
@@ -267,6 +283,10 @@ impl StreamCtx {
                         if failed {
                             // The browser reconnects and replays from its Last-Event-ID.
                             return;
+                        }
+                        // Whatever queued on the channel during the catch-up is read next.
+                        if let Some(gate) = &gate {
+                            gate.reopen();
                         }
                     }
                     Next::End => return,
