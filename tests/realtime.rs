@@ -122,12 +122,30 @@ async fn post_padded_readings(
 
 /// Every stored event id, straight from the database.
 async fn stored_event_ids(app: &TestApp) -> Vec<i64> {
-    let sql = "SELECT id FROM events ORDER BY id";
+    event_ids(app, "SELECT id FROM events ORDER BY id").await
+}
+
+async fn event_ids(app: &TestApp, sql: &str) -> Vec<i64> {
     match app.db() {
         Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
         Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
     }
     .expect("read event ids")
+}
+
+/// Ids of the events a stream reads, until it has `want` of them or none comes for `READ`.
+async fn read_ids(sse: &mut Sse, want: usize) -> Vec<i64> {
+    let mut got = Vec::with_capacity(want);
+    while got.len() < want {
+        match sse.next_within(READ).await {
+            Ok(Some(m)) if m.id.is_some() => got.extend(m.id),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a reader's stream ended"),
+            // Missing events: stop waiting for them; the caller reports.
+            Err(()) => break,
+        }
+    }
+    got
 }
 
 async fn stats(app: &TestApp, admin: &reqwest::Client) -> Value {
@@ -772,19 +790,7 @@ async fn readers_lose_nothing_when_bursts_overflow_the_channel(backend: Backend)
     };
     // Each sender's device adds a new_device event.
     let total = senders * (per_sender + 1);
-    let reading = readers.iter_mut().map(|r| async move {
-        let mut got = Vec::with_capacity(total);
-        while got.len() < total {
-            match r.next_within(READ).await {
-                Ok(Some(m)) if m.id.is_some() => got.push(m.id.unwrap()),
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("a reader's stream ended"),
-                // Missing events: stop waiting for them and report below.
-                Err(()) => break,
-            }
-        }
-        got
-    });
+    let reading = readers.iter_mut().map(|r| read_ids(r, total));
     let ((), got) = tokio::join!(posting, futures_util::future::join_all(reading));
     let stored = stored_event_ids(app).await;
     assert_eq!(stored.len(), total);
@@ -882,11 +888,7 @@ async fn stored_event_ids_of(app: &TestApp, milesight_ids: &[&str]) -> Vec<i64> 
         "SELECT e.id FROM events e JOIN devices d ON d.id = e.device_id \
          WHERE d.milesight_id IN ({list}) ORDER BY e.id"
     );
-    match app.db() {
-        Db::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
-        Db::Postgres(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
-    }
-    .expect("read event ids")
+    event_ids(app, &sql).await
 }
 
 /// `?devices=` streams wait on a gate, not on the channel. Through bursts that overflow a
@@ -932,18 +934,7 @@ async fn followers_of_some_devices_lose_nothing_through_bursts(backend: Backend)
         futures_util::future::join_all(senders).await;
     };
     let want = 2 * per_sender;
-    let reading = pairs.iter_mut().map(|r| async move {
-        let mut got = Vec::with_capacity(want);
-        while got.len() < want {
-            match r.next_within(READ).await {
-                Ok(Some(m)) if m.id.is_some() => got.push(m.id.unwrap()),
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("a follower's stream ended"),
-                Err(()) => break,
-            }
-        }
-        got
-    });
+    let reading = pairs.iter_mut().map(|r| read_ids(r, want));
     let ((), got) = tokio::join!(posting, futures_util::future::join_all(reading));
     let expected: Vec<i64> = stored_event_ids_of(app, &[d0, d1])
         .await
