@@ -104,6 +104,22 @@ fn parse_error(e: ParseError) -> ApiError {
     }
 }
 
+/// A refused body is read and dropped up to this size before the 413 is sent: a sender still
+/// writing would otherwise meet a connection reset instead of the answer (nginx's "lingering
+/// close" does the same).
+const DISCARD_AT_MOST: usize = 16 * 1024 * 1024;
+
+async fn discard(mut body: Body) {
+    use http_body_util::BodyExt;
+    let mut seen = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen >= DISCARD_AT_MOST {
+            break;
+        }
+    }
+}
+
 /// Checks the content type and reads at most the configured number of bytes.
 async fn read_json_body(
     state: &AppState,
@@ -135,6 +151,7 @@ async fn read_json_body(
     let declared =
         header(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
+        let _ = tokio::time::timeout(state.settings.webhook_timeout, discard(body)).await;
         return Err(too_large());
     }
     let read = tokio::time::timeout(state.settings.webhook_timeout, to_bytes(body, limit));
