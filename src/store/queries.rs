@@ -62,11 +62,34 @@ pub async fn user_by_id(pool: &Pool<DB>, id: i64) -> sqlx::Result<Option<UserRow
         .await
 }
 
-pub async fn user_site_ids(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar("SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await
+/// A user and their site ids in one round trip (every request of a signed-in user reads this).
+pub async fn user_with_site_ids(
+    pool: &Pool<DB>,
+    id: i64,
+) -> sqlx::Result<Option<(UserRow, Vec<i64>)>> {
+    type Row = (i64, String, String, String, bool, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, us.site_id \
+         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id \
+         WHERE u.id = $1 ORDER BY us.site_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let site_ids = rows.iter().filter_map(|r| r.5).collect();
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|(id, email, password_hash, role, disabled, _)| {
+            let user = UserRow {
+                id,
+                email,
+                password_hash,
+                role,
+                disabled,
+            };
+            (user, site_ids)
+        }))
 }
 
 pub async fn site_get_or_create(conn: &mut Conn, name: &str, now_ms: i64) -> sqlx::Result<i64> {

@@ -77,14 +77,13 @@ fn session_error(e: tower_sessions::session::Error) -> ApiError {
 }
 
 pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<User>, ApiError> {
-    let row = dispatch!(db, |pool, q| q::user_by_id(pool, user_id).await)?;
-    let Some(row) = row.filter(|u| !u.disabled) else {
+    let found = dispatch!(db, |pool, q| q::user_with_site_ids(pool, user_id).await)?;
+    let Some((row, site_ids)) = found.filter(|(u, _)| !u.disabled) else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&row.role) else {
         return Ok(None);
     };
-    let site_ids = dispatch!(db, |pool, q| q::user_site_ids(pool, user_id).await)?;
     Ok(Some(User {
         id: row.id,
         email: row.email,
