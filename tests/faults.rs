@@ -578,16 +578,7 @@ async fn reconnect_storm_loses_nothing(backend: Backend) {
     }
 }
 
-mod reconnect_storm_loses_nothing {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite() {
-        super::reconnect_storm_loses_nothing(super::Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn postgres() {
-        super::reconnect_storm_loses_nothing(super::Backend::Postgres).await
-    }
-}
+both_backends!(reconnect_storm_loses_nothing, worker_threads = 4);
 
 // ---------------------------------------------------------------------------------------------
 // 2. SIGKILL in the middle of 10,000 webhooks
@@ -964,18 +955,7 @@ async fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(backend: Back
     drop(server);
 }
 
-mod sigkill_mid_stream_loses_nothing_and_stores_nothing_twice {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(super::Backend::Sqlite)
-            .await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(super::Backend::Postgres)
-            .await
-    }
-}
+both_backends!(sigkill_mid_stream_loses_nothing_and_stores_nothing_twice);
 
 // ---------------------------------------------------------------------------------------------
 // 3. PostgreSQL unavailable for a while

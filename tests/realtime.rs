@@ -813,16 +813,10 @@ async fn readers_lose_nothing_when_bursts_overflow_the_channel(backend: Backend)
         failures.join("\n")
     );
 }
-mod readers_lose_nothing_when_bursts_overflow_the_channel {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
-    async fn sqlite() {
-        super::readers_lose_nothing_when_bursts_overflow_the_channel(super::Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
-    async fn postgres() {
-        super::readers_lose_nothing_when_bursts_overflow_the_channel(super::Backend::Postgres).await
-    }
-}
+both_backends!(
+    readers_lose_nothing_when_bursts_overflow_the_channel,
+    worker_threads = 6
+);
 
 // ---------------------------------------------------------------------------------------------
 // 11. Sign-out ends a stream even when the stream had fallen behind
@@ -964,13 +958,7 @@ async fn followers_of_some_devices_lose_nothing_through_bursts(backend: Backend)
     );
     quiet.expect_quiet(Duration::from_millis(300)).await;
 }
-mod followers_of_some_devices_lose_nothing_through_bursts {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
-    async fn sqlite() {
-        super::followers_of_some_devices_lose_nothing_through_bursts(super::Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
-    async fn postgres() {
-        super::followers_of_some_devices_lose_nothing_through_bursts(super::Backend::Postgres).await
-    }
-}
+both_backends!(
+    followers_of_some_devices_lose_nothing_through_bursts,
+    worker_threads = 6
+);

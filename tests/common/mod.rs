@@ -401,12 +401,16 @@ pub fn mdp_reading(event_id: &str, device_id: &str, eui: &str, t1: f64, t2: f64)
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {
+        both_backends!($name, worker_threads = 2);
+    };
+    // More threads, for tests where streams must run while the writer publishes.
+    ($name:ident, worker_threads = $n:literal) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
             async fn sqlite() {
                 super::$name($crate::common::Backend::Sqlite).await
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
             async fn postgres() {
                 super::$name($crate::common::Backend::Postgres).await
             }
