@@ -134,6 +134,13 @@ async fn next_message(
         return Some(rx.recv().await);
     };
     gate.opened().await;
+    queued(rx)
+}
+
+/// What is already queued on the channel, as `recv` would say it; `None` when nothing is.
+fn queued(
+    rx: &mut tokio::sync::broadcast::Receiver<HubMessage>,
+) -> Option<Result<HubMessage, RecvError>> {
     match rx.try_recv() {
         Ok(msg) => Some(Ok(msg)),
         Err(TryRecvError::Empty) => None,
@@ -317,11 +324,9 @@ impl StreamCtx {
             if buf.len() >= COALESCE_BYTES {
                 break;
             }
-            msg = match rx.try_recv() {
-                Ok(m) => Ok(m),
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => break,
+            msg = match queued(rx) {
+                Some(m) => m,
+                None => break,
             };
         }
         Next::Send(buf.finish())
