@@ -8,8 +8,10 @@ use rand::Rng;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::{now_ms, Role};
 use crate::ingest::signature;
-use crate::store::{users, Db, Role};
+use crate::store::Store;
+use crate::web::accounts;
 
 /// The demo logins (also in the README).
 pub const USERS: [(&str, &str, Role, &[&str]); 3] = [
@@ -82,10 +84,10 @@ const FLEET: [SimDevice; 5] = [
 ];
 
 /// Creates the demo users when they do not exist yet.
-pub async fn seed(db: &Db) {
+pub async fn seed(store: &Store) {
     for (email, password, role, sites) in USERS {
         let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
-        match users::create_user(db, email, password, role, &sites).await {
+        match accounts::create(store, email, password, role, &sites).await {
             Ok(_) => tracing::info!(email, password, "demo user created"),
             Err(e) => tracing::debug!(email, error = %e, "demo user not created (exists?)"),
         }
@@ -94,7 +96,7 @@ pub async fn seed(db: &Db) {
 
 /// Posts a reading for every simulated device every `every`, until shutdown.
 pub fn spawn_fleet(
-    db: Db,
+    store: Store,
     addr: SocketAddr,
     secret: String,
     every: Duration,
@@ -120,7 +122,7 @@ pub fn spawn_fleet(
                 }
                 if round == 0 {
                     if let Some(site) = d.site {
-                        let _ = users::assign_device(&db, d.id, site).await;
+                        let _ = store.assign_device_to_site(d.id, site).await;
                     }
                 }
             }
@@ -142,7 +144,7 @@ fn reading(d: &SimDevice, i: usize, round: u32) -> String {
         payload["temperature_left"] = json!(t1 + 6.0);
         payload["temperature_chn1_alarm"] = json!("threshold_alarm");
     }
-    let now = crate::now_ms();
+    let now = now_ms();
     json!({
         "eventId": format!("demo-{}-{now}-{round}", d.eui),
         "eventCreatedTime": now / 1000,
@@ -162,7 +164,7 @@ async fn post(
     secret: &str,
     body: &str,
 ) -> Result<(), reqwest::Error> {
-    let ts = (crate::now_ms() / 1000).to_string();
+    let ts = (now_ms() / 1000).to_string();
     let nonce = format!("{:032x}", rand::thread_rng().gen::<u128>());
     let sig = signature::sign(secret.as_bytes(), &ts, &nonce);
     client

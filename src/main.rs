@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use sensorcast::config::{Cli, Command, DeviceCommand, UserCommand};
 use sensorcast::demo;
-use sensorcast::store::{users, Db, Role};
+use sensorcast::domain::Role;
+use sensorcast::store::Store;
+use sensorcast::web::accounts;
 
 /// How long shutdown waits for open connections.
 const GRACE: Duration = Duration::from_secs(5);
@@ -19,27 +21,27 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.db.database_url, &cli.serve).await,
         Command::User(UserCommand::Add { email, role, sites }) => {
-            let db = Db::connect(&cli.db.database_url).await?;
+            let store = Store::open(&cli.db.database_url).await?;
             let role = Role::parse(&role).context("role must be admin, manager or employee")?;
             let mut password = String::new();
             std::io::stdin()
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let id = users::create_user(&db, &email, password, role, &sites).await?;
+            let id = accounts::create(&store, &email, password, role, &sites).await?;
             println!("created user {id} ({email}, {})", role.as_str());
             Ok(())
         }
         Command::Device(DeviceCommand::Assign { device, site }) => {
-            let db = Db::connect(&cli.db.database_url).await?;
-            users::assign_device(&db, &device, &site).await?;
+            let store = Store::open(&cli.db.database_url).await?;
+            store.assign_device_to_site(&device, &site).await?;
             println!("device {device} is now in site {site}");
             Ok(())
         }
         Command::Device(DeviceCommand::Variant { device, variant }) => {
-            let db = Db::connect(&cli.db.database_url).await?;
+            let store = Store::open(&cli.db.database_url).await?;
             let setting = (variant != "default").then_some(variant.as_str());
-            users::set_device_variant(&db, &device, setting).await?;
+            store.set_device_variant(&device, setting).await?;
             println!("device {device} now decodes as {variant}");
             Ok(())
         }
@@ -58,9 +60,9 @@ async fn serve(database_url: &str, args: &sensorcast::config::ServeArgs) -> anyh
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, "sensorcast listening on http://{addr}");
     if let Some(secret) = demo_secret {
-        demo::seed(&state.db).await;
+        demo::seed(&state.store).await;
         demo::spawn_fleet(
-            state.db.clone(),
+            state.store.clone(),
             addr,
             secret,
             Duration::from_secs(5),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::sse::{assert_strictly_increasing, ids, Sse, READ};
 use common::*;
-use sensorcast::store::users::Table;
+use sensorcast::store::Table;
 
 const DEV: &str = "1988618061618307073";
 const EUI: &str = "24e124707e040001";

@@ -22,10 +22,11 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use common::sse::{Sse, READ};
+use common::Db;
 use common::*;
+use sensorcast::domain::Role;
 use sensorcast::ingest::signature;
-use sensorcast::store::users::Table;
-use sensorcast::store::{Db, Role};
+use sensorcast::store::Table;
 
 /// Storm, crash and outage run one at a time.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -54,7 +55,7 @@ struct Signed {
 
 impl Signed {
     fn now() -> Signed {
-        let ts = (sensorcast::now_ms() / 1000).to_string();
+        let ts = (sensorcast::domain::now_ms() / 1000).to_string();
         let nonce = random_hex(16);
         let sig = signature::sign(SECRET.as_bytes(), &ts, &nonce);
         Signed { ts, nonce, sig }
@@ -463,7 +464,7 @@ async fn reconnect_storm_loses_nothing(backend: Backend) {
     }
     let opened = started.elapsed();
 
-    let base = sensorcast::now_ms();
+    let base = sensorcast::domain::now_ms();
     for r in 0..STORM_READINGS / STORM_PER_REQUEST {
         let events: Vec<String> = (0..STORM_PER_REQUEST)
             .map(|k| {
@@ -935,13 +936,11 @@ async fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(backend: Back
         "the retries of stored webhooks were recognised as duplicates"
     );
     // The log's own counts agree.
-    let check = Db::connect(&db.url).await.expect("connect to check");
-    let readings = sensorcast::store::users::count_rows(&check, Table::Readings)
+    let check = sensorcast::store::Store::open(&db.url)
         .await
-        .unwrap();
-    let deliveries = sensorcast::store::users::count_rows(&check, Table::Deliveries)
-        .await
-        .unwrap();
+        .expect("connect to check");
+    let readings = check.count_rows(Table::Readings).await.unwrap();
+    let deliveries = check.count_rows(Table::Deliveries).await.unwrap();
     check.close().await;
     assert_eq!((readings, deliveries), (10_000, 10_000));
     eprintln!(
@@ -1370,7 +1369,7 @@ async fn forged_expired_and_disabled_sessions_get_nothing(backend: Backend) {
     execute(
         app.db(),
         "UPDATE sessions SET expiry_ms = $1 WHERE user_id = $3 AND $2 = $2",
-        sensorcast::now_ms() - 1_000,
+        sensorcast::domain::now_ms() - 1_000,
         false,
         emp,
     )

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use sensorcast::ingest::signature;
-use sensorcast::store::users::Table;
+use sensorcast::store::Table;
 use serde_json::{json, Value};
 
 const DEVICE_ID: &str = "1904371063669395457";
@@ -91,7 +91,7 @@ both_backends!(mdp_reading_is_stored_once_and_read_back);
 
 async fn mdp_array_status_history_and_test_events(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let now_s = sensorcast::now_ms() / 1000;
+    let now_s = sensorcast::domain::now_ms() / 1000;
     let body = json!([
         {"eventId": "e-1", "eventCreatedTime": now_s, "eventType": "WEBHOOK_TEST", "data": "Test Milesight Webhook Successfully."},
         {"eventID": "e-2", "eventCreatedTime": now_s, "eventType": "DEVICE_DATA",
@@ -136,7 +136,7 @@ both_backends!(mdp_array_status_history_and_test_events);
 async fn bad_mdp_requests_are_refused_and_store_nothing(backend: Backend) {
     let app = spawn_or_skip!(backend);
     let good = mdp_reading("ok-1", DEVICE_ID, EUI, 1.0, 2.0);
-    let now = (sensorcast::now_ms() / 1000).to_string();
+    let now = (sensorcast::domain::now_ms() / 1000).to_string();
     let sig = |ts: &str, nonce: &str| signature::sign(SECRET.as_bytes(), ts, nonce);
     let before = app.snapshot().await;
 
@@ -147,7 +147,7 @@ async fn bad_mdp_requests_are_refused_and_store_nothing(backend: Backend) {
         ("non-numeric reading", app.post_mdp(r#"{"eventId":"nn","eventType":"DEVICE_DATA","data":{"deviceProfile":{"devEUI":"aa"},"type":"PROPERTY","payload":{"battery":"lots"}}}"#).await, 400, "invalid_payload"),
         ("bad signature", app.post_mdp_signed(&good, &now, "n-1", &"0".repeat(64)).await, 401, "signature_invalid"),
         ("stale timestamp", {
-            let old = (sensorcast::now_ms() / 1000 - 600).to_string();
+            let old = (sensorcast::domain::now_ms() / 1000 - 600).to_string();
             app.post_mdp_signed(&good, &old, "n-2", &sig(&old, "n-2")).await
         }, 400, "request_expired"),
         ("missing signature", app.client.post(app.url("/api/webhooks/milesight")).header("content-type", "application/json").body(good.clone()).send().await.unwrap(), 401, "signature_missing"),
@@ -406,7 +406,7 @@ async fn api_requires_sign_in_and_validates_queries(backend: Backend) {
         times.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {times:?}"
     );
-    let future = sensorcast::now_ms() + 60_000;
+    let future = sensorcast::domain::now_ms() + 60_000;
     let none: Value = get_json(
         &admin,
         app.url(&format!(
@@ -455,7 +455,7 @@ async fn a_body_trickled_byte_by_byte_is_cut_off() {
     let mut args = test_args();
     args.webhook_timeout_secs = 1;
     let app = spawn_or_skip!(Backend::Sqlite, args);
-    let ts = (sensorcast::now_ms() / 1000).to_string();
+    let ts = (sensorcast::domain::now_ms() / 1000).to_string();
     let sig = signature::sign(SECRET.as_bytes(), &ts, "slow");
     let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let head = format!(

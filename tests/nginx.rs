@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::sse::{ids, Msg, Sse};
 use common::*;
-use sensorcast::store::users::Table;
+use sensorcast::store::Table;
 
 const DEV: &str = "1988618061618307073";
 const EUI: &str = "24e124707e040001";

@@ -43,7 +43,7 @@ async fn health_and_metrics_move(backend: Backend) {
         2.0,
     ))
     .await;
-    let now = (sensorcast::now_ms() / 1000).to_string();
+    let now = (sensorcast::domain::now_ms() / 1000).to_string();
     app.post_mdp_signed("{}", &now, "n", &"0".repeat(64)).await;
 
     let admin = app.admin().await;

@@ -2,7 +2,7 @@
 //! answer with a value or an error and never panic. (The long fuzz runs are in fuzz/.)
 
 use proptest::prelude::*;
-use sensorcast::config::WebhookSecrets;
+use sensorcast::ingest::secrets::WebhookSecrets;
 use sensorcast::ingest::signature::{self, SignedHeaders};
 use sensorcast::ingest::ts302::{self, Variant};
 use sensorcast::ingest::{gateway, mdp};
@@ -98,7 +98,7 @@ proptest! {
             "data": {"deviceProfile": {"deviceId": "1904371063669395457", "devEUI": "24D124707E040001"},
                      "type": "PROPERTY", "payload": {"temperature_left": t1, "temperature_right": t2, "battery": battery}}});
         let deliveries = mdp::parse(body.to_string().as_bytes(), 0).unwrap();
-        let sensorcast::ingest::model::Change::Reading(r) = &deliveries[0].changes[0] else {
+        let sensorcast::domain::Change::Reading(r) = &deliveries[0].changes[0] else {
             return Err(TestCaseError::fail("reading expected"));
         };
         prop_assert_eq!(r.values.temperature, Some(t1));

@@ -6,8 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sse::{assert_strictly_increasing, ids, Msg, Sse, READ};
+use common::Db;
 use common::*;
-use sensorcast::store::{Db, Role};
+use sensorcast::domain::Role;
 use serde_json::{json, Value};
 
 const DEV_A: &str = "1988618061618307073";
@@ -73,7 +74,7 @@ fn property(event_id: &str, device_id: &str, eui: &str, t1: f64, ts_ms: i64) -> 
 
 fn status_event(event_id: &str, device_id: &str, eui: &str, status: &str) -> Value {
     json!({
-        "eventId": event_id, "eventCreatedTime": sensorcast::now_ms() / 1000, "eventType": "DEVICE_DATA",
+        "eventId": event_id, "eventCreatedTime": sensorcast::domain::now_ms() / 1000, "eventType": "DEVICE_DATA",
         "data": {"deviceProfile": {"deviceId": device_id, "devEUI": eui}, "type": status, "tslId": ""}
     })
 }
@@ -101,7 +102,7 @@ async fn post_padded_readings(
     per: usize,
     pad: usize,
 ) {
-    let base = sensorcast::now_ms();
+    let base = sensorcast::domain::now_ms();
     let padding = "x".repeat(pad);
     let mut i = 0;
     while i < n {
@@ -173,7 +174,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend) {
     assert_eq!(h["x-accel-buffering"], "no");
     let mut sse = Sse::new(r);
 
-    let before = sensorcast::now_ms();
+    let before = sensorcast::domain::now_ms();
     let connected = sse.next_msg().await;
     assert_eq!(connected.id, None);
     assert_eq!(connected.data_lines, 1);
@@ -189,7 +190,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend) {
     );
 
     // A new device: new_device, then its first reading.
-    let measured = sensorcast::now_ms() - 1_000;
+    let measured = sensorcast::domain::now_ms() - 1_000;
     let mut reading = property("shape-1", DEV_A, EUI_A, 21.5, measured);
     reading["data"]["deviceProfile"]["name"] = json!("Freezer A");
     reading["data"]["payload"] =
@@ -232,7 +233,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend) {
 
     // Without a Milesight id the deviceId is the lower-case devEUI; alarms are passed on.
     let eui_only = json!({
-        "eventId": "shape-4", "eventCreatedTime": sensorcast::now_ms() / 1000, "eventType": "DEVICE_DATA",
+        "eventId": "shape-4", "eventCreatedTime": sensorcast::domain::now_ms() / 1000, "eventType": "DEVICE_DATA",
         "data": {"deviceProfile": {"devEUI": EUI_B, "name": "Door", "model": "TS302"},
                  "type": "PROPERTY", "ts": measured,
                  "payload": {"temperature_left": -3.25, "humidity": 40.5, "temperature_left_alarm": "threshold alarm"}}

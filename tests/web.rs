@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
-use sensorcast::store::users::Table;
-use sensorcast::store::Role;
+use sensorcast::domain::Role;
+use sensorcast::store::Table;
 use serde_json::{json, Value};
 
 const NORTH_ID: &str = "1988618061618300001";
@@ -51,7 +51,7 @@ async fn post_reading(app: &TestApp, body: &str) {
 /// Devices in two sites and one unplaced device with a hostile name; a manager of both
 /// sites and an employee of North.
 async fn fleet(app: &TestApp) {
-    let now = sensorcast::now_ms();
+    let now = sensorcast::domain::now_ms();
     post_reading(
         app,
         &reading("n-1", NORTH_ID, NORTH_EUI, NORTH_NAME, -18.4, now),
@@ -246,9 +246,9 @@ async fn sessions_in_use_are_renewed_daily(backend: Backend) {
     assert_eq!(session_cookie(&me.headers), None, "no save per request");
 
     // A day later, with an hour left: the next request extends it to the full period.
-    let store = DbSessionStore::new(app.db().clone());
+    let store = DbSessionStore::new(app.state.store.clone());
     let mut record = store.load(&id).await.unwrap().expect("stored session");
-    let day_ago = sensorcast::now_ms() - 25 * 3600 * 1000;
+    let day_ago = sensorcast::domain::now_ms() - 25 * 3600 * 1000;
     record.data.insert("renewed_at".into(), json!(day_ago));
     record.expiry_date = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     store.save(&record).await.unwrap();
@@ -738,10 +738,8 @@ both_backends!(admins_manage_users_and_place_devices);
 async fn dispatch_user_id(app: &TestApp, email: &str) -> i64 {
     let sql = "SELECT id FROM users WHERE email = $1";
     match app.db() {
-        sensorcast::store::Db::Sqlite(p) => sqlx::query_scalar(sql).bind(email).fetch_one(p).await,
-        sensorcast::store::Db::Postgres(p) => {
-            sqlx::query_scalar(sql).bind(email).fetch_one(p).await
-        }
+        common::Db::Sqlite(p) => sqlx::query_scalar(sql).bind(email).fetch_one(p).await,
+        common::Db::Postgres(p) => sqlx::query_scalar(sql).bind(email).fetch_one(p).await,
     }
     .expect("user id")
 }
@@ -768,7 +766,7 @@ async fn stream_ends(
 async fn device_history_export_and_alarms(backend: Backend) {
     let app = spawn_or_skip!(backend);
     fleet(&app).await;
-    let now = sensorcast::now_ms();
+    let now = sensorcast::domain::now_ms();
     let hour = 3_600_000;
     for (i, t) in [(2, -18.9), (3, -18.1)] {
         post_reading(

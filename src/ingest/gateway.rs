@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::fields::{bad, clip, integer, text, to_ms, FieldError};
 use super::mdp::ParseError;
-use super::model::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
 use super::ts302::{self, DecodeError, Decoded, Variant};
+use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
 
 pub const SOURCE: &str = "gateway";
 /// TS302 application port.

@@ -70,7 +70,7 @@ impl WebhookHealth {
         self.counters.get_or_create(&labels).inc();
         let mut inner = self.lock();
         *inner.accepted.entry(source).or_default() += 1;
-        inner.last_accepted_ms = Some(crate::now_ms());
+        inner.last_accepted_ms = Some(crate::domain::now_ms());
     }
 
     pub fn rejected(&self, source: &'static str, code: &'static str, message: &str) {
@@ -87,7 +87,7 @@ impl WebhookHealth {
             inner.recent.pop_front();
         }
         inner.recent.push_back(Rejected {
-            at_ms: crate::now_ms(),
+            at_ms: crate::domain::now_ms(),
             source,
             code,
             message: super::fields::clip(message, 300),

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::fields::{bad, clip, integer, number, text, to_ms, FieldError};
-use super::model::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
+use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
 
 pub const SOURCE: &str = "mdp";
 

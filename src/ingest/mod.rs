@@ -1,10 +1,11 @@
-//! Ingest: webhook HTTP endpoints → parse → decode → one batch for the writer.
+//! Ingest: what a Milesight webhook means. Verify (MDP signatures, the secrets), parse (MDP
+//! JSON, gateway uplinks and notifications) and decode (TS302 bytes) into a `domain::Batch`
+//! for the store's writer. No HTTP here: `web::webhooks` reads the request and answers it.
 
 mod fields;
 pub mod gateway;
 pub mod health;
-pub mod http;
 pub mod mdp;
-pub mod model;
+pub mod secrets;
 pub mod signature;
 pub mod ts302;

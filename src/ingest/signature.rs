@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::WebhookSecrets;
+use super::secrets::WebhookSecrets;
 
 pub const SIGNATURE: &str = "x-msc-request-signature";
 pub const UUID: &str = "x-msc-webhook-uuid";

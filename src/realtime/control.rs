@@ -1,34 +1,36 @@
 //! Ending streams from the outside: sign-out, a disabled user, a changed role or sites.
-//! Handlers call these rather than the hub, so that with PostgreSQL every instance hears it.
+//! Callers use these rather than the hub, so that with PostgreSQL every instance hears it.
 
-use crate::state::AppState;
-use crate::store::{postgres, Db};
+use super::hub::Hub;
+use crate::store::Store;
 
 /// Ends every stream opened with this session (sign-out).
-pub async fn end_session(state: &AppState, session_id: &str) {
-    if !announce(&state.db, &format!("session:{session_id}")).await {
-        state.hub.end_session(session_id);
+pub async fn end_session(store: &Store, hub: &Hub, session_id: &str) {
+    if !store
+        .announce_control(&format!("session:{session_id}"))
+        .await
+    {
+        hub.end_session(session_id);
     }
 }
 
 /// Ends every stream of this user (disabled, role or sites changed); browsers reconnect with
 /// their new scope or are refused.
-pub async fn end_user(state: &AppState, user_id: i64) {
-    if !announce(&state.db, &format!("user:{user_id}")).await {
-        state.hub.end_user(user_id);
+pub async fn end_user(store: &Store, hub: &Hub, user_id: i64) {
+    if !store.announce_control(&format!("user:{user_id}")).await {
+        hub.end_user(user_id);
     }
 }
 
-/// True when the message went out through PostgreSQL (and so reaches this instance too).
-async fn announce(db: &Db, payload: &str) -> bool {
-    match db {
-        Db::Postgres(pool) => match postgres::announce_control(pool, payload).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not announce to other instances");
-                false
+/// A control message another instance (or this one) announced: `session:<id>` or `user:<id>`.
+pub fn apply(hub: &Hub, payload: &str) {
+    match payload.split_once(':') {
+        Some(("session", id)) => hub.end_session(id),
+        Some(("user", id)) => {
+            if let Ok(id) = id.parse() {
+                hub.end_user(id);
             }
-        },
-        Db::Sqlite(_) => false,
+        }
+        _ => tracing::debug!(payload, "unknown control message"),
     }
 }

@@ -1,35 +1,40 @@
 //! PostgreSQL, several instances: every instance feeds its hub from the shared event log, in id
-//! order, woken by LISTEN/NOTIFY (and by its own writer). Because ids become visible in
-//! increasing order (advisory lock), reading `id > last` never skips an event, so every instance
-//! delivers the same events in the same order with the same ids.
+//! order, woken by the store's notifications (and by its own writer). Because ids become visible
+//! in increasing order (advisory lock), reading `id > last` never skips an event, so every
+//! instance delivers the same events in the same order with the same ids.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::events::encode_frame;
-use super::hub::{Frame, Hub};
-use crate::store::postgres::{self as q, CONTROL_CHANNEL, EVENTS_CHANNEL};
-use crate::store::Scope;
+use super::control;
+use super::hub::Hub;
+use crate::domain::{EventRow, Scope};
+use crate::store::{Change, Changes, Publisher, Store, StoreResult};
 
 const PAGE: i64 = 1000;
 /// Re-reads the log this often even without a notification (one lost while reconnecting).
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
-/// Starts listening; returns the handle the local writer uses to wake the feeder.
+/// What this instance's writer is given: the events it commits reach the hub through the log,
+/// in order with every other instance's, so the writer only wakes the feeder.
+struct WakeFeeder(Arc<Notify>);
+
+impl Publisher for WakeFeeder {
+    fn publish(&self, _events: Vec<EventRow>) {
+        self.0.notify_one();
+    }
+}
+
+/// Starts listening; returns the publisher for this instance's writer.
 pub async fn spawn(
-    pool: PgPool,
+    store: Store,
+    mut changes: Changes,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
-) -> sqlx::Result<Arc<Notify>> {
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener
-        .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
-        .await?;
+) -> Arc<dyn Publisher> {
     let wake = Arc::new(Notify::new());
     let local = wake.clone();
     tokio::spawn(async move {
@@ -40,56 +45,31 @@ pub async fn spawn(
                 _ = shutdown.cancelled() => break,
                 _ = local.notified() => {}
                 _ = poll.tick() => {}
-                note = listener.recv() => match note {
-                    Ok(n) if n.channel() == CONTROL_CHANNEL => {
-                        control(&hub, n.payload());
+                change = changes.next() => match change {
+                    Change::Control(payload) => {
+                        control::apply(&hub, &payload);
                         continue;
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event listener failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    Change::Events | Change::Reconnecting => {}
                 },
             }
-            if let Err(e) = drain(&pool, &hub).await {
+            if let Err(e) = drain(&store, &hub).await {
                 tracing::warn!(error = %e, "reading the event log failed");
             }
         }
     });
-    Ok(wake)
+    Arc::new(WakeFeeder(wake))
 }
 
 /// Publishes every event after the hub's last id, in order.
-async fn drain(pool: &PgPool, hub: &Hub) -> sqlx::Result<()> {
+async fn drain(store: &Store, hub: &Hub) -> StoreResult<()> {
     loop {
-        let rows = q::events_after(pool, hub.last_id(), i64::MAX, &Scope::All, PAGE).await?;
-        let full = rows.len() as i64 == PAGE;
-        let frames = rows
-            .into_iter()
-            .map(|r| Frame {
-                id: r.id,
-                device_id: r.device_id,
-                site_id: r.site_id,
-                bytes: encode_frame(r.id, &r.json),
-            })
-            .collect();
-        hub.publish(frames);
-        if !full {
+        let rows = store
+            .events_after(hub.last_id(), i64::MAX, &Scope::All, PAGE)
+            .await?;
+        hub.publish_events(&rows);
+        if (rows.len() as i64) < PAGE {
             return Ok(());
         }
-    }
-}
-
-/// `session:<id>` or `user:<id>`.
-fn control(hub: &Hub, payload: &str) {
-    match payload.split_once(':') {
-        Some(("session", id)) => hub.end_session(id),
-        Some(("user", id)) => {
-            if let Ok(id) = id.parse() {
-                hub.end_user(id);
-            }
-        }
-        _ => tracing::debug!(payload, "unknown control message"),
     }
 }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::hub::{Frame, Hub};
-use crate::store::Scope;
+use super::frames::Frame;
+use crate::domain::Scope;
 
 /// Batches longer than this open every gate instead of being matched gate by gate.
 const MATCH_AT_MOST: usize = 64;
@@ -39,17 +39,17 @@ impl Filter {
 
 /// One stream's gate; dropping it unregisters the stream.
 pub struct Gate {
-    hub: Arc<Hub>,
+    gates: Arc<Gates>,
     id: u64,
     notify: Arc<Notify>,
 }
 
 impl Gate {
     /// Call before subscribing to the channel (see `Gates::add`).
-    pub fn new(hub: &Arc<Hub>, filter: Arc<Filter>) -> Gate {
-        let (id, notify) = hub.gates.add(filter);
+    pub fn new(gates: &Arc<Gates>, filter: Arc<Filter>) -> Gate {
+        let (id, notify) = gates.add(filter);
         Gate {
-            hub: hub.clone(),
+            gates: gates.clone(),
             id,
             notify,
         }
@@ -68,7 +68,7 @@ impl Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        self.hub.gates.remove(self.id);
+        self.gates.remove(self.id);
     }
 }
 

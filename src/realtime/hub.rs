@@ -3,24 +3,16 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
+use super::frames::Frame;
 use super::gate::Gates;
-use crate::store::Role;
-
-/// A stored event, encoded once as an SSE message, with what a stream needs to filter it.
-#[derive(Debug)]
-pub struct Frame {
-    pub id: i64,
-    pub device_id: i64,
-    pub site_id: Option<i64>,
-    pub bytes: Bytes,
-}
+use crate::domain::{EventRow, Role};
+use crate::store::Publisher;
 
 #[derive(Debug, Clone)]
 pub enum HubMessage {
@@ -75,7 +67,7 @@ pub struct Hub {
     last_id: AtomicI64,
     closed: AtomicBool,
     /// Streams that carry only some events wait here (see `gate.rs`).
-    pub gates: Gates,
+    pub gates: Arc<Gates>,
     /// Every gate is opened after this many events, half the channel's capacity, so a quiet
     /// gated stream reads the channel before it is overwritten.
     sweep_every: usize,
@@ -91,7 +83,7 @@ impl Hub {
             tx,
             last_id: AtomicI64::new(last_id),
             closed: AtomicBool::new(false),
-            gates: Gates::default(),
+            gates: Arc::default(),
             sweep_every: capacity / 2,
             stats: Stats::default(),
         })
@@ -107,7 +99,7 @@ impl Hub {
     }
 
     /// Publishes committed frames; callers pass them in id order.
-    pub fn publish(&self, frames: Vec<Frame>) {
+    pub fn publish_frames(&self, frames: Vec<Frame>) {
         let mut sent = Vec::with_capacity(frames.len());
         for frame in frames {
             let id = frame.id;
@@ -120,6 +112,12 @@ impl Hub {
             sent.push(frame);
         }
         self.gates.published(&sent, self.sweep_every);
+    }
+
+    /// Events the writer committed (SQLite) or the feeder read (PostgreSQL), in id order:
+    /// each is framed here, once, for every stream.
+    pub fn publish_events(&self, events: &[EventRow]) {
+        self.publish_frames(events.iter().map(Frame::encode).collect());
     }
 
     pub fn end_session(&self, session_id: &str) {
@@ -142,6 +140,13 @@ impl Hub {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A single instance (SQLite): the writer hands committed events straight to the hub.
+impl Publisher for Hub {
+    fn publish(&self, events: Vec<EventRow>) {
+        self.publish_events(&events);
     }
 }
 

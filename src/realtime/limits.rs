@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::hub::Hub;
-use crate::store::Role;
+use crate::domain::Role;
 
 #[derive(Debug)]
 pub struct StreamLimits {

@@ -1,8 +1,11 @@
-//! Realtime: the hub of stored events and the SSE streams that carry them to browsers.
+//! Realtime, the engine: the hub that fans committed events out as pre-encoded SSE frames, the
+//! gates that wake only the streams an event concerns, the stream engine (replay, live, catch-up
+//! after a lag), stream caps, and, with several instances, the feeder that reads the shared log.
+//! It knows nothing of HTTP: `web::realtime` authenticates a browser and serves its stream.
 
 pub mod control;
-pub mod events;
 pub mod feeder;
+pub mod frames;
 pub mod gate;
 pub mod hub;
 pub mod limits;

@@ -1,128 +1,28 @@
-//! `GET /api/realtime`: one SSE stream per browser tab.
+//! The stream engine: what one SSE stream sends, from the hub and the event log (the HTTP
+//! handler that authenticates and answers is `web::realtime`).
 //!
 //! Subscribe first, then replay from the database, then follow the hub: a frame is sent only if
 //! its id is above the stream's cursor, so the seam between replay and live has no gap and no
 //! duplicate. A stream that falls behind the channel catches up from the database the same way.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tower_sessions::Session;
 
-use super::events::{connected_frame, keepalive_frame};
+use super::frames::{connected_frame, encode_frame, keepalive_frame, Frame};
 use super::gate::{Filter, Gate};
-use super::hub::{Frame, HubMessage};
-use super::limits::{LimitReached, StreamPermit};
-use crate::state::AppState;
-use crate::store::{dispatch, Db, Scope};
-use crate::web::auth::CurrentUser;
-use crate::web::error::ApiError;
+use super::hub::{Hub, HubMessage};
+use super::limits::StreamPermit;
+use crate::domain::{now_ms, Role};
+use crate::store::Store;
 
 /// Rows fetched per replay query.
 const REPLAY_PAGE: i64 = 1000;
 /// Frames queued for one stream are sent together, up to this many bytes per write.
 const COALESCE_BYTES: usize = 64 * 1024;
-
-#[derive(Deserialize)]
-pub struct RealtimeQuery {
-    devices: Option<String>,
-    #[serde(rename = "lastEventId")]
-    last_event_id: Option<String>,
-}
-
-pub async fn realtime(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    session: Session,
-    Query(q): Query<RealtimeQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
-    let scope = user.scope();
-    let devices = match q
-        .devices
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        None => None,
-        Some(list) => Some(resolve_devices(&state.db, &scope, list).await?),
-    };
-    let permit = state
-        .limits
-        .acquire(&state.hub, user.id, user.role)
-        .map_err(|l| {
-            let message = match l {
-                LimitReached::User => {
-                    "You have too many open live connections; close a tab and retry."
-                }
-                LimitReached::Total => {
-                    "The server holds as many live connections as it allows; retry later."
-                }
-            };
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
-        })?;
-    let session_id = session.id().map(|id| id.to_string()).unwrap_or_default();
-    let ctx = StreamCtx {
-        state,
-        filter: Arc::new(Filter { scope, devices }),
-        user_id: user.id,
-        role: user.role,
-        session_id,
-        permit,
-    };
-    let mut response = Response::new(Body::from_stream(ctx.run(last_id)));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
-}
-
-fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let raw = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or(query);
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
-                "Last-Event-ID must be an event id (a number).",
-            )
-        }),
-    }
-}
-
-async fn resolve_devices(db: &Db, scope: &Scope, list: &str) -> Result<HashSet<i64>, ApiError> {
-    let wanted: HashSet<String> = list
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    let visible = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
-    Ok(visible
-        .into_iter()
-        .filter(|d| {
-            let ids = [d.milesight_id.as_deref(), d.dev_eui.as_deref()];
-            ids.into_iter()
-                .flatten()
-                .any(|id| wanted.contains(&id.to_ascii_lowercase()))
-        })
-        .map(|d| d.id)
-        .collect())
-}
 
 /// The next message: straight from the channel, or once the stream's gate opens (`None`: the
 /// gate opened but nothing was queued).
@@ -194,11 +94,46 @@ impl Batch {
     }
 }
 
+/// Who a stream is for, as checked when it was opened.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub filter: Arc<Filter>,
+    pub user_id: i64,
+    pub role: Role,
+    pub session_id: String,
+}
+
+/// The stream's bytes: `connected`, then the replay after `last_id` (if given), then live
+/// events and keepalives until the subscriber's access ends, the client leaves or the server
+/// stops. The permit is held for as long as the stream lives.
+pub fn open(
+    hub: Arc<Hub>,
+    store: Store,
+    keepalive: Duration,
+    subscriber: Subscriber,
+    permit: StreamPermit,
+    last_id: Option<i64>,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+    let ctx = StreamCtx {
+        hub,
+        store,
+        keepalive,
+        filter: subscriber.filter,
+        user_id: subscriber.user_id,
+        role: subscriber.role,
+        session_id: subscriber.session_id,
+        permit,
+    };
+    ctx.run(last_id)
+}
+
 struct StreamCtx {
-    state: AppState,
+    hub: Arc<Hub>,
+    store: Store,
+    keepalive: Duration,
     filter: Arc<Filter>,
     user_id: i64,
-    role: crate::store::Role,
+    role: Role,
     session_id: String,
     permit: StreamPermit,
 }
@@ -218,10 +153,10 @@ impl StreamCtx {
         async_stream::stream! {
             let this = self;
             let _permit = &this.permit;
-            let hub = this.state.hub.clone();
+            let hub = this.hub.clone();
             // A stream that carries only some events is woken only by those (gate.rs); its gate
             // exists before it subscribes, so whatever its receiver holds has opened the gate.
-            let gate = (!this.filter.takes_everything()).then(|| Gate::new(&hub, this.filter.clone()));
+            let gate = (!this.filter.takes_everything()).then(|| Gate::new(&hub.gates, this.filter.clone()));
             // Subscribe before reading the database, so nothing committed in between is missed.
             let mut rx = hub.subscribe();
             let mut cursor = match last_id {
@@ -229,7 +164,7 @@ impl StreamCtx {
                 Some(id) => id.min(this.newest_id().await),
                 None => hub.last_id(),
             };
-            yield Ok(connected_frame(crate::now_ms()));
+            yield Ok(connected_frame(now_ms()));
             if last_id.is_some() {
                 hub.stats.replays.inc();
                 loop {
@@ -240,7 +175,7 @@ impl StreamCtx {
                     }
                 }
             }
-            let period = this.state.settings.keepalive;
+            let period = this.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.
@@ -254,7 +189,7 @@ impl StreamCtx {
                         Some(msg) => this.on_message(msg, &mut rx, &mut cursor),
                         None => Next::Send(Bytes::new()),
                     },
-                    _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
+                    _ = keepalive.tick() => Next::Send(keepalive_frame(now_ms())),
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
@@ -346,10 +281,11 @@ impl StreamCtx {
     async fn replay_page(&self, cursor: &mut i64) -> Result<Option<Bytes>, ()> {
         let scope = &self.filter.scope;
         let after = *cursor;
-        let rows = dispatch!(&self.state.db, |pool, q| {
-            q::events_after(pool, after, i64::MAX, scope, REPLAY_PAGE).await
-        })
-        .map_err(|e| tracing::warn!(error = %e, "replay failed; ending the stream"))?;
+        let rows = self
+            .store
+            .events_after(after, i64::MAX, scope, REPLAY_PAGE)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "replay failed; ending the stream"))?;
         let Some(last) = rows.last() else {
             return Ok(None);
         };
@@ -360,28 +296,25 @@ impl StreamCtx {
             .iter()
             .filter(|r| self.filter.allows(r.device_id, r.site_id))
         {
-            buf.extend_from_slice(&super::events::encode_frame(row.id, &row.json));
+            buf.extend_from_slice(&encode_frame(row.id, &row.json));
             sent += 1;
         }
-        self.state.hub.stats.replayed_events.inc_by(sent);
+        self.hub.stats.replayed_events.inc_by(sent);
         Ok(Some(buf.freeze()))
     }
 
     /// The newest stored event id (the hub may trail the log briefly on PostgreSQL).
     async fn newest_id(&self) -> i64 {
-        let stored = dispatch!(&self.state.db, |pool, q| q::max_event_id(pool).await);
-        stored.unwrap_or(i64::MAX).max(self.state.hub.last_id())
+        let stored = self.store.max_event_id().await;
+        stored.unwrap_or(i64::MAX).max(self.hub.last_id())
     }
 
     /// The session still exists and the user's role and sites are those the stream began with.
     async fn still_authorized(&self) -> bool {
-        let db = &self.state.db;
-        let (id, now) = (self.session_id.as_str(), crate::now_ms());
-        let session = dispatch!(db, |pool, q| q::session_load(pool, id, now).await);
-        if !matches!(session, Ok(Some(_))) {
+        if !matches!(self.store.session_active(&self.session_id).await, Ok(true)) {
             return false;
         }
-        match crate::web::auth::load_user(db, self.user_id).await {
+        match self.store.user(self.user_id).await {
             Ok(Some(user)) => user.role == self.role && user.scope() == self.filter.scope,
             _ => false,
         }

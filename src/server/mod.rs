@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::state::AppState;
+use crate::web::state::AppState;
 use sniff::{Prefixed, Sniffed};
 
 /// Longest a client may take to send a request head; also how long an idle keep-alive
@@ -35,9 +35,9 @@ const HEAD_PATIENCE: Duration = Duration::from_secs(30);
 /// finish, and returns within `grace` even if a client does not let go.
 pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> io::Result<()> {
     let shutdown = state.shutdown.clone();
-    let db = state.db.clone();
+    let store = state.store.clone();
     let streams = StreamRuntime::start(state.settings.stream_threads)?;
-    let app = crate::app(state);
+    let app = crate::web::router(state);
     let tracker = TaskTracker::new();
     loop {
         let (sock, addr) = tokio::select! {
@@ -71,7 +71,7 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
         );
     }
     drop(streams);
-    db.close().await;
+    store.close().await;
     Ok(())
 }
 

@@ -1,72 +1,53 @@
-//! Durable storage: SQLite by default, PostgreSQL for several instances.
+//! Durable storage: SQLite by default, PostgreSQL for several instances, behind one facade.
 //!
-//! The SQL lives once in `queries.rs`, compiled for each database by `sqlite.rs` and `postgres.rs`;
-//! the few dialect differences are the `Dialect` constants there.
+//! `Store` is the only way in: typed methods by area (devices.rs, users.rs, events.rs,
+//! operations.rs, sessions.rs). The pools and the dialect differences stay in this folder: the
+//! SQL is written once (shared_sql/) and compiled for each database by `sqlite.rs` and
+//! `postgres.rs`; the write path (writer.rs, group.rs) runs the same group-commit logic on
+//! either database through its `WriteTx` statements (write_sqlite.rs, write_postgres.rs).
 
-mod model;
-pub(crate) mod postgres;
+mod connect;
+mod devices;
+mod error;
+mod events;
+mod group;
+mod operations;
+mod postgres;
+mod rows;
 pub mod sessions;
-pub(crate) mod sqlite;
-mod sqlite_writer;
-pub mod users;
-mod write_sql;
-pub mod writer;
+mod sqlite;
+mod users;
+mod write_postgres;
+mod write_sqlite;
+mod write_statements;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use model::*;
+pub use error::{StoreError, StoreResult};
+pub use events::{Change, Changes};
+pub use operations::Table;
+pub use rows::*;
+pub use users::{AccessChange, NewUser};
+pub use writer::{spawn_watchdog, OfflinePolicy, Publisher, Rejection, Work, WriteError, Writer};
 
-/// Storage failure; the detail is logged at the boundary, never shown to a client.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl StoreError {
-    /// True when the database could not be reached (as opposed to a bad query or data).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        ) || matches!(self, StoreError::Db(sqlx::Error::Database(e)) if is_unavailable_code(e.code().as_deref()))
-    }
-}
-
-fn is_unavailable_code(code: Option<&str>) -> bool {
-    // PostgreSQL class 08 (connection), 57P0x (shutdown); SQLite 5/6 (busy/locked).
-    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A connection pool for whichever database the URL named.
+/// The database, whichever it is. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Store {
+    db: Db,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
 /// Runs the same generic code against whichever pool this is:
-/// `dispatch!(&db, |pool, q| q::function(pool).await)`.
+/// `dispatch!(&self.db, |pool, q| q::function(pool).await)`. Only the facade uses it.
 macro_rules! dispatch {
     ($db:expr, |$pool:ident, $q:ident| $body:expr) => {
         match $db {
@@ -81,55 +62,36 @@ macro_rules! dispatch {
         }
     };
 }
-pub(crate) use dispatch;
+use dispatch;
 
-impl Db {
-    pub async fn connect(url: &str) -> StoreResult<Db> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?
-                .statement_cache_capacity(write_sql::STATEMENT_CACHE);
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Ok(Db::Postgres(pool))
+impl Store {
+    /// Connects and migrates: `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(connect::postgres_pool(url).await?)
         } else if url.contains(":memory:") || url.contains("mode=memory") {
             // The writer opens the file itself (writer.rs), which an in-memory database has not.
-            Err(StoreError::Invalid(
+            return Err(StoreError::Invalid(
                 "an in-memory SQLite database is not supported: give a file".into(),
-            ))
+            ));
         } else if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            // A SQLite file cannot be "away": a connection is only ever late because the
-            // readers are busy (a reconnect storm replaying the log), so wait rather than fail
-            // those reads. The writer has a connection of its own (writer.rs).
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            Ok(Db::Sqlite(pool))
+            Db::Sqlite(connect::sqlite_pool(url).await?)
         } else {
-            Err(StoreError::Invalid(
+            return Err(StoreError::Invalid(
                 "database URL must start with sqlite: or postgres://".into(),
-            ))
-        }
+            ));
+        };
+        Ok(Store { db })
     }
 
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+    /// True when several instances may share this database (PostgreSQL): events and stream
+    /// control then travel through it (`listen`, `announce_control`).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     pub async fn close(&self) {
-        match self {
+        match &self.db {
             Db::Sqlite(p) => p.close().await,
             Db::Postgres(p) => p.close().await,
         }

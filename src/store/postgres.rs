@@ -1,4 +1,5 @@
-//! The shared queries compiled for PostgreSQL.
+//! The shared queries (shared_sql/) compiled for PostgreSQL, and what only PostgreSQL has:
+//! the advisory lock that orders event ids, and LISTEN/NOTIFY between instances.
 
 use sqlx::{PgConnection, Postgres};
 
@@ -7,7 +8,9 @@ type Conn = PgConnection;
 
 /// Event ids must become visible in increasing order across instances: every write transaction
 /// takes one transaction-level advisory lock, so transactions that add events commit one at a time.
-async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+pub(super) async fn begin_write(
+    pool: &sqlx::Pool<DB>,
+) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7311200455)")
         .execute(&mut *tx)
@@ -21,7 +24,7 @@ pub const EVENTS_CHANNEL: &str = "sensorcast_events";
 pub const CONTROL_CHANNEL: &str = "sensorcast_control";
 
 /// Delivered at commit to every instance listening, this one included.
-async fn announce_events(conn: &mut Conn) -> sqlx::Result<()> {
+pub(super) async fn announce_events(conn: &mut Conn) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(EVENTS_CHANNEL)
         .execute(conn)
@@ -38,24 +41,4 @@ pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Resul
         .map(|_| ())
 }
 
-/// Runs every job in one transaction. Returns one result per job and the frames to publish
-/// once the transaction has committed.
-pub async fn apply_jobs(
-    pool: &Pool<DB>,
-    works: &[&crate::store::writer::Work],
-    now_ms: i64,
-    policy: crate::store::writer::OfflinePolicy,
-) -> sqlx::Result<Applied> {
-    let mut tx = begin_write(pool).await?;
-    let (results, frames) = apply_works(&mut tx, works, now_ms, policy).await?;
-    if !frames.is_empty() {
-        announce_events(&mut tx).await?;
-    }
-    tx.commit().await?;
-    Ok((results, frames))
-}
-
-include!("queries.rs");
-include!("write_queries.rs");
-include!("apply.rs");
-include!("admin_queries.rs");
+include!("shared_sql/all.rs");

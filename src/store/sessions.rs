@@ -6,39 +6,45 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 use tower_sessions::SessionStore;
 
-use crate::store::{dispatch, Db};
+use super::{dispatch, Store, StoreError};
+use crate::domain::now_ms;
 
 /// Session key holding the signed-in user's id.
 pub const USER_ID_KEY: &str = "user_id";
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
-    db: Db,
+    store: Store,
 }
 
 impl DbSessionStore {
-    pub fn new(db: Db) -> Self {
-        DbSessionStore { db }
-    }
-
-    pub async fn purge_expired(&self) -> Result<u64> {
-        let now = crate::now_ms();
-        dispatch!(&self.db, |pool, q| q::sessions_purge_expired(pool, now)
-            .await)
-        .map_err(backend)
+    pub fn new(store: Store) -> Self {
+        DbSessionStore { store }
     }
 }
 
-/// Marks a session error caused by an unreachable database, so the web layer answers 503.
-pub const UNAVAILABLE: &str = "database unavailable";
-
-fn backend(e: sqlx::Error) -> Error {
-    let e = crate::store::StoreError::from(e);
-    if e.is_unavailable() {
-        Error::Backend(format!("{UNAVAILABLE}: {e}"))
-    } else {
-        Error::Backend(e.to_string())
+impl Store {
+    /// Whether this session exists and has not expired (streams re-check it while open).
+    pub async fn session_active(&self, session_id: &str) -> super::StoreResult<bool> {
+        let now = now_ms();
+        let found = dispatch!(&self.db, |pool, q| q::session_load(pool, session_id, now)
+            .await)?;
+        Ok(found.is_some())
     }
+
+    pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| q::sessions_purge_expired(
+            pool, now
+        )
+        .await)?)
+    }
+}
+
+/// tower-sessions' error has only text; the web layer tells an unreachable database apart by
+/// asking the store (`Store::ping`), not by reading this text.
+fn backend(e: sqlx::Error) -> Error {
+    Error::Backend(StoreError::from(e).to_string())
 }
 
 fn encode(record: &Record) -> Result<(Vec<u8>, Option<i64>, i64)> {
@@ -54,7 +60,7 @@ impl SessionStore for DbSessionStore {
         loop {
             let (data, user_id, expiry) = encode(record)?;
             let id = record.id.to_string();
-            let created = dispatch!(&self.db, |pool, q| {
+            let created = dispatch!(&self.store.db, |pool, q| {
                 q::session_create(pool, &id, user_id, &data, expiry).await
             })
             .map_err(backend)?;
@@ -69,7 +75,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> Result<()> {
         let (data, user_id, expiry) = encode(record)?;
         let id = record.id.to_string();
-        dispatch!(&self.db, |pool, q| {
+        dispatch!(&self.store.db, |pool, q| {
             q::session_save(pool, &id, user_id, &data, expiry).await
         })
         .map_err(backend)
@@ -77,15 +83,16 @@ impl SessionStore for DbSessionStore {
 
     async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
         let id = session_id.to_string();
-        let now = crate::now_ms();
-        let data = dispatch!(&self.db, |pool, q| q::session_load(pool, &id, now).await)
-            .map_err(backend)?;
+        let now = now_ms();
+        let data = dispatch!(&self.store.db, |pool, q| q::session_load(pool, &id, now)
+            .await)
+        .map_err(backend)?;
         data.map(|d| serde_json::from_slice(&d).map_err(|e| Error::Decode(e.to_string())))
             .transpose()
     }
 
     async fn delete(&self, session_id: &Id) -> Result<()> {
         let id = session_id.to_string();
-        dispatch!(&self.db, |pool, q| q::session_delete(pool, &id).await).map_err(backend)
+        dispatch!(&self.store.db, |pool, q| q::session_delete(pool, &id).await).map_err(backend)
     }
 }

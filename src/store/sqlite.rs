@@ -1,5 +1,5 @@
-//! The shared queries compiled for SQLite. The writer's own statements run on its thread through
-//! rusqlite (`sqlite_writer.rs`).
+//! The shared queries (shared_sql/) compiled for SQLite. The writer's own statements run on its
+//! thread through rusqlite (`write_sqlite.rs`).
 
 use sqlx::{Sqlite, SqliteConnection};
 
@@ -12,5 +12,4 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-include!("queries.rs");
-include!("admin_queries.rs");
+include!("shared_sql/all.rs");

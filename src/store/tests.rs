@@ -5,11 +5,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::writer::{OfflinePolicy, Rejection, Work};
-use super::Db;
-use crate::ingest::model::{
-    Batch, Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Outcome, Values,
+use super::{Db, Store};
+use crate::domain::{
+    Batch, Change, Delivery, DeviceIdentity, DeviceStatus, EventRow, NewReading, Outcome, Values,
 };
-use crate::realtime::hub::Frame;
 
 const POLICY: OfflinePolicy = OfflinePolicy {
     default_interval_s: 60,
@@ -29,10 +28,11 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("t.db");
-        let db = Db::connect(&format!("sqlite://{}", path.display()))
+        let db = Store::open(&format!("sqlite://{}", path.display()))
             .await
-            .expect("sqlite");
-        let writer = super::sqlite_writer::open(&path).expect("writer connection");
+            .expect("sqlite")
+            .db;
+        let writer = super::connect::sqlite_writer(&path).expect("writer connection");
         TestDb {
             db,
             writer: Some(std::sync::Mutex::new(writer)),
@@ -44,7 +44,7 @@ impl TestDb {
     async fn postgres() -> Option<TestDb> {
         let base = std::env::var("SENSORCAST_TEST_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let admin = match Db::connect(&format!("{base}/postgres")).await {
+        let admin = match Store::open(&format!("{base}/postgres")).await.map(|s| s.db) {
             Ok(Db::Postgres(pool)) => pool,
             other => {
                 if std::env::var("SENSORCAST_REQUIRE_PG").is_ok_and(|v| v == "1") {
@@ -61,9 +61,10 @@ impl TestDb {
             .expect("create database");
         admin.close().await;
         Some(TestDb {
-            db: Db::connect(&format!("{base}/{name}"))
+            db: Store::open(&format!("{base}/{name}"))
                 .await
-                .expect("postgres"),
+                .expect("postgres")
+                .db,
             writer: None,
             _dir: None,
             pg_name: Some(name),
@@ -71,11 +72,16 @@ impl TestDb {
     }
 
     async fn drop_pg(self) {
-        self.db.close().await;
+        Store {
+            db: self.db.clone(),
+        }
+        .close()
+        .await;
         if let Some(name) = self.pg_name {
             let base = std::env::var("SENSORCAST_TEST_PG")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            if let Ok(Db::Postgres(admin)) = Db::connect(&format!("{base}/postgres")).await {
+            let admin = Store::open(&format!("{base}/postgres")).await.map(|s| s.db);
+            if let Ok(Db::Postgres(admin)) = admin {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&admin)
                     .await;
@@ -87,16 +93,19 @@ impl TestDb {
         &self,
         works: &[Work],
         now_ms: i64,
-    ) -> (Vec<Result<Outcome, Rejection>>, Vec<Frame>) {
+    ) -> (Vec<Result<Outcome, Rejection>>, Vec<EventRow>) {
         let works: Vec<&Work> = works.iter().collect();
         match (&self.db, &self.writer) {
             (Db::Sqlite(_), Some(writer)) => {
                 let mut conn = writer.lock().expect("writer connection");
-                super::sqlite_writer::apply_jobs(&mut conn, &works, now_ms, POLICY).expect("apply")
+                super::write_sqlite::apply_jobs(&mut conn, &works, now_ms, POLICY).expect("apply")
             }
-            (Db::Postgres(pool), _) => super::postgres::apply_jobs(pool, &works, now_ms, POLICY)
-                .await
-                .expect("apply"),
+            // The PostgreSQL writer waits with `block_on`, as on its own thread.
+            (Db::Postgres(pool), _) => tokio::task::block_in_place(|| {
+                let rt = tokio::runtime::Handle::current();
+                super::write_postgres::apply_jobs(&rt, pool, &works, now_ms, POLICY)
+            })
+            .expect("apply"),
             _ => unreachable!("a SQLite test database has its writer connection"),
         }
     }
@@ -297,7 +306,7 @@ async fn grouped_equals_one_by_one(grouped: TestDb, single: TestDb) {
         }
         assert_eq!(a.len(), b.len(), "seed {seed}");
     }
-    // The frames published are the log's rows.
+    // The events published are the log's rows.
     let (_, frames) = grouped
         .apply(&[random_work(&mut StdRng::seed_from_u64(9))], 1)
         .await;
@@ -307,7 +316,7 @@ async fn grouped_equals_one_by_one(grouped: TestDb, single: TestDb) {
             .iter()
             .find(|(id, _)| *id == f.id)
             .expect("frame in the log");
-        assert_eq!(f.bytes, crate::realtime::events::encode_frame(f.id, json));
+        assert_eq!(&f.json, json);
     }
     grouped.drop_pg().await;
     single.drop_pg().await;
@@ -318,7 +327,7 @@ async fn sqlite_group_equals_one_by_one() {
     grouped_equals_one_by_one(TestDb::sqlite().await, TestDb::sqlite().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_group_equals_one_by_one() {
     let Some(a) = TestDb::postgres().await else {
         return;
@@ -440,7 +449,7 @@ async fn one_group_sees_its_own_writes(t: TestDb) {
     let kinds: Vec<(i64, String)> = frames
         .iter()
         .map(|f| {
-            let text = String::from_utf8_lossy(&f.bytes);
+            let text = &f.json;
             let kind = ["new_device", "new_telemetry", "device_status_changed"]
                 .into_iter()
                 .find(|k| text.contains(&format!("\"type\":\"{k}\"")))
@@ -484,7 +493,7 @@ async fn sqlite_one_group_sees_its_own_writes() {
     one_group_sees_its_own_writes(TestDb::sqlite().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_one_group_sees_its_own_writes() {
     if let Some(t) = TestDb::postgres().await {
         one_group_sees_its_own_writes(t).await;
@@ -524,7 +533,7 @@ async fn large_groups(t: TestDb) {
     assert_eq!(log.len(), frames.len());
     for (f, (id, json)) in frames.iter().zip(&log) {
         assert_eq!(f.id, *id);
-        assert_eq!(f.bytes, crate::realtime::events::encode_frame(*id, json));
+        assert_eq!(&f.json, json);
     }
     // The devices go silent: one sweep marks all seven offline.
     let (results, frames) = t.apply(&[Work::MarkSilent], 1_000 + 3_600_000).await;
@@ -541,7 +550,7 @@ async fn sqlite_large_groups() {
     large_groups(TestDb::sqlite().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_large_groups() {
     if let Some(t) = TestDb::postgres().await {
         large_groups(t).await;

@@ -1,101 +1,127 @@
-//! Users, sites and device placement: used by the CLI, start-up and (later) the admin pages.
+//! Users, sites and who belongs where. Passwords arrive here already hashed: hashing is the
+//! web layer's (it bounds how many run at once).
 
-use super::{dispatch, Db, Role, Scope, StoreError, StoreResult};
-use crate::web::password;
+use super::{dispatch, SiteRow, Store, StoreError, StoreResult, UserListRow, UserRow, UserSiteRow};
+use crate::domain::{now_ms, Role, User};
 
-/// Creates a user with an argon2 hash of `password`, in the named sites (created on first use).
-pub async fn create_user(
-    db: &Db,
-    email: &str,
-    pw: &str,
-    role: Role,
-    sites: &[String],
-) -> StoreResult<i64> {
-    let email = email.trim().to_ascii_lowercase();
-    if !email.contains('@') {
-        return Err(StoreError::Invalid(format!(
-            "{email:?} is not an email address"
-        )));
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    /// Site names, created on first use.
+    pub sites: &'a [String],
+}
+
+/// What an administrator changes of a user's access, at once.
+#[derive(Debug, Clone)]
+pub struct AccessChange<'a> {
+    pub role: Role,
+    pub site_ids: &'a [i64],
+    /// A new password's hash, if it changes.
+    pub password_hash: Option<&'a str>,
+}
+
+impl Store {
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        Ok(dispatch!(&self.db, |pool, q| q::count_users(pool).await)?)
     }
-    if pw.chars().count() < 8 {
-        return Err(StoreError::Invalid(
-            "the password needs at least 8 characters".into(),
-        ));
+
+    /// Creates a user (email lower-cased) in the named sites; `Conflict` if the email is taken.
+    pub async fn create_user(&self, user: NewUser<'_>) -> StoreResult<i64> {
+        let email = user.email.trim().to_ascii_lowercase();
+        if !email.contains('@') {
+            return Err(StoreError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+        let (role, now) = (user.role.as_str(), now_ms());
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let id = q::insert_user(&mut tx, &email, user.password_hash, role, now).await?;
+            for site in user.sites {
+                let site_id = q::site_get_or_create(&mut tx, site.trim(), now).await?;
+                q::add_user_site(&mut tx, id, site_id).await?;
+            }
+            tx.commit().await.map(|()| id)
+        })?)
     }
-    let hash = password::hash(pw.to_string())
-        .await
-        .map_err(StoreError::Invalid)?;
-    let now = crate::now_ms();
-    let id = dispatch!(db, |pool, q| {
-        let mut tx = q::begin(pool).await?;
-        let id = q::insert_user(&mut tx, &email, &hash, role.as_str(), now).await?;
-        for site in sites {
-            let site_id = q::site_get_or_create(&mut tx, site.trim(), now).await?;
-            q::add_user_site(&mut tx, id, site_id).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(id)
-    })?;
-    Ok(id)
-}
 
-/// A device by Milesight id or devEUI, or an error naming it.
-async fn existing_device(db: &Db, public_id: &str) -> StoreResult<super::DeviceRow> {
-    let found = dispatch!(db, |pool, q| q::device_by_public_id(
-        pool,
-        public_id,
-        &Scope::All
-    )
-    .await)?;
-    found.ok_or_else(|| StoreError::Invalid(format!("no device {public_id:?}")))
-}
+    /// The account with this email (as typed at sign-in, lower-cased), disabled or not.
+    pub async fn account_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::user_by_email(
+            pool, email
+        )
+        .await)?)
+    }
 
-/// Puts a device (Milesight id or devEUI) into a site, creating the site on first use.
-pub async fn assign_device(db: &Db, device: &str, site: &str) -> StoreResult<()> {
-    let now = crate::now_ms();
-    let device = existing_device(db, device).await?;
-    dispatch!(db, |pool, q| {
-        let mut tx = q::begin(pool).await?;
-        let site_id = q::site_get_or_create(&mut tx, site.trim(), now).await?;
-        q::assign_device(&mut tx, device.id, Some(site_id)).await?;
-        tx.commit().await
-    })?;
-    Ok(())
-}
+    pub async fn account(&self, id: i64) -> StoreResult<Option<UserRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::user_by_id(pool, id).await)?)
+    }
 
-/// Sets (or with `None` clears) the TS302 variant of a device.
-pub async fn set_device_variant(db: &Db, device: &str, variant: Option<&str>) -> StoreResult<()> {
-    let device = existing_device(db, device).await?;
-    dispatch!(db, |pool, q| q::set_device_variant(
-        pool, device.id, variant
-    )
-    .await)?;
-    Ok(())
-}
+    /// A user who may sign in (enabled, known role), with their sites, in one query.
+    pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        let found = dispatch!(&self.db, |pool, q| q::user_with_site_ids(pool, id).await)?;
+        let Some((row, site_ids)) = found.filter(|(u, _)| !u.disabled) else {
+            return Ok(None);
+        };
+        Ok(Role::parse(&row.role).map(|role| User {
+            id: row.id,
+            email: row.email,
+            role,
+            disabled: row.disabled,
+            site_ids,
+        }))
+    }
 
-/// Rows in one of the data tables (for operators and tests).
-pub async fn count_rows(db: &Db, table: Table) -> StoreResult<i64> {
-    let table = table.name();
-    Ok(dispatch!(db, |pool, q| q::count_rows(pool, table).await)?)
-}
+    pub async fn users(&self) -> StoreResult<Vec<UserListRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::list_users(pool).await)?)
+    }
 
-#[derive(Debug, Clone, Copy)]
-pub enum Table {
-    Devices,
-    Readings,
-    Events,
-    Deliveries,
-    Users,
-}
+    pub async fn user_sites(&self) -> StoreResult<Vec<UserSiteRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::list_user_sites(pool).await)?)
+    }
 
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Devices => "devices",
-            Table::Readings => "readings",
-            Table::Events => "events",
-            Table::Deliveries => "deliveries",
-            Table::Users => "users",
-        }
+    pub async fn sites(&self) -> StoreResult<Vec<SiteRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::list_sites(pool).await)?)
+    }
+
+    /// The site with this name, created if there is none.
+    pub async fn site_named(&self, name: &str) -> StoreResult<i64> {
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let id = q::site_get_or_create(&mut tx, name, now).await?;
+            tx.commit().await.map(|()| id)
+        })?)
+    }
+
+    /// Sets a user's role, sites and (optionally) password in one transaction.
+    pub async fn change_access(&self, user_id: i64, change: AccessChange<'_>) -> StoreResult<()> {
+        let role = change.role.as_str();
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            q::set_user_role(&mut tx, user_id, role).await?;
+            q::clear_user_sites(&mut tx, user_id).await?;
+            for site in change.site_ids {
+                q::add_user_site(&mut tx, user_id, *site).await?;
+            }
+            if let Some(hash) = change.password_hash {
+                q::set_user_password(&mut tx, user_id, hash).await?;
+            }
+            tx.commit().await
+        })?)
+    }
+
+    /// Disables (and signs out everywhere) or enables a user.
+    pub async fn set_disabled(&self, user_id: i64, disabled: bool) -> StoreResult<()> {
+        Ok(dispatch!(&self.db, |pool, q| {
+            q::set_user_disabled(pool, user_id, disabled).await?;
+            if disabled {
+                q::delete_user_sessions(pool, user_id).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        })?)
     }
 }

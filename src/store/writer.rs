@@ -1,20 +1,22 @@
 //! The single writer: every change that produces events goes through it. It groups concurrent
-//! requests into one transaction (group commit) and publishes their frames to the hub in id
-//! order once committed. A request is answered only after its data is durable. On SQLite it is
-//! a thread with a connection of its own, so a group transaction runs without a hand-off per
-//! statement; on PostgreSQL a task on the pool.
+//! requests into one transaction (group commit) and hands their committed events, in id order,
+//! to a `Publisher` (realtime implements it). A request is answered only after its data is
+//! durable. On both databases it is a thread of its own: on SQLite with its own rusqlite
+//! connection (a group transaction runs without a hand-off per statement), on PostgreSQL
+//! waiting on sqlx with the runtime's `block_on`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
 
-use tokio::sync::{mpsc, oneshot, Notify};
-
-use crate::ingest::model::{Batch, Outcome};
-use crate::realtime::hub::Hub;
-use crate::store::{postgres, sqlite_writer, Db, StoreError};
+use super::error::{StoreError, StoreResult};
+use super::group::Applied;
+use super::{connect, write_postgres, write_sqlite, Db, Store};
+use crate::domain::{now_ms, Batch, EventRow, Outcome};
 
 /// Most jobs committed together; bounds the time one transaction holds the write lock.
 const MAX_GROUP: usize = 256;
@@ -33,15 +35,13 @@ pub enum Rejection {
     Replayed,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     #[error("rejected: {0:?}")]
     Rejected(Rejection),
-    /// The database could not be reached: the sender should retry later (503).
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("storage failed: {0}")]
-    Failed(String),
+    /// The commit failed; shared by every job of the group it failed for.
+    #[error("{0}")]
+    Store(Arc<StoreError>),
     #[error("the writer has stopped")]
     Stopped,
 }
@@ -53,33 +53,15 @@ pub struct OfflinePolicy {
     pub grace_s: i64,
 }
 
-/// Where committed frames go.
-#[derive(Debug, Clone)]
-pub enum Publisher {
-    /// Single instance (SQLite): straight to this process's hub.
-    Direct(Arc<Hub>),
-    /// Several instances (PostgreSQL): the feeder reads the log in id order, ours and others'.
-    ViaLog(Arc<Notify>),
-}
-
-impl Publisher {
-    fn publish(&self, frames: Vec<crate::realtime::hub::Frame>) {
-        match self {
-            Publisher::Direct(hub) => hub.publish(frames),
-            Publisher::ViaLog(wake) if !frames.is_empty() => wake.notify_one(),
-            Publisher::ViaLog(_) => {}
-        }
-    }
+/// Where committed events go: called on the writer's thread right after each commit, with the
+/// events of that commit in id order. Must not block.
+pub trait Publisher: Send + Sync + 'static {
+    fn publish(&self, events: Vec<EventRow>);
 }
 
 struct Job {
     work: Work,
     reply: oneshot::Sender<Result<Outcome, WriteError>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Writer {
-    tx: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for Job {
@@ -88,23 +70,30 @@ impl std::fmt::Debug for Job {
     }
 }
 
+#[derive(Clone, Debug)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
 impl Writer {
-    /// Starts the writer: on SQLite a thread of its own with its own connection, on PostgreSQL
-    /// a task. It ends when every `Writer` handle is dropped.
-    pub fn spawn(db: Db, publisher: Publisher, policy: OfflinePolicy) -> Writer {
+    /// Starts the writer thread. It ends when every `Writer` handle is dropped. Call from
+    /// within the tokio runtime (PostgreSQL's writer waits on it).
+    pub fn spawn(store: &Store, publisher: Arc<dyn Publisher>, policy: OfflinePolicy) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        match db {
-            Db::Sqlite(pool) => {
-                let path = pool.connect_options().get_filename().to_path_buf();
-                std::thread::Builder::new()
-                    .name("sensorcast-writer".into())
-                    .spawn(move || run_sqlite(path, publisher, policy, rx))
-                    .expect("starting the writer thread");
-            }
-            Db::Postgres(pool) => {
-                tokio::spawn(run_postgres(pool, publisher, policy, rx));
-            }
-        }
+        let committer: Box<dyn Committer> = match &store.db {
+            Db::Sqlite(pool) => Box::new(SqliteCommitter {
+                path: pool.connect_options().get_filename().to_path_buf(),
+                conn: None,
+            }),
+            Db::Postgres(pool) => Box::new(PostgresCommitter {
+                rt: Handle::current(),
+                pool: pool.clone(),
+            }),
+        };
+        std::thread::Builder::new()
+            .name("sensorcast-writer".into())
+            .spawn(move || run(committer, publisher, policy, rx))
+            .expect("starting the writer thread");
         Writer { tx }
     }
 
@@ -116,22 +105,80 @@ impl Writer {
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
     }
+
+    /// False once the writer thread has ended (it panicked, or the server is stopping): no
+    /// webhook can be stored, so the instance is not ready.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// Runs one group transaction to its commit.
+trait Committer: Send {
+    fn commit(
+        &mut self,
+        works: &[&Work],
+        now_ms: i64,
+        policy: OfflinePolicy,
+    ) -> StoreResult<Applied>;
+}
+
+struct SqliteCommitter {
+    path: PathBuf,
+    /// Opened on first use (tried again at the next group if opening failed).
+    conn: Option<rusqlite::Connection>,
+}
+
+impl Committer for SqliteCommitter {
+    fn commit(
+        &mut self,
+        works: &[&Work],
+        now_ms: i64,
+        policy: OfflinePolicy,
+    ) -> StoreResult<Applied> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(connect::sqlite_writer(&self.path)?),
+        };
+        write_sqlite::apply_jobs(conn, works, now_ms, policy)
+    }
+}
+
+struct PostgresCommitter {
+    rt: Handle,
+    pool: PgPool,
+}
+
+impl Committer for PostgresCommitter {
+    fn commit(
+        &mut self,
+        works: &[&Work],
+        now_ms: i64,
+        policy: OfflinePolicy,
+    ) -> StoreResult<Applied> {
+        // Dropping a pooled connection (e.g. after a failed transaction) spawns on the runtime.
+        let _runtime = self.rt.enter();
+        write_postgres::apply_jobs(&self.rt, &self.pool, works, now_ms, policy)
+    }
 }
 
 type Committed = Result<Vec<Result<Outcome, Rejection>>, WriteError>;
 
-/// The SQLite writer thread: each group is one transaction run start to end on this thread.
-fn run_sqlite(path: PathBuf, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc::Receiver<Job>) {
-    let mut conn = None;
+/// The writer thread: each group is one transaction, its events published once committed.
+fn run(
+    mut committer: Box<dyn Committer>,
+    publisher: Arc<dyn Publisher>,
+    policy: OfflinePolicy,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let mut commit = |jobs: &[Job]| -> Committed {
-        let conn = match &mut conn {
-            Some(conn) => conn,
-            None => conn.insert(sqlite_writer::open(&path).map_err(sqlite_error)?),
-        };
         let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
-        let applied = sqlite_writer::apply_jobs(conn, &works, crate::now_ms(), policy);
-        let (results, frames) = applied.map_err(sqlite_error)?;
-        hub.publish(frames);
+        let (results, events) = committer
+            .commit(&works, now_ms(), policy)
+            .map_err(|e| WriteError::Store(Arc::new(e)))?;
+        if !events.is_empty() {
+            publisher.publish(events);
+        }
         Ok(results)
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
@@ -152,53 +199,8 @@ fn run_sqlite(path: PathBuf, hub: Publisher, policy: OfflinePolicy, mut rx: mpsc
     }
 }
 
-fn sqlite_error(e: rusqlite::Error) -> WriteError {
-    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
-    match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | CannotOpen) => WriteError::Unavailable(e.to_string()),
-        _ => WriteError::Failed(e.to_string()),
-    }
-}
-
-async fn run_postgres(
-    pool: PgPool,
-    hub: Publisher,
-    policy: OfflinePolicy,
-    mut rx: mpsc::Receiver<Job>,
-) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let jobs = std::mem::take(&mut group);
-        let result = commit_postgres(&pool, &hub, &jobs, policy).await;
-        for job in answer(jobs, result) {
-            let result = commit_postgres(&pool, &hub, std::slice::from_ref(&job), policy).await;
-            answer(vec![job], result);
-        }
-    }
-}
-
-async fn commit_postgres(
-    pool: &PgPool,
-    hub: &Publisher,
-    jobs: &[Job],
-    policy: OfflinePolicy,
-) -> Committed {
-    let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
-    let applied = postgres::apply_jobs(pool, &works, crate::now_ms(), policy).await;
-    let (results, frames) = applied.map_err(|e| {
-        let err = StoreError::from(e);
-        if err.is_unavailable() {
-            WriteError::Unavailable(err.to_string())
-        } else {
-            WriteError::Failed(err.to_string())
-        }
-    })?;
-    hub.publish(frames);
-    Ok(results)
-}
-
 /// Answers the jobs of a group from its commit. Returns the jobs to commit again one by one:
-/// one bad job must not fail its neighbours.
+/// one bad job must not fail its neighbours (an unreachable database fails them all alike).
 fn answer(jobs: Vec<Job>, committed: Committed) -> Vec<Job> {
     match committed {
         Ok(results) => {
@@ -207,26 +209,17 @@ fn answer(jobs: Vec<Job>, committed: Committed) -> Vec<Job> {
             }
             Vec::new()
         }
-        Err(err) if jobs.len() > 1 && !matches!(err, WriteError::Unavailable(_)) => {
+        Err(WriteError::Store(err)) if jobs.len() > 1 && !err.is_unavailable() => {
             tracing::warn!(error = %err, jobs = jobs.len(), "group commit failed; retrying one by one");
             jobs
         }
         Err(err) => {
             tracing::error!(error = %err, jobs = jobs.len(), "commit failed");
             for job in jobs {
-                let _ = job.reply.send(Err(clone_err(&err)));
+                let _ = job.reply.send(Err(err.clone()));
             }
             Vec::new()
         }
-    }
-}
-
-fn clone_err(err: &WriteError) -> WriteError {
-    match err {
-        WriteError::Rejected(r) => WriteError::Rejected(*r),
-        WriteError::Unavailable(s) => WriteError::Unavailable(s.clone()),
-        WriteError::Failed(s) => WriteError::Failed(s.clone()),
-        WriteError::Stopped => WriteError::Stopped,
     }
 }
 

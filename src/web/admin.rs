@@ -4,22 +4,25 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::auth::{require_admin, safe_next, PageUser};
+use super::auth::safe_next;
 use super::error::PageError;
+use super::extract::{Admin, PagePath};
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::pages::Fleet;
-use super::records::{DeliveryRow, SiteRow};
+use super::password;
+use super::state::AppState;
 use super::view::{DeviceView, EventLine};
+use crate::domain::{Role, Scope};
 use crate::ingest::health::HealthSnapshot;
-use crate::state::AppState;
-use crate::store::{dispatch, users, Role, Scope, StoreError};
+use crate::realtime::control;
+use crate::store::{AccessChange, DeliveryRow, SiteRow, StoreError};
 
 const FLASH_KEY: &str = "flash";
 
@@ -78,17 +81,16 @@ impl AdminPage {
 
 pub async fn page(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
     let last_event_id = state.hub.last_id();
-    let db = &state.db;
-    let fleet = Fleet::load(db, &Scope::All, false).await?;
-    let sites = dispatch!(db, |pool, q| q::list_sites(pool).await)?;
-    let events = dispatch!(db, |pool, q| q::recent_events(pool, &Scope::All, 30).await)?;
-    let deliveries = dispatch!(db, |pool, q| q::recent_deliveries(pool, false, 8).await)?;
-    let notices = dispatch!(db, |pool, q| q::recent_deliveries(pool, true, 8).await)?;
+    let store = &state.store;
+    let fleet = Fleet::load(store, &Scope::All, false).await?;
+    let sites = store.sites().await?;
+    let events = store.recent_events(&Scope::All, 30).await?;
+    let deliveries = store.recent_deliveries(false, 8).await?;
+    let notices = store.recent_deliveries(true, 8).await?;
     let users = user_lines(&state, &sites, user.id).await?;
     let page = AdminPage {
         layout: Layout::signed_in(&user, &session, "Fleet")
@@ -121,8 +123,8 @@ async fn user_lines(
     sites: &[SiteRow],
     me: i64,
 ) -> Result<Vec<UserLine>, PageError> {
-    let rows = dispatch!(&state.db, |pool, q| q::list_users(pool).await)?;
-    let links = dispatch!(&state.db, |pool, q| q::list_user_sites(pool).await)?;
+    let rows = state.store.users().await?;
+    let links = state.store.user_sites().await?;
     let names: HashMap<i64, &str> = sites.iter().map(|s| (s.id, s.name.as_str())).collect();
     let mut by_user: HashMap<i64, Vec<i64>> = HashMap::new();
     for l in links {
@@ -161,19 +163,16 @@ fn back(form: &FormData, anchor: &str) -> Redirect {
 /// Sites ticked in a form plus a newly named one (created on first use).
 async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<SiteRow>, PageError> {
     let ticked: Vec<i64> = form.all("site").filter_map(|s| s.parse().ok()).collect();
-    let mut sites: Vec<SiteRow> = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?
+    let mut sites: Vec<SiteRow> = state
+        .store
+        .sites()
+        .await?
         .into_iter()
         .filter(|s| ticked.contains(&s.id))
         .collect();
     if let Some(name) = form.text("new_site") {
         let name = clip(name, 80);
-        let now = crate::now_ms();
-        let id = dispatch!(&state.db, |pool, q| {
-            let mut tx = q::begin(pool).await?;
-            let id = q::site_get_or_create(&mut tx, &name, now).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(id)
-        })?;
+        let id = state.store.site_named(&name).await?;
         if !sites.iter().any(|s| s.id == id) {
             sites.push(SiteRow { id, name });
         }
@@ -188,37 +187,34 @@ fn clip(s: &str, max: usize) -> String {
 /// `POST /admin/devices/{deviceId}/site`: place a device into a site (or take it out).
 pub async fn assign_device(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
-    Path(device_id): Path<String>,
+    PagePath(device_id): PagePath<String>,
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
-    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
-        pool,
-        &device_id,
-        &Scope::All
-    )
-    .await)?
-    .ok_or_else(PageError::not_found)?;
+    let device = state
+        .store
+        .device(&device_id, &Scope::All)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     let new_name = form.text("new_site").map(|n| clip(n, 80));
     let site_id: Option<i64> = form.text("site").and_then(|s| s.parse().ok());
     let message = match (new_name, site_id) {
         (Some(name), _) => {
-            users::assign_device(&state.db, &device_id, &name).await?;
+            state.store.assign_device_to_site(&device_id, &name).await?;
             format!("{} is now in {name}.", device.name)
         }
         (None, Some(site_id)) => {
-            let sites = dispatch!(&state.db, |pool, q| q::list_sites(pool).await)?;
+            let sites = state.store.sites().await?;
             let site = sites
                 .into_iter()
                 .find(|s| s.id == site_id)
                 .ok_or_else(PageError::not_found)?;
-            place(&state, device.id, Some(site.id)).await?;
+            state.store.place_device(device.id, Some(site.id)).await?;
             format!("{} is now in {}.", device.name, site.name)
         }
         (None, None) if form.get("site") == Some("none") => {
-            place(&state, device.id, None).await?;
+            state.store.place_device(device.id, None).await?;
             format!("{} is no longer in a site.", device.name)
         }
         (None, None) => {
@@ -231,23 +227,13 @@ pub async fn assign_device(
     Ok(back(&form, "unassigned").into_response())
 }
 
-async fn place(state: &AppState, device: i64, site: Option<i64>) -> Result<(), PageError> {
-    dispatch!(&state.db, |pool, q| {
-        let mut tx = q::begin(pool).await?;
-        q::assign_device(&mut tx, device, site).await?;
-        tx.commit().await
-    })?;
-    Ok(())
-}
-
 /// `POST /admin/users`: a new user with a role and sites.
 pub async fn create_user(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
     let email = form.text("email").unwrap_or("").to_ascii_lowercase();
     let password = form.get("password").unwrap_or("");
     let Some(role) = form.get("role").and_then(Role::parse) else {
@@ -259,7 +245,7 @@ pub async fn create_user(
         .into_iter()
         .map(|s| s.name)
         .collect();
-    match users::create_user(&state.db, &email, password, role, &names).await {
+    match super::accounts::create(&state.store, &email, password, role, &names).await {
         Ok(id) => {
             tracing::info!(admin = user.id, user = id, "user created");
             set_flash(
@@ -270,7 +256,7 @@ pub async fn create_user(
             .await;
         }
         Err(StoreError::Invalid(why)) => set_flash(&session, false, capitalize(&why)).await,
-        Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+        Err(StoreError::Conflict(_)) => {
             set_flash(&session, false, format!("{email} already has an account.")).await
         }
         Err(e) => return Err(e.into()),
@@ -288,12 +274,11 @@ fn capitalize(s: &str) -> String {
 /// `POST /admin/users/{id}`: role, sites and optionally a new password.
 pub async fn update_user(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
     let Some(role) = form.get("role").and_then(Role::parse) else {
         set_flash(&session, false, "Choose a role.").await;
         return Ok(back(&form, "users").into_response());
@@ -307,12 +292,15 @@ pub async fn update_user(
         .await;
         return Ok(back(&form, "users").into_response());
     }
-    let target = dispatch!(&state.db, |pool, q| q::user_by_id(pool, id).await)?
+    let target = state
+        .store
+        .account(id)
+        .await?
         .ok_or_else(PageError::not_found)?;
     let password = form.get("password").unwrap_or("");
     let hash = if password.is_empty() {
         None
-    } else if password.chars().count() < 8 {
+    } else if crate::domain::check_new_password(password).is_err() {
         set_flash(
             &session,
             false,
@@ -322,7 +310,7 @@ pub async fn update_user(
         return Ok(back(&form, "users").into_response());
     } else {
         Some(
-            super::password::hash(password.to_string())
+            password::hash(password.to_string())
                 .await
                 .map_err(PageError::internal)?,
         )
@@ -332,21 +320,14 @@ pub async fn update_user(
         .iter()
         .map(|s| s.id)
         .collect();
-    dispatch!(&state.db, |pool, q| {
-        let mut tx = q::begin(pool).await?;
-        q::set_user_role(&mut tx, id, role.as_str()).await?;
-        q::clear_user_sites(&mut tx, id).await?;
-        for site in &site_ids {
-            q::add_user_site(&mut tx, id, *site).await?;
-        }
-        tx.commit().await?;
-        if let Some(h) = &hash {
-            q::set_user_password(pool, id, h).await?;
-        }
-        Ok::<_, sqlx::Error>(())
-    })?;
+    let change = AccessChange {
+        role,
+        site_ids: &site_ids,
+        password_hash: hash.as_deref(),
+    };
+    state.store.change_access(id, change).await?;
     // Open streams were scoped at connect: end them so they reconnect with the new scope.
-    crate::realtime::control::end_user(&state, id).await;
+    control::end_user(&state.store, &state.hub, id).await;
     tracing::info!(admin = user.id, user = id, "user updated");
     set_flash(&session, true, format!("Saved {}.", target.email)).await;
     Ok(back(&form, "users").into_response())
@@ -364,15 +345,14 @@ pub async fn set_disabled(
         set_flash(session, false, "You cannot disable your own account.").await;
         return Ok(Redirect::to("/admin#users").into_response());
     }
-    let target = dispatch!(&state.db, |pool, q| q::user_by_id(pool, id).await)?
+    let target = state
+        .store
+        .account(id)
+        .await?
         .ok_or_else(PageError::not_found)?;
-    dispatch!(&state.db, |pool, q| q::set_user_disabled(
-        pool, id, disabled
-    )
-    .await)?;
+    state.store.set_disabled(id, disabled).await?;
     if disabled {
-        dispatch!(&state.db, |pool, q| q::delete_user_sessions(pool, id).await)?;
-        crate::realtime::control::end_user(state, id).await;
+        control::end_user(&state.store, &state.hub, id).await;
     }
     tracing::info!(admin, user = id, disabled, "user access changed");
     let verb = if disabled { "Disabled" } else { "Enabled" };
@@ -382,20 +362,18 @@ pub async fn set_disabled(
 
 pub async fn disable_user(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
     set_disabled(&state, user.id, &session, id, true).await
 }
 
 pub async fn enable_user(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    Admin(user): Admin,
     session: Session,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    require_admin(&user)?;
     set_disabled(&state, user.id, &session, id, false).await
 }

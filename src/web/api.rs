@@ -1,6 +1,6 @@
 //! JSON read API, scoped to what the signed-in user may see.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,8 +9,10 @@ use time::OffsetDateTime;
 
 use super::auth::CurrentUser;
 use super::error::ApiError;
-use crate::state::AppState;
-use crate::store::{dispatch, DeviceRow, ReadingRow, Role, TelemetryQuery};
+use super::extract::{ApiAdmin, ApiPath, ApiQuery};
+use super::state::AppState;
+use crate::domain::{DeviceRow, ReadingRow, Role};
+use crate::store::TelemetryQuery;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 10_000;
@@ -37,7 +39,7 @@ pub async fn devices(
     CurrentUser(user): CurrentUser,
 ) -> Result<Json<Vec<DeviceJson>>, ApiError> {
     let scope = user.scope();
-    let rows = dispatch!(&state.db, |pool, q| q::list_devices(pool, &scope).await)?;
+    let rows = state.store.devices(&scope).await?;
     Ok(Json(rows.into_iter().map(DeviceJson::from).collect()))
 }
 
@@ -69,8 +71,8 @@ pub struct TelemetryJson {
 pub async fn telemetry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(device_id): Path<String>,
-    Query(p): Query<TelemetryParams>,
+    ApiPath(device_id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<TelemetryParams>,
 ) -> Result<Json<TelemetryJson>, ApiError> {
     let query = TelemetryQuery {
         since_ms: p
@@ -86,13 +88,12 @@ pub async fn telemetry(
         limit: parse_limit(p.limit.as_deref())?,
     };
     let scope = user.scope();
-    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
-        pool, &device_id, &scope
-    )
-    .await)?
-    .ok_or_else(|| ApiError::not_found("device"))?;
-    let rows = dispatch!(&state.db, |pool, q| q::telemetry(pool, device.id, query)
-        .await)?;
+    let device = state
+        .store
+        .device(&device_id, &scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    let rows = state.store.telemetry(device.id, query).await?;
     let with_raw = user.role == Role::Admin;
     let readings = rows
         .into_iter()
@@ -179,11 +180,8 @@ pub struct RealtimeStats {
 
 pub async fn realtime_stats(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    _admin: ApiAdmin,
 ) -> Result<Json<RealtimeStats>, ApiError> {
-    if user.role != Role::Admin {
-        return Err(ApiError::forbidden());
-    }
     let s = &state.hub.stats;
     let mut by_role = serde_json::Map::new();
     for role in [Role::Admin, Role::Manager, Role::Employee] {

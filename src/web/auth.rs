@@ -1,10 +1,9 @@
 //! Sign-in, sign-out and the signed-in user extractors.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,13 +13,14 @@ use tower_sessions::Session;
 
 use super::csrf;
 use super::error::{ApiError, PageError};
+use super::extract::PageQuery;
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::password;
-use super::throttle::{client_ip, Key, Throttle};
-use crate::state::AppState;
+use super::state::AppState;
+use super::throttle::{client_ip, Key};
+use crate::domain::User;
 use crate::store::sessions::USER_ID_KEY;
-use crate::store::{dispatch, Db, Role, User};
 
 /// The signed-in user, for JSON endpoints: 401 JSON otherwise.
 pub struct CurrentUser(pub User);
@@ -32,13 +32,18 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, m)| ApiError::internal(m))?;
-    let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(session_error)?;
+    let user_id: Option<i64> = match session.get(USER_ID_KEY).await {
+        Ok(id) => id,
+        Err(e) => return Err(session_failure(state, e).await),
+    };
     let Some(user_id) = user_id else {
         return Ok(None);
     };
-    let user = load_user(&state.db, user_id).await?;
+    let user = state.store.user(user_id).await?;
     if user.is_some() {
-        renew_if_due(&session).await?;
+        if let Err(e) = renew_if_due(&session).await {
+            return Err(session_failure(state, e).await);
+        }
     }
     Ok(user)
 }
@@ -54,43 +59,22 @@ fn renewal_due(renewed_at: Option<i64>, now: i64) -> bool {
 }
 
 /// Marks the session modified once a day, so it is saved with a fresh expiry and cookie.
-async fn renew_if_due(session: &Session) -> Result<(), ApiError> {
-    let now = crate::now_ms();
-    let renewed_at: Option<i64> = session.get(RENEWED_AT_KEY).await.map_err(session_error)?;
+async fn renew_if_due(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    let now = crate::domain::now_ms();
+    let renewed_at: Option<i64> = session.get(RENEWED_AT_KEY).await?;
     if renewal_due(renewed_at, now) {
-        session
-            .insert(RENEWED_AT_KEY, now)
-            .await
-            .map_err(session_error)?;
+        session.insert(RENEWED_AT_KEY, now).await?;
     }
     Ok(())
 }
 
-/// A session store failure: 503 when the database is unreachable, else 500.
-fn session_error(e: tower_sessions::session::Error) -> ApiError {
-    let text = e.to_string();
-    if text.contains(crate::store::sessions::UNAVAILABLE) {
-        ApiError::unavailable(text)
-    } else {
-        ApiError::internal(text)
+/// A session store failure: 503 when the database is unreachable (asked, not guessed from the
+/// error's text, which is all tower-sessions keeps), else 500.
+async fn session_failure(state: &AppState, e: tower_sessions::session::Error) -> ApiError {
+    match state.store.ping().await {
+        Err(unreachable) if unreachable.is_unavailable() => ApiError::unavailable(e),
+        _ => ApiError::internal(e),
     }
-}
-
-pub async fn load_user(db: &Db, user_id: i64) -> Result<Option<User>, ApiError> {
-    let found = dispatch!(db, |pool, q| q::user_with_site_ids(pool, user_id).await)?;
-    let Some((row, site_ids)) = found.filter(|(u, _)| !u.disabled) else {
-        return Ok(None);
-    };
-    let Some(role) = Role::parse(&row.role) else {
-        return Ok(None);
-    };
-    Ok(Some(User {
-        id: row.id,
-        email: row.email,
-        role,
-        disabled: row.disabled,
-        site_ids,
-    }))
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -126,17 +110,6 @@ impl FromRequestParts<AppState> for PageUser {
             }
             Err(e) => Err(PageError::from(e).into_response()),
         }
-    }
-}
-
-/// Admin pages and forms: anyone else gets a 403 page.
-pub fn require_admin(user: &User) -> Result<(), PageError> {
-    if user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(PageError::forbidden(
-            "This page is for administrators. Your dashboard is one click away.",
-        ))
     }
 }
 
@@ -204,11 +177,11 @@ pub struct NextQuery {
 pub async fn login_form(
     State(state): State<AppState>,
     session: Session,
-    Query(q): Query<NextQuery>,
+    PageQuery(q): PageQuery<NextQuery>,
 ) -> Response {
     // Already signed in: straight to the dashboard.
     if let Ok(Some(id)) = session.get::<i64>(USER_ID_KEY).await {
-        if let Ok(Some(_)) = load_user(&state.db, id).await {
+        if let Ok(Some(_)) = state.store.user(id).await {
             return Redirect::to(safe_next(q.next.as_deref())).into_response();
         }
     }
@@ -225,7 +198,6 @@ pub async fn login_form(
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    Extension(throttle): Extension<Arc<Throttle>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Extension(form): Extension<FormData>,
@@ -235,6 +207,7 @@ pub async fn login(
     let mut keys = vec![Key::Email(email.clone())];
     keys.extend(client_ip(peer.map(|p| (p.0).0), &headers).map(Key::Ip));
 
+    let throttle = &state.throttle;
     if let Err(wait) = throttle.check(&keys) {
         tracing::warn!(email = %email, "sign-in throttled");
         let minutes = wait.as_secs().div_ceil(60).max(1);
@@ -253,7 +226,7 @@ pub async fn login(
         return response;
     }
 
-    let row = match dispatch!(&state.db, |pool, q| q::user_by_email(pool, &email).await) {
+    let row = match state.store.account_by_email(&email).await {
         Ok(row) => row,
         Err(e) => return PageError::from(e).into_response(),
     };
@@ -284,7 +257,7 @@ pub async fn login(
             .await
             .map_err(PageError::internal)?;
         session
-            .insert(RENEWED_AT_KEY, crate::now_ms())
+            .insert(RENEWED_AT_KEY, crate::domain::now_ms())
             .await
             .map_err(PageError::internal)?;
         csrf::rotate(&session).await
@@ -298,7 +271,7 @@ pub async fn login(
 
 pub async fn logout(State(state): State<AppState>, session: Session) -> Response {
     if let Some(id) = session.id() {
-        crate::realtime::control::end_session(&state, &id.to_string()).await;
+        crate::realtime::control::end_session(&state.store, &state.hub, &id.to_string()).await;
     }
     if let Err(e) = session.flush().await {
         return PageError::internal(e).into_response();

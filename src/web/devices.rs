@@ -2,7 +2,7 @@
 //! device outside the user's sites is "not found", exactly like one that does not exist.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,11 +12,12 @@ use tower_sessions::Session;
 
 use super::auth::PageUser;
 use super::error::PageError;
+use super::extract::{PagePath, PageQuery};
 use super::layout::{render, Layout};
-use super::records::SiteRow;
+use super::state::AppState;
 use super::view::{self, DeviceView, DAY_MS};
-use crate::state::AppState;
-use crate::store::{dispatch, DeviceRow, ReadingRow, Role, TelemetryQuery, User};
+use crate::domain::{DeviceRow, ReadingRow, Role, User};
+use crate::store::{SiteRow, TelemetryQuery};
 
 /// Most rows in one CSV file.
 pub const EXPORT_MAX_ROWS: i64 = 100_000;
@@ -30,11 +31,11 @@ const RANGES: [(&str, &str, i64); 3] = [
 
 async fn find(state: &AppState, user: &User, device_id: &str) -> Result<DeviceRow, PageError> {
     let scope = user.scope();
-    dispatch!(&state.db, |pool, q| q::device_by_public_id(
-        pool, device_id, &scope
-    )
-    .await)?
-    .ok_or_else(PageError::not_found)
+    state
+        .store
+        .device(device_id, &scope)
+        .await?
+        .ok_or_else(PageError::not_found)
 }
 
 #[derive(Deserialize)]
@@ -86,8 +87,8 @@ pub async fn detail(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     session: Session,
-    Path(device_id): Path<String>,
-    Query(q): Query<DetailQuery>,
+    PagePath(device_id): PagePath<String>,
+    PageQuery(q): PageQuery<DetailQuery>,
 ) -> Result<Response, PageError> {
     let last_event_id = state.hub.last_id();
     let row = find(&state, &user, &device_id).await?;
@@ -95,20 +96,19 @@ pub async fn detail(
         .into_iter()
         .find(|(key, _, _)| Some(*key) == q.range.as_deref())
         .unwrap_or(RANGES[0]);
-    let db = &state.db;
+    let store = &state.store;
     let id = row.id;
     let scope = user.scope();
-    let points = super::pages::chart_points(db, &scope, Some(id), 1, span_ms).await?;
+    let points = super::pages::chart_points(store, &scope, Some(id), 1, span_ms).await?;
     let recent_query = TelemetryQuery {
         since_ms: None,
         until_ms: None,
         limit: RECENT_ROWS,
     };
-    let recent = dispatch!(db, |pool, q| q::telemetry(pool, id, recent_query).await)?;
-    let latest = dispatch!(db, |pool, q| q::latest_readings(pool, &scope, Some(id))
-        .await)?;
+    let recent = store.telemetry(id, recent_query).await?;
+    let latest = store.latest_readings(&scope, Some(id)).await?;
     let sites = if user.role == Role::Admin {
-        Some(dispatch!(db, |pool, q| q::list_sites(pool).await)?)
+        Some(store.sites().await?)
     } else {
         None
     };
@@ -170,21 +170,18 @@ fn bound(name: &str, value: Option<&str>) -> Result<Option<i64>, PageError> {
 pub async fn export_csv(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Path(device_id): Path<String>,
-    Query(q): Query<ExportQuery>,
+    PagePath(device_id): PagePath<String>,
+    PageQuery(q): PageQuery<ExportQuery>,
 ) -> Result<Response, PageError> {
     let device = find(&state, &user, &device_id).await?;
     let since = bound("since", q.since.as_deref())?;
     let until = bound("until", q.until.as_deref())?;
     let id = device.id;
-    let rows = dispatch!(&state.db, |pool, q| q::readings_between(
-        pool,
-        id,
-        since.unwrap_or(i64::MIN),
-        until.unwrap_or(i64::MAX),
-        EXPORT_MAX_ROWS
-    )
-    .await)?;
+    let range = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
+    let rows = state
+        .store
+        .readings_between(id, range, EXPORT_MAX_ROWS)
+        .await?;
     let public = device.public_id();
     let filename: String = public
         .chars()

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::store::{Rejection, StoreError, WriteError};
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -82,33 +84,25 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        if e.is_unavailable() {
-            ApiError::unavailable(e)
-        } else {
-            ApiError::internal(e)
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::unavailable(e),
+            _ => ApiError::internal(e),
         }
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        crate::store::StoreError::from(e).into()
-    }
-}
-
-impl From<crate::store::writer::WriteError> for ApiError {
-    fn from(e: crate::store::writer::WriteError) -> Self {
-        use crate::store::writer::{Rejection, WriteError};
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
         match e {
             WriteError::Rejected(Rejection::Replayed) => ApiError::unauthorized(
                 "request_replayed",
                 "This signature (webhook uuid and nonce) was already used.",
             ),
-            WriteError::Unavailable(d) => ApiError::unavailable(d),
+            WriteError::Store(e) if e.is_unavailable() => ApiError::unavailable(e),
+            WriteError::Store(e) => ApiError::internal(e),
             WriteError::Stopped => ApiError::unavailable("writer stopped (shutting down)"),
-            WriteError::Failed(d) => ApiError::internal(d),
         }
     }
 }
@@ -168,14 +162,8 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<crate::store::StoreError> for PageError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl From<sqlx::Error> for PageError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
         ApiError::from(e).into()
     }
 }

@@ -6,7 +6,7 @@ use tower_sessions::Session;
 
 use super::csrf;
 use super::error::PageError;
-use crate::store::{Role, User};
+use crate::domain::{Role, User};
 
 pub struct NavUser {
     pub email: String,

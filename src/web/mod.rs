@@ -1,35 +1,43 @@
-//! Web: sessions, sign-in, pages, the JSON API and operator endpoints.
+//! Web: everything HTTP. Sessions and sign-in, the pages, the JSON API, the webhook endpoints,
+//! the `/api/realtime` handler, operator endpoints and metrics, and the one `AppState`.
 
+pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod csrf;
 pub mod devices;
 pub mod error;
+pub mod extract;
 pub mod form;
 pub mod layout;
+pub mod metrics;
 pub mod pages;
 pub mod password;
-pub mod records;
+pub mod realtime;
+pub mod state;
 pub mod throttle;
 pub mod view;
+pub mod webhooks;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::json;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::state::AppState;
-use crate::store::dispatch;
 use crate::store::sessions::DbSessionStore;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
 use error::{ApiError, PageError};
+use state::AppState;
 
 pub const SESSION_COOKIE: &str = "sensorcast_session";
 
@@ -37,15 +45,43 @@ pub const SESSION_COOKIE: &str = "sensorcast_session";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
 
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(webhooks::routes())
+        .merge(routes(&state))
+        .merge(public_routes())
+        .route("/metrics", axum::routing::get(metrics::handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Each request's log lines carry its method, path and request id.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+}
+
 /// Routes that need a browser session. Every unsafe method passes the anti-forgery guard.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+fn routes(state: &AppState) -> Router<AppState> {
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.store.clone()))
         .with_name(SESSION_COOKIE)
         .with_secure(state.settings.cookie_secure)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
-    let throttle = Arc::new(throttle::Throttle::default());
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(auth::login_form).post(auth::login))
@@ -66,12 +102,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
-        .route("/api/realtime", get(crate::realtime::stream::realtime))
+        .route("/api/realtime", get(realtime::realtime))
         .route("/api/realtime/stats", get(api::realtime_stats))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
-        .layer(Extension(throttle))
         .layer(middleware::map_response(security_headers))
 }
 
@@ -92,7 +127,7 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 /// Operator endpoints and static files: no session.
-pub fn public_routes() -> Router<AppState> {
+fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -104,8 +139,12 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers and the writer runs (without it no webhook can be stored).
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    dispatch!(&state.db, |pool, q| q::ping(pool).await).map_err(ApiError::unavailable)?;
+    state.store.ping().await.map_err(ApiError::unavailable)?;
+    if !state.writer.is_running() {
+        return Err(ApiError::unavailable("the writer has stopped"));
+    }
     Ok(Json(json!({ "status": "ready" })))
 }
 

@@ -8,10 +8,10 @@ use tower_sessions::Session;
 use super::auth::PageUser;
 use super::error::PageError;
 use super::layout::{dashboard_path, render, Layout};
-use super::records::{AlarmRow, SeriesPoint};
+use super::state::AppState;
 use super::view::{self, DeviceView, Stats, DAY_MS};
-use crate::state::AppState;
-use crate::store::{dispatch, Db, Role, Scope, User};
+use crate::domain::{now_ms, public_device_id, Role, Scope, User};
+use crate::store::{AlarmRow, SeriesPoint, Store};
 
 pub async fn home(PageUser(user): PageUser) -> Redirect {
     Redirect::to(dashboard_path(user.role))
@@ -25,17 +25,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub async fn load(db: &Db, scope: &Scope, with_chart: bool) -> Result<Fleet, PageError> {
-        let now = crate::now_ms();
-        let rows = dispatch!(db, |pool, q| q::list_devices(pool, scope).await)?;
-        let latest = dispatch!(db, |pool, q| q::latest_readings(pool, scope, None).await)?;
+    pub async fn load(store: &Store, scope: &Scope, with_chart: bool) -> Result<Fleet, PageError> {
+        let now = now_ms();
+        let rows = store.devices(scope).await?;
+        let latest = store.latest_readings(scope, None).await?;
         let today = view::start_of_day_utc(now);
-        let readings_today = dispatch!(db, |pool, q| q::count_readings_since(pool, scope, today)
-            .await)?;
+        let readings_today = store.count_readings_since(scope, today).await?;
         let ids: Vec<(i64, String)> = rows.iter().map(|d| (d.id, d.public_id())).collect();
         let devices = DeviceView::build(rows, latest);
         let chart_json = if with_chart && !devices.is_empty() {
-            let points = chart_points(db, scope, None, devices.len(), DAY_MS).await?;
+            let points = chart_points(store, scope, None, devices.len(), DAY_MS).await?;
             view::chart_json(&devices, &ids, points)
         } else {
             "{}".into()
@@ -50,23 +49,17 @@ impl Fleet {
 
 /// Chart points of the last `span_ms`: every reading when there are few, else averages.
 pub async fn chart_points(
-    db: &Db,
+    store: &Store,
     scope: &Scope,
     device: Option<i64>,
     devices: usize,
     span_ms: i64,
 ) -> Result<Vec<SeriesPoint>, PageError> {
-    let now = crate::now_ms();
-    let since = now - span_ms;
-    let count = dispatch!(db, |pool, q| q::count_measured(
-        pool, scope, device, since, now
-    )
-    .await)?;
+    let now = now_ms();
+    let range = (now - span_ms, now);
+    let count = store.count_measured(scope, device, range).await?;
     let bucket = view::bucket_for(span_ms, count, devices);
-    Ok(dispatch!(db, |pool, q| q::series(
-        pool, scope, device, since, now, bucket
-    )
-    .await)?)
+    Ok(store.series(scope, device, range, bucket).await?)
 }
 
 /// A manager or employee page asked for by someone else: each goes to their own dashboard.
@@ -93,10 +86,7 @@ pub struct AlarmLine {
 impl From<AlarmRow> for AlarmLine {
     fn from(a: AlarmRow) -> Self {
         AlarmLine {
-            device_id: crate::store::public_device_id(
-                a.milesight_id.as_deref(),
-                a.dev_eui.as_deref(),
-            ),
+            device_id: public_device_id(a.milesight_id.as_deref(), a.dev_eui.as_deref()),
             device_name: a.device_name,
             at_ms: a.measured_ms,
             text: view::describe_alarms(&a.alarms),
@@ -120,12 +110,9 @@ pub async fn manager(
     // The id before the rows: the stream then replays anything stored meanwhile.
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
-    let fleet = Fleet::load(&state.db, &scope, true).await?;
-    let since = crate::now_ms() - 7 * DAY_MS;
-    let alarms = dispatch!(&state.db, |pool, q| q::recent_alarms(
-        pool, &scope, since, 20
-    )
-    .await)?;
+    let fleet = Fleet::load(&state.store, &scope, true).await?;
+    let since = now_ms() - 7 * DAY_MS;
+    let alarms = state.store.recent_alarms(&scope, since, 20).await?;
     let page = ManagerPage {
         layout: Layout::signed_in(&user, &session, "My sites")
             .await?
@@ -152,7 +139,7 @@ pub async fn employee(
         return Ok(r);
     }
     let last_event_id = state.hub.last_id();
-    let fleet = Fleet::load(&state.db, &user.scope(), true).await?;
+    let fleet = Fleet::load(&state.store, &user.scope(), true).await?;
     let page = EmployeePage {
         layout: Layout::signed_in(&user, &session, "Devices")
             .await?

@@ -8,8 +8,8 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::records::{LatestReading, SeriesPoint};
-use crate::store::DeviceRow;
+use crate::domain::DeviceRow;
+use crate::store::{LatestReading, SeriesPoint};
 
 pub const DAY_MS: i64 = 24 * 3_600_000;
 

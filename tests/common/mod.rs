@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sensorcast::config::ServeArgs;
+use sensorcast::domain::Role;
 use sensorcast::ingest::signature;
-use sensorcast::state::AppState;
-use sensorcast::store::users::{self, Table};
-use sensorcast::store::{Db, Role};
+use sensorcast::store::Table;
+use sensorcast::web::accounts;
+use sensorcast::web::state::AppState;
 
 pub const SECRET: &str = "mySecretKey";
 pub const TOKEN: &str = "gw-token-123";
@@ -24,9 +25,32 @@ pub enum Backend {
     Postgres,
 }
 
+/// The test's own connection to the server's database, for assertions and fault injection
+/// that no HTTP route offers (the server's pools stay inside its store).
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> Db {
+        use sqlx::pool::PoolOptions;
+        if url.starts_with("postgres") {
+            let pool = PoolOptions::new().max_connections(2).connect(url).await;
+            Db::Postgres(pool.expect("test connection to PostgreSQL"))
+        } else {
+            let pool = PoolOptions::new().max_connections(2).connect(url).await;
+            Db::Sqlite(pool.expect("test connection to SQLite"))
+        }
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The test's own pool on the same database.
+    pub sql: Db,
     pub client: reqwest::Client,
     pub backend: Backend,
     /// The database URL, so a second instance can share it.
@@ -131,6 +155,7 @@ impl TestApp {
         TestApp {
             addr,
             state,
+            sql: Db::connect(url).await,
             client: browser(),
             backend,
             database_url: url.to_string(),
@@ -150,11 +175,13 @@ impl TestApp {
     }
 
     pub fn db(&self) -> &Db {
-        &self.state.db
+        &self.sql
     }
 
     pub async fn count(&self, table: Table) -> i64 {
-        users::count_rows(self.db(), table)
+        self.state
+            .store
+            .count_rows(table)
             .await
             .expect("count rows")
     }
@@ -171,7 +198,7 @@ impl TestApp {
 
     /// Posts an MDP body signed now with the test secret and a fresh nonce.
     pub async fn post_mdp(&self, body: &str) -> reqwest::Response {
-        let ts = (sensorcast::now_ms() / 1000).to_string();
+        let ts = (sensorcast::domain::now_ms() / 1000).to_string();
         let nonce = uuid_like() + &uuid_like();
         self.post_mdp_signed(
             body,
@@ -267,14 +294,17 @@ impl TestApp {
 
     pub async fn add_user(&self, email: &str, role: Role, sites: &[&str]) -> i64 {
         let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
-        users::create_user(self.db(), email, PASSWORD, role, &sites)
+        accounts::create(&self.state.store, email, PASSWORD, role, &sites)
             .await
             .expect("create user")
     }
 
     pub async fn assign(&self, device: &str, site: &str) {
-        users::assign_device(self.db(), device, site)
+        self.state
+            .store
+            .assign_device_to_site(device, site)
             .await
+            .map(|_| ())
             .expect("assign device")
     }
 
@@ -386,11 +416,11 @@ pub fn browser() -> reqwest::Client {
 /// A realistic MDP PROPERTY event for a TS302.
 pub fn mdp_reading(event_id: &str, device_id: &str, eui: &str, t1: f64, t2: f64) -> String {
     serde_json::json!({
-        "eventId": event_id, "eventCreatedTime": (sensorcast::now_ms() / 1000).to_string(), "eventVersion": "1.0",
+        "eventId": event_id, "eventCreatedTime": (sensorcast::domain::now_ms() / 1000).to_string(), "eventVersion": "1.0",
         "eventType": "DEVICE_DATA",
         "data": {
             "deviceProfile": {"deviceId": device_id, "sn": "6707E04610160001", "devEUI": eui, "name": "Freezer A", "model": "TS302"},
-            "type": "PROPERTY", "tslId": "", "ts": sensorcast::now_ms(),
+            "type": "PROPERTY", "tslId": "", "ts": sensorcast::domain::now_ms(),
             "payload": {"temperature_left": t1, "temperature_right": t2, "battery": 93}
         }
     })

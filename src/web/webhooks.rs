@@ -1,7 +1,8 @@
-//! The webhook endpoints: authenticate, read a bounded body, parse, store, answer.
+//! The webhook endpoints: authenticate, read a bounded body, parse (ingest), store (the
+//! writer), answer.
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -9,15 +10,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::gateway::{self, Message};
-use super::mdp::{self, ParseError};
-use super::model::{Batch, Delivery, Outcome};
-use super::signature::{self, SignatureError, SignedHeaders};
-use super::ts302::Variant;
-use crate::state::AppState;
-use crate::store::writer::Work;
-use crate::store::{dispatch, Scope};
-use crate::web::error::ApiError;
+use super::error::ApiError;
+use super::extract::ApiQuery;
+use super::state::AppState;
+use crate::domain::{now_ms, Batch, Change, Delivery, Outcome, Scope};
+use crate::ingest::gateway::{self, Message};
+use crate::ingest::mdp::{self, ParseError};
+use crate::ingest::signature::{self, SignatureError, SignedHeaders};
+use crate::ingest::ts302::Variant;
+use crate::store::Work;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,12 +61,12 @@ async fn mdp_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     let nonce = signature::verify(
         &s.webhook_secrets,
         signed,
-        crate::now_ms() / 1000,
+        now_ms() / 1000,
         s.signature_window_s,
     )
     .map_err(signature_error)?;
     let body = read_json_body(state, headers, body).await?;
-    let deliveries = mdp::parse(&body, crate::now_ms()).map_err(parse_error)?;
+    let deliveries = mdp::parse(&body, now_ms()).map_err(parse_error)?;
     store(
         state,
         Batch {
@@ -205,7 +206,7 @@ struct TokenQuery {
 
 async fn gateway_webhook(
     State(state): State<AppState>,
-    Query(q): Query<TokenQuery>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -245,7 +246,7 @@ async fn gateway_inner(
             let eui = u.device.dev_eui.clone().unwrap_or_default();
             let setting = device_variant(state, &eui).await?;
             let variant = gateway::choose_variant(setting, &u.bytes, state.settings.ts302_default);
-            gateway::uplink_delivery(&u, variant, crate::now_ms()).map_err(|e| {
+            gateway::uplink_delivery(&u, variant, now_ms()).map_err(|e| {
                 ApiError::bad_request(
                     "undecodable_payload",
                     format!("TS302 bytes could not be decoded ({variant:?}): {e}"),
@@ -262,7 +263,7 @@ async fn gateway_inner(
             event_type: status.as_str().into(),
             detail: None,
             device: Some(device),
-            changes: vec![super::model::Change::Status(status)],
+            changes: vec![Change::Status(status)],
         },
         // ACK / error notices are logged and acknowledged; they register no device.
         Message::Notice { kind, detail, .. } => {
@@ -288,12 +289,7 @@ async fn gateway_inner(
 }
 
 async fn device_variant(state: &AppState, eui: &str) -> Result<Option<Variant>, ApiError> {
-    let device = dispatch!(&state.db, |pool, q| q::device_by_public_id(
-        pool,
-        eui,
-        &Scope::All
-    )
-    .await)?;
+    let device = state.store.device(eui, &Scope::All).await?;
     Ok(device
         .and_then(|d| d.ts302_variant)
         .and_then(|v| v.parse().ok()))

@@ -14,10 +14,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::error::ApiError;
+use super::state::AppState;
 use crate::ingest::health::WebhookHealth;
 use crate::realtime::hub::Hub;
-use crate::state::AppState;
-use crate::web::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {

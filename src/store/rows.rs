@@ -1,7 +1,10 @@
-//! Rows the dashboard and administration queries (`store/admin_queries.rs`) return. They live
-//! outside that file because it is compiled once per database and both must share one type.
+//! Rows the store's read queries return (the shared domain rows are in `crate::domain`), and
+//! the SQL condition of a scope. They live outside the query files because those are compiled
+//! once per database and both must share one type.
 
 use sqlx::FromRow;
+
+use crate::domain::Scope;
 
 /// The newest live (not historical) reading of a device.
 #[derive(Debug, Clone, FromRow)]
@@ -72,4 +75,34 @@ pub struct UserSiteRow {
 pub struct SiteRow {
     pub id: i64,
     pub name: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub disabled: bool,
+}
+
+/// Filters for a telemetry query.
+#[derive(Debug, Clone, Copy)]
+pub struct TelemetryQuery {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub limit: i64,
+}
+
+/// SQL condition on a `site_id` column. Site ids are integers from our own database,
+/// so writing them into the SQL text is safe.
+pub(crate) fn scope_sql(scope: &Scope, column: &str) -> String {
+    match scope {
+        Scope::All => "1=1".to_string(),
+        Scope::Sites(sites) if sites.is_empty() => "1=0".to_string(),
+        Scope::Sites(sites) => {
+            let list: Vec<String> = sites.iter().map(i64::to_string).collect();
+            format!("{column} IN ({})", list.join(","))
+        }
+    }
 }

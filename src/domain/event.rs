@@ -1,21 +1,29 @@
-//! The JSON of each SSE message, built once when the event is stored.
+//! The event log: every state change is a row whose id is the SSE `id:`, and its JSON, built
+//! once when the event is stored (realtime frames it, never re-serializes it).
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ingest::model::{DeviceStatus, NewReading};
-use crate::store::DeviceRow;
+use super::{DeviceRow, DeviceStatus, NewReading};
+
+/// One row of the event log, with the device's current site for scoping.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub device_id: i64,
+    pub site_id: Option<i64>,
+    pub json: String,
+}
 
 #[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
+pub struct Envelope<'a, T: Serialize> {
     #[serde(rename = "type")]
-    kind: &'a str,
-    timestamp: i64,
+    pub kind: &'a str,
+    pub timestamp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<T>,
+    pub data: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
+    pub message: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -131,59 +139,20 @@ pub fn new_device_json(device: &DeviceRow, now_ms: i64) -> String {
     )
 }
 
-/// An SSE message with an id. The id is a number and the JSON one line, so no field can break
-/// the framing (serde_json escapes newlines inside strings).
-pub fn encode_frame(id: i64, json: &str) -> Bytes {
-    let mut s = String::with_capacity(json.len() + 32);
-    s.push_str("id: ");
-    s.push_str(&id.to_string());
-    s.push_str("\ndata: ");
-    s.push_str(json);
-    s.push_str("\n\n");
-    Bytes::from(s)
-}
-
-fn unnumbered(kind: &str, now_ms: i64, message: Option<&str>) -> Bytes {
+/// A message without data or id (`connected`, `keepalive`, `resync`), as JSON.
+pub fn message_json(kind: &str, now_ms: i64, message: Option<&str>) -> String {
     let env: Envelope<'_, ()> = Envelope {
         kind,
         timestamp: now_ms,
         data: None,
         message,
     };
-    let json = serde_json::to_string(&env).unwrap_or_default();
-    Bytes::from(format!("data: {json}\n\n"))
-}
-
-pub fn connected_frame(now_ms: i64) -> Bytes {
-    unnumbered(
-        "connected",
-        now_ms,
-        Some("Real-time connection established"),
-    )
-}
-
-pub fn keepalive_frame(now_ms: i64) -> Bytes {
-    unnumbered("keepalive", now_ms, None)
+    serde_json::to_string(&env).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_are_single_line_json() {
-        let f = encode_frame(42, r#"{"type":"x"}"#);
-        assert_eq!(&f[..], b"id: 42\ndata: {\"type\":\"x\"}\n\n");
-        let c = connected_frame(5);
-        assert_eq!(
-            &c[..],
-            b"data: {\"type\":\"connected\",\"timestamp\":5,\"message\":\"Real-time connection established\"}\n\n"
-        );
-        assert_eq!(
-            &keepalive_frame(7)[..],
-            b"data: {\"type\":\"keepalive\",\"timestamp\":7}\n\n"
-        );
-    }
 
     #[test]
     fn hostile_names_stay_inside_one_data_line() {

@@ -1,12 +1,7 @@
-// SQL of the dashboards and the administration pages, shared by both databases like queries.rs
-// (included by sqlite.rs and postgres.rs). Row types are in `crate::web::records`.
-
-use crate::web::records::*;
+// Readings for the dashboards and exports (scoped).
 
 const READING_VALUES: &str =
     "r.measured_ms, r.temperature, r.temperature2, r.humidity, r.humidity2, r.battery, r.alarms";
-
-// ---- dashboards (read side, scoped) ----
 
 /// SQL condition for "this device or any": our own integer id, safe to write into the SQL.
 fn one_device_sql(device_id: Option<i64>) -> String {
@@ -24,7 +19,7 @@ pub async fn latest_readings(
         "SELECT d.id AS device_id, {READING_VALUES} FROM devices d \
          JOIN readings r ON r.id = (SELECT r2.id FROM readings r2 WHERE r2.device_id = d.id \
          AND r2.historical = FALSE ORDER BY r2.measured_ms DESC, r2.id DESC LIMIT 1) WHERE {} AND {}",
-        scope.sql("d.site_id"),
+        scope_sql(scope, "d.site_id"),
         one_device_sql(device_id)
     );
     sqlx::query_as(&sql).fetch_all(pool).await
@@ -47,7 +42,7 @@ pub async fn series(
          FROM readings r JOIN devices d ON d.id = r.device_id \
          WHERE r.measured_ms >= $2 AND r.measured_ms <= $3 AND {device} AND {} \
          GROUP BY r.device_id, (r.measured_ms / $1) * $1 ORDER BY r.device_id, bucket_ms",
-        scope.sql("d.site_id")
+        scope_sql(scope, "d.site_id")
     );
     sqlx::query_as(&sql)
         .bind(bucket_ms.max(1))
@@ -69,7 +64,7 @@ pub async fn count_measured(
     let sql = format!(
         "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id \
          WHERE r.measured_ms >= $1 AND r.measured_ms <= $2 AND {device} AND {}",
-        scope.sql("d.site_id")
+        scope_sql(scope, "d.site_id")
     );
     sqlx::query_scalar(&sql).bind(since_ms).bind(until_ms).fetch_one(pool).await
 }
@@ -86,7 +81,7 @@ pub async fn recent_alarms(
          r.temperature2, r.alarms FROM readings r JOIN devices d ON d.id = r.device_id \
          WHERE r.alarms IS NOT NULL AND r.measured_ms >= $1 AND {} \
          ORDER BY r.measured_ms DESC, r.id DESC LIMIT $2",
-        scope.sql("d.site_id")
+        scope_sql(scope, "d.site_id")
     );
     sqlx::query_as(&sql).bind(since_ms).bind(limit).fetch_all(pool).await
 }
@@ -96,7 +91,7 @@ pub async fn recent_events(pool: &Pool<DB>, scope: &Scope, limit: i64) -> sqlx::
     let sql = format!(
         "SELECT e.id, e.json FROM events e JOIN devices d ON d.id = e.device_id WHERE {} \
          ORDER BY e.id DESC LIMIT $1",
-        scope.sql("d.site_id")
+        scope_sql(scope, "d.site_id")
     );
     sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
 }
@@ -106,7 +101,7 @@ pub async fn count_readings_since(pool: &Pool<DB>, scope: &Scope, since_ms: i64)
     let sql = format!(
         "SELECT COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id \
          WHERE r.received_ms >= $1 AND {}",
-        scope.sql("d.site_id")
+        scope_sql(scope, "d.site_id")
     );
     sqlx::query_scalar(&sql).bind(since_ms).fetch_one(pool).await
 }
@@ -131,80 +126,4 @@ pub async fn readings_between(
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-// ---- webhook health ----
-
-/// The newest accepted deliveries; with `notices_only`, only platform messages and tests.
-pub async fn recent_deliveries(pool: &Pool<DB>, notices_only: bool, limit: i64) -> sqlx::Result<Vec<DeliveryRow>> {
-    let filter = if notices_only {
-        "WHERE event_type IN ('WEBHOOK_TEST', 'SYSTEM_MESSAGES', 'TASK_DATA')"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT source, event_type, received_ms, detail FROM deliveries {filter} \
-         ORDER BY received_ms DESC LIMIT $1"
-    );
-    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
-}
-
-// ---- users and sites (administration) ----
-
-pub async fn list_sites(pool: &Pool<DB>) -> sqlx::Result<Vec<SiteRow>> {
-    sqlx::query_as("SELECT id, name FROM sites ORDER BY name").fetch_all(pool).await
-}
-
-pub async fn list_users(pool: &Pool<DB>) -> sqlx::Result<Vec<UserListRow>> {
-    sqlx::query_as("SELECT id, email, role, disabled FROM users ORDER BY email").fetch_all(pool).await
-}
-
-pub async fn list_user_sites(pool: &Pool<DB>) -> sqlx::Result<Vec<UserSiteRow>> {
-    sqlx::query_as("SELECT user_id, site_id FROM user_sites ORDER BY user_id, site_id")
-        .fetch_all(pool)
-        .await
-}
-
-pub async fn set_user_role(conn: &mut Conn, user_id: i64, role: &str) -> sqlx::Result<u64> {
-    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-        .bind(role)
-        .bind(user_id)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
-}
-
-pub async fn clear_user_sites(conn: &mut Conn, user_id: i64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-pub async fn set_user_disabled(pool: &Pool<DB>, user_id: i64, disabled: bool) -> sqlx::Result<u64> {
-    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-        .bind(disabled)
-        .bind(user_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-}
-
-pub async fn set_user_password(pool: &Pool<DB>, user_id: i64, password_hash: &str) -> sqlx::Result<u64> {
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(password_hash)
-        .bind(user_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-}
-
-/// Signs a user out everywhere.
-pub async fn delete_user_sessions(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
 }

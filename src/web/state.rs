@@ -1,4 +1,4 @@
-//! The one application state, and the settings derived from the command line.
+//! The one application state every handler gets, and the settings it runs with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,13 +6,14 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ServeArgs, WebhookSecrets};
+use super::metrics::Metrics;
+use super::throttle::Throttle;
 use crate::ingest::health::WebhookHealth;
+use crate::ingest::secrets::WebhookSecrets;
 use crate::ingest::ts302::Variant;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
-use crate::store::writer::Writer;
-use crate::store::Db;
+use crate::store::{Store, Writer};
 
 /// Settings validated once at start.
 #[derive(Debug, Clone)]
@@ -30,32 +31,17 @@ pub struct Settings {
     pub stream_threads: usize,
 }
 
-impl Settings {
-    pub fn from_args(args: &ServeArgs) -> Settings {
-        Settings {
-            webhook_secrets: WebhookSecrets::parse(args.webhook_secret.as_deref()),
-            gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
-            keepalive: Duration::from_secs(args.keepalive_secs),
-            signature_window_s: args.signature_window_secs as i64,
-            max_body_bytes: args.max_body_bytes,
-            webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
-            ts302_default: args.ts302_variant,
-            report_interval_s: args.report_interval_secs,
-            cookie_secure: args.cookie_secure,
-            stream_threads: args.stream_threads,
-        }
-    }
-}
-
 #[derive(Clone, FromRef)]
 pub struct AppState {
-    pub db: Db,
+    pub store: Store,
     pub writer: Writer,
     pub hub: Arc<Hub>,
     pub settings: Arc<Settings>,
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<Metrics>,
+    /// Sign-in attempts per address and account.
+    pub throttle: Arc<Throttle>,
     /// Cancelled on shutdown: stops the background tasks, and the hub then ends every stream.
     pub shutdown: CancellationToken,
 }

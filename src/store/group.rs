@@ -1,39 +1,91 @@
-// Applies ingest batches and watchdog sweeps inside one write transaction. Included by
-// postgres.rs (next to write_queries.rs, through sqlx) and sqlite_writer.rs (through rusqlite),
-// which define `Conn`, `DbResult` and the statements called here (and bring the row types of
-// store::model and store::write_sql into scope); on SQLite every `.await` here is ready at once.
-//
-// A group of batches is stored with a fixed number of statements whatever its size: one for the
-// nonces, one for the delivery keys, one to read the devices, one for the readings, one update
-// per device touched and one for the events (more only past `ROWS_PER_STATEMENT` rows, or for a
-// device seen for the first time). What one batch does to the next (a nonce or key used twice, a
-// device registered by one and read by the next, a status changed twice) is worked out here in
-// memory, in the order the batches arrived, so the outcome and the events are those of storing
-// the batches one after the other.
+//! Group commit: applies ingest batches and watchdog sweeps inside one write transaction, the
+//! same logic for both databases. It is plain synchronous code over `WriteTx`, which each
+//! driver implements (rusqlite on the SQLite writer thread, sqlx on PostgreSQL), so nothing
+//! here can wait on anything but a statement.
+//!
+//! A group of batches is stored with a fixed number of statements whatever its size: one for the
+//! nonces, one for the delivery keys, one to read the devices, one for the readings, one update
+//! per device touched and one for the events (more only past `ROWS_PER_STATEMENT` rows, or for a
+//! device seen for the first time). What one batch does to the next (a nonce or key used twice, a
+//! device registered by one and read by the next, a status changed twice) is worked out here in
+//! memory, in the order the batches arrived, so the outcome and the events are those of storing
+//! the batches one after the other.
 
 use std::collections::HashSet;
 
-use crate::ingest::model::{Batch, Change, Delivery, DeviceIdentity, DeviceStatus, Outcome};
-use crate::realtime::events;
-use crate::realtime::hub::Frame;
-use crate::store::writer::{OfflinePolicy, Rejection, Work};
+use super::error::StoreResult;
+use super::write_statements::{DeliveryClaim, EventInsert, ReadingInsert};
+use super::writer::{OfflinePolicy, Rejection, Work};
+use crate::domain::{
+    self as events, public_device_id, Batch, Change, Delivery, DeviceIdentity, DeviceRow,
+    DeviceStatus, EventRow, Outcome,
+};
 
-/// One result per job, and the frames to publish once the transaction has committed.
-type Applied = (Vec<Result<Outcome, Rejection>>, Vec<Frame>);
+/// One result per job, and the events to publish once the transaction has committed.
+pub type Applied = (Vec<Result<Outcome, Rejection>>, Vec<EventRow>);
+
+/// The statements of the write path, run inside the transaction the driver opened. Each
+/// returns once the database has answered.
+pub trait WriteTx {
+    /// Records (key, nonce) pairs; returns those that were new. The pairs must be distinct.
+    fn claim_nonces(
+        &mut self,
+        pairs: &[(&str, &str)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// Records delivery keys; returns those not seen before (the others are retries). The keys
+    /// must be distinct.
+    fn claim_deliveries(
+        &mut self,
+        claims: &[DeliveryClaim<'_>],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Every device whose devEUI or Milesight id is one of `ids`.
+    fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>>;
+    fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow>;
+    fn insert_device(
+        &mut self,
+        dev_eui: Option<&str>,
+        milesight_id: Option<&str>,
+        name: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> StoreResult<i64>;
+    /// Fills in identifiers the device lacked and renames it; `None` leaves a column as it is.
+    fn update_device_identity(
+        &mut self,
+        id: i64,
+        dev_eui: Option<&str>,
+        milesight_id: Option<&str>,
+        name: Option<&str>,
+        model: Option<&str>,
+    ) -> StoreResult<()>;
+    fn update_device_state(&mut self, device: &DeviceRow) -> StoreResult<()>;
+    /// Stores the readings whose key is new; returns those keys.
+    fn insert_readings(
+        &mut self,
+        rows: &[ReadingInsert<'_>],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Devices silent longer than the policy allows that are not OFFLINE yet.
+    fn silent_devices(&mut self, now_ms: i64, policy: OfflinePolicy) -> StoreResult<Vec<i64>>;
+    /// Appends events; returns their ids, in order.
+    fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>>;
+}
 
 /// Applies every job inside the caller's write transaction. Returns one result per job and
-/// the frames to publish once the transaction has committed.
-async fn apply_works(
-    conn: &mut Conn,
+/// the events to publish once the transaction has committed.
+pub fn apply_works(
+    conn: &mut impl WriteTx,
     works: &[&Work],
     now_ms: i64,
     policy: OfflinePolicy,
-) -> DbResult<Applied> {
+) -> StoreResult<Applied> {
     let mut group = Group {
         now_ms,
         devices: Vec::new(),
         events: Vec::new(),
-        frames: Vec::new(),
+        committed: Vec::new(),
     };
     let mut results = Vec::with_capacity(works.len());
     let mut rest = works;
@@ -47,14 +99,14 @@ async fn apply_works(
             })
             .collect();
         if batches.is_empty() {
-            results.push(group.silent(conn, policy).await?);
+            results.push(group.silent(conn, policy)?);
             rest = &rest[1..];
         } else {
-            results.extend(group.batches(conn, &batches).await?);
+            results.extend(group.batches(conn, &batches)?);
             rest = &rest[batches.len()..];
         }
     }
-    Ok((results, group.frames))
+    Ok((results, group.committed))
 }
 
 /// What the transaction has done so far. Device rows are read once and changed here; `flush`
@@ -65,7 +117,7 @@ struct Group {
     /// Events not inserted yet, in order.
     events: Vec<EventInsert>,
     /// Events inserted, in id order.
-    frames: Vec<Frame>,
+    committed: Vec<EventRow>,
 }
 
 struct Device {
@@ -118,12 +170,12 @@ struct Placed<'a> {
 }
 
 impl Group {
-    async fn batches(
+    fn batches(
         &mut self,
-        conn: &mut Conn,
+        conn: &mut impl WriteTx,
         batches: &[&Batch],
-    ) -> DbResult<Vec<Result<Outcome, Rejection>>> {
-        let replayed = self.claim_nonces(conn, batches).await?;
+    ) -> StoreResult<Vec<Result<Outcome, Rejection>>> {
+        let replayed = self.claim_nonces(conn, batches)?;
 
         // Delivery keys: the first use of a key claims it, any later one is a retry.
         let mut claims = Vec::new();
@@ -144,7 +196,7 @@ impl Group {
         let fresh = if claims.is_empty() {
             Vec::new()
         } else {
-            claim_deliveries(conn, &claims, self.now_ms).await?
+            conn.claim_deliveries(&claims, self.now_ms)?
         };
         let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
         let mut results = Vec::with_capacity(batches.len());
@@ -172,11 +224,11 @@ impl Group {
             .iter()
             .filter_map(|d| d.device.as_ref().filter(|i| i.is_known()))
             .collect();
-        self.load_devices(conn, &identities).await?;
+        self.load_devices(conn, &identities)?;
         let mut placed = Vec::new();
         for d in accepted {
             if let Some(identity) = d.device.as_ref().filter(|i| i.is_known()) {
-                let (device, resolved) = self.resolve_device(conn, identity).await?;
+                let (device, resolved) = self.resolve_device(conn, identity)?;
                 let (registered, learnt) = match resolved {
                     Resolved::Known => (None, None),
                     Resolved::Registered(json) => (Some(json), None),
@@ -210,7 +262,7 @@ impl Group {
         let stored = if rows.is_empty() {
             Vec::new()
         } else {
-            insert_readings(conn, &rows, self.now_ms).await?
+            conn.insert_readings(&rows, self.now_ms)?
         };
         let mut stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
 
@@ -230,13 +282,13 @@ impl Group {
                 self.change(p.device, change, &mut stored);
             }
         }
-        self.flush(conn).await?;
+        self.flush(conn)?;
         Ok(results)
     }
 
     /// Claims the batches' nonces; true for each batch whose nonce was used already (before, or
     /// by an earlier batch of the group).
-    async fn claim_nonces(&self, conn: &mut Conn, batches: &[&Batch]) -> DbResult<Vec<bool>> {
+    fn claim_nonces(&self, conn: &mut impl WriteTx, batches: &[&Batch]) -> StoreResult<Vec<bool>> {
         let mut unique = HashSet::new();
         let pairs: Vec<(&str, &str)> = batches
             .iter()
@@ -247,7 +299,7 @@ impl Group {
         let claimed = if pairs.is_empty() {
             Vec::new()
         } else {
-            claim_nonces(conn, &pairs, self.now_ms).await?
+            conn.claim_nonces(&pairs, self.now_ms)?
         };
         let mut claimed: HashSet<(&str, &str)> = claimed
             .iter()
@@ -262,24 +314,24 @@ impl Group {
             .collect())
     }
 
-    async fn silent(
+    fn silent(
         &mut self,
-        conn: &mut Conn,
+        conn: &mut impl WriteTx,
         policy: OfflinePolicy,
-    ) -> DbResult<Result<Outcome, Rejection>> {
-        let ids = silent_devices(conn, self.now_ms, policy).await?;
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let ids = conn.silent_devices(self.now_ms, policy)?;
         for id in &ids {
             let device = match self.devices.iter().position(|d| d.row.id == *id) {
                 Some(i) => i,
                 None => {
-                    let row = device_by_id(conn, *id).await?;
+                    let row = conn.device_by_id(*id)?;
                     self.devices.push(Device::new(row));
                     self.devices.len() - 1
                 }
             };
             self.set_status(device, DeviceStatus::Offline);
         }
-        self.flush(conn).await?;
+        self.flush(conn)?;
         Ok(Ok(Outcome {
             accepted: ids.len(),
             duplicates: 0,
@@ -287,11 +339,11 @@ impl Group {
     }
 
     /// Reads the devices these identities name that this transaction has not read yet.
-    async fn load_devices(
+    fn load_devices(
         &mut self,
-        conn: &mut Conn,
+        conn: &mut impl WriteTx,
         identities: &[&DeviceIdentity],
-    ) -> DbResult<()> {
+    ) -> StoreResult<()> {
         let mut unique = HashSet::new();
         let ids: Vec<&str> = identities
             .iter()
@@ -302,7 +354,7 @@ impl Group {
         if ids.is_empty() {
             return Ok(());
         }
-        for row in devices_by_identifiers(conn, &ids).await? {
+        for row in conn.devices_by_identifiers(&ids)? {
             if !self.devices.iter().any(|d| d.row.id == row.id) {
                 self.devices.push(Device::new(row));
             }
@@ -325,11 +377,11 @@ impl Group {
 
     /// Finds the device by devEUI or Milesight id (read by `load_devices`), registering it on
     /// first sight or completing its identity.
-    async fn resolve_device(
+    fn resolve_device(
         &mut self,
-        conn: &mut Conn,
+        conn: &mut impl WriteTx,
         id: &DeviceIdentity,
-    ) -> DbResult<(usize, Resolved)> {
+    ) -> StoreResult<(usize, Resolved)> {
         let (eui, ms_id) = (id.dev_eui.as_deref(), id.milesight_id.as_deref());
         if let Some(i) = self.find(eui, ms_id) {
             let existing = &self.devices[i].identity;
@@ -347,7 +399,7 @@ impl Group {
             let (eui, ms_id) = if taken { (None, None) } else { (eui, ms_id) };
             let (name, model) = (id.name.as_deref(), id.model.as_deref());
             let device_id = self.devices[i].row.id;
-            update_device_identity(conn, device_id, eui, ms_id, name, model).await?;
+            conn.update_device_identity(device_id, eui, ms_id, name, model)?;
             // What that UPDATE did.
             let identity = &mut self.devices[i].identity;
             if identity.dev_eui.is_none() {
@@ -371,8 +423,8 @@ impl Group {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or(&fallback);
         let model = id.model.as_deref().unwrap_or("");
-        let new_id = insert_device(conn, eui, ms_id, name, model, self.now_ms).await?;
-        let row = device_by_id(conn, new_id).await?;
+        let new_id = conn.insert_device(eui, ms_id, name, model, self.now_ms)?;
+        let row = conn.device_by_id(new_id)?;
         let json = events::new_device_json(&row, self.now_ms);
         self.devices.push(Device::new(row));
         Ok((self.devices.len() - 1, Resolved::Registered(json)))
@@ -431,21 +483,21 @@ impl Group {
     }
 
     /// Writes the changed devices and the new events.
-    async fn flush(&mut self, conn: &mut Conn) -> DbResult<()> {
+    fn flush(&mut self, conn: &mut impl WriteTx) -> StoreResult<()> {
         for d in self.devices.iter_mut().filter(|d| d.changed) {
-            update_device_state(conn, &d.row).await?;
+            conn.update_device_state(&d.row)?;
             d.changed = false;
         }
         if self.events.is_empty() {
             return Ok(());
         }
-        let ids = insert_events(conn, &self.events, self.now_ms).await?;
+        let ids = conn.insert_events(&self.events, self.now_ms)?;
         for (e, id) in self.events.drain(..).zip(ids) {
-            self.frames.push(Frame {
+            self.committed.push(EventRow {
                 id,
                 device_id: e.device_id,
                 site_id: e.site_id,
-                bytes: events::encode_frame(id, &e.json),
+                json: e.json,
             });
         }
         Ok(())

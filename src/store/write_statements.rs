@@ -1,11 +1,12 @@
 //! The SQL of the write path, shared by its two drivers: sqlx on PostgreSQL
-//! (`write_queries.rs`) and rusqlite on the SQLite writer thread (`sqlite_writer.rs`).
+//! (`write_postgres.rs`) and rusqlite on the SQLite writer thread (`write_sqlite.rs`).
 //!
 //! A group of webhooks is stored with a few statements, each covering every row of its table
 //! (multi-row VALUES, at most `ROWS_PER_STATEMENT` rows each), rather than a few per webhook.
 //! Placeholders are `$N`, which both databases accept.
 
-use crate::ingest::model::NewReading;
+use super::error::{StoreError, StoreResult};
+use crate::domain::NewReading;
 
 /// Columns of a `DeviceRow`, in its field order.
 pub const DEVICE_COLUMNS: &str = "d.id, d.dev_eui, d.milesight_id, d.name, d.model, d.site_id, \
@@ -144,12 +145,10 @@ pub struct EventInsert {
 }
 
 /// Checks that an insert numbered every event, and sorts the ids into insertion order.
-pub fn event_ids(mut ids: Vec<i64>, inserted: usize) -> Result<Vec<i64>, String> {
+pub fn event_ids(mut ids: Vec<i64>, inserted: usize) -> StoreResult<Vec<i64>> {
     if ids.len() != inserted {
-        return Err(format!(
-            "{inserted} events inserted, {} ids returned",
-            ids.len()
-        ));
+        let why = format!("{inserted} events inserted, {} ids returned", ids.len());
+        return Err(StoreError::Failed(why.into()));
     }
     ids.sort_unstable();
     Ok(ids)

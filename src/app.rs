@@ -1,0 +1,114 @@
+//! Assembly: from the command line's settings to a running application — the store, the hub,
+//! the writer and its publisher, and the background tasks (the router is `web::router`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeArgs;
+use crate::domain::{now_ms, Role};
+use crate::ingest::health::WebhookHealth;
+use crate::ingest::secrets::WebhookSecrets;
+use crate::realtime::feeder;
+use crate::realtime::hub::Hub;
+use crate::realtime::limits::StreamLimits;
+use crate::store::{OfflinePolicy, Publisher, Store, Writer};
+use crate::web::accounts;
+use crate::web::metrics::Metrics;
+use crate::web::state::{AppState, Settings};
+use crate::web::throttle::Throttle;
+
+pub fn settings(args: &ServeArgs) -> Settings {
+    Settings {
+        webhook_secrets: WebhookSecrets::parse(args.webhook_secret.as_deref()),
+        gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
+        keepalive: Duration::from_secs(args.keepalive_secs),
+        signature_window_s: args.signature_window_secs as i64,
+        max_body_bytes: args.max_body_bytes,
+        webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
+        ts302_default: args.ts302_variant,
+        report_interval_s: args.report_interval_secs,
+        cookie_secure: args.cookie_secure,
+        stream_threads: args.stream_threads,
+    }
+}
+
+/// Connects the database, creates the first admin if asked, and starts the writer, the
+/// feeder (PostgreSQL) and the background tasks.
+pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result<AppState> {
+    let store = Store::open(database_url).await?;
+    bootstrap_admin(&store, args).await?;
+    let hub = Hub::new(args.broadcast_capacity, store.max_event_id().await?);
+    let shutdown = CancellationToken::new();
+    // Several instances: events reach the hub through the shared log, in one order for all.
+    let publisher: Arc<dyn Publisher> = match store.listen().await? {
+        Some(changes) => feeder::spawn(store.clone(), changes, hub.clone(), shutdown.clone()).await,
+        None => hub.clone(),
+    };
+    let policy = OfflinePolicy {
+        default_interval_s: args.report_interval_secs,
+        grace_s: args.offline_grace_secs,
+    };
+    let writer = Writer::spawn(&store, publisher, policy);
+    let sweep = Duration::from_secs(args.offline_sweep_secs);
+    crate::store::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
+    spawn_housekeeping(store.clone(), shutdown.clone());
+    tokio::spawn({
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            hub.close();
+        }
+    });
+    let health: Arc<WebhookHealth> = Default::default();
+    let metrics = Metrics::new(&hub, &health);
+    Ok(AppState {
+        store,
+        writer,
+        hub,
+        settings: Arc::new(settings(args)),
+        limits: StreamLimits::new(args.max_streams_per_user, args.max_streams),
+        health,
+        metrics,
+        throttle: Arc::new(Throttle::default()),
+        shutdown,
+    })
+}
+
+async fn bootstrap_admin(store: &Store, args: &ServeArgs) -> anyhow::Result<()> {
+    let users = store.count_users().await?;
+    match (&args.admin_email, &args.admin_password) {
+        (Some(email), Some(password)) if users == 0 => {
+            accounts::create(store, email, password, Role::Admin, &[]).await?;
+            tracing::info!(%email, "created the first admin");
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("--admin-email and --admin-password go together")
+        }
+        _ if users == 0 => tracing::warn!(
+            "no user exists yet: start with --admin-email and --admin-password, or run `sensorcast user add`"
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Drops expired sessions and old nonces now and then.
+fn spawn_housekeeping(store: Store, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let cutoff = now_ms() - 3_600_000;
+            let nonces = store.purge_nonces(cutoff).await;
+            let sessions = store.purge_expired_sessions().await;
+            if let Err(e) = nonces.and(sessions) {
+                tracing::warn!(error = %e, "housekeeping failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,20 @@
+//! The bottom layer: the types every other layer shares — devices, readings, the batch a webhook
+//! becomes, the event log's rows and JSON, users, roles and scopes. It imports nothing of ours,
+//! so any layer may use it and it never changes because a layer above did.
+//!
+//! Rows derive `sqlx::FromRow` so the store can read them directly; nothing here talks to a
+//! database.
+
+mod batch;
+mod device;
+mod event;
+mod reading;
+mod time;
+mod user;
+
+pub use batch::*;
+pub use device::*;
+pub use event::*;
+pub use reading::*;
+pub use time::now_ms;
+pub use user::*;

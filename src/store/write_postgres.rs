@@ -1,0 +1,255 @@
+//! The PostgreSQL side of the write path: the statements of `WriteTx` (SQL in
+//! write_statements.rs) through sqlx. The writer runs on a thread of its own, as on SQLite, and
+//! waits for each statement with the runtime's `block_on`: the group logic stays synchronous
+//! code, so it cannot await anything but these statements.
+
+use sqlx::{PgConnection, PgPool};
+use tokio::runtime::Handle;
+
+use super::error::StoreResult;
+use super::group::{self, Applied, WriteTx};
+use super::postgres;
+use super::write_statements::{
+    self as sql, DeliveryClaim, EventInsert, ReadingInsert, ROWS_PER_STATEMENT,
+};
+use super::writer::{OfflinePolicy, Work};
+use crate::domain::DeviceRow;
+
+/// Runs every job in one transaction, announcing new events to every instance at commit.
+/// Returns one result per job and the events to publish. Call on the writer's thread, with
+/// the runtime entered (`Handle::enter`), never from async code.
+pub fn apply_jobs(
+    rt: &Handle,
+    pool: &PgPool,
+    works: &[&Work],
+    now_ms: i64,
+    policy: OfflinePolicy,
+) -> StoreResult<Applied> {
+    let mut tx = rt.block_on(postgres::begin_write(pool))?;
+    let mut statements = PgTx {
+        conn: &mut tx,
+        rt,
+        events_inserted: false,
+    };
+    let applied = group::apply_works(&mut statements, works, now_ms, policy)?;
+    let announce = statements.events_inserted;
+    rt.block_on(async {
+        if announce {
+            postgres::announce_events(&mut tx).await?;
+        }
+        tx.commit().await
+    })?;
+    Ok(applied)
+}
+
+/// Waits for one statement's future on the writer's thread.
+fn run<T>(
+    rt: &Handle,
+    statement: impl std::future::Future<Output = sqlx::Result<T>>,
+) -> StoreResult<T> {
+    Ok(rt.block_on(statement)?)
+}
+
+/// The writer's transaction, and whether it appended events (then it announces them).
+struct PgTx<'t> {
+    conn: &'t mut PgConnection,
+    rt: &'t Handle,
+    events_inserted: bool,
+}
+
+impl WriteTx for PgTx<'_> {
+    fn claim_nonces(
+        &mut self,
+        pairs: &[(&str, &str)],
+        now_ms: i64,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            let mut claimed = Vec::with_capacity(pairs.len());
+            for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+                let sql = sql::claim_nonces(chunk.len());
+                let mut q = sqlx::query_as(&sql);
+                for (uuid, nonce) in chunk {
+                    q = q.bind(*uuid).bind(*nonce).bind(now_ms);
+                }
+                claimed.extend(q.fetch_all(&mut *conn).await?);
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn claim_deliveries(
+        &mut self,
+        claims: &[DeliveryClaim<'_>],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            let mut fresh = Vec::with_capacity(claims.len());
+            for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+                let sql = sql::claim_deliveries(chunk.len());
+                let mut q = sqlx::query_scalar(&sql);
+                for c in chunk {
+                    q = q
+                        .bind(c.key)
+                        .bind(c.source)
+                        .bind(c.event_type)
+                        .bind(now_ms)
+                        .bind(c.detail);
+                }
+                fresh.extend(q.fetch_all(&mut *conn).await?);
+            }
+            Ok(fresh)
+        })
+    }
+
+    fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            let mut found = Vec::new();
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let sql = sql::devices_by_identifiers(chunk.len());
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                found.extend(q.fetch_all(&mut *conn).await?);
+            }
+            Ok(found)
+        })
+    }
+
+    fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            sqlx::query_as(&sql::device_by_id())
+                .bind(id)
+                .fetch_one(conn)
+                .await
+        })
+    }
+
+    fn insert_device(
+        &mut self,
+        dev_eui: Option<&str>,
+        milesight_id: Option<&str>,
+        name: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> StoreResult<i64> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            sqlx::query_scalar(sql::INSERT_DEVICE)
+                .bind(dev_eui)
+                .bind(milesight_id)
+                .bind(name)
+                .bind(model)
+                .bind(now_ms)
+                .fetch_one(conn)
+                .await
+        })
+    }
+
+    fn update_device_identity(
+        &mut self,
+        id: i64,
+        dev_eui: Option<&str>,
+        milesight_id: Option<&str>,
+        name: Option<&str>,
+        model: Option<&str>,
+    ) -> StoreResult<()> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            sqlx::query(sql::UPDATE_DEVICE_IDENTITY)
+                .bind(dev_eui)
+                .bind(milesight_id)
+                .bind(name)
+                .bind(model)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn update_device_state(&mut self, device: &DeviceRow) -> StoreResult<()> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            sqlx::query(sql::UPDATE_DEVICE_STATE)
+                .bind(&device.status)
+                .bind(device.last_seen_ms)
+                .bind(device.report_interval_s)
+                .bind(device.id)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn insert_readings(
+        &mut self,
+        rows: &[ReadingInsert<'_>],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            let mut stored = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = sql::insert_readings(chunk.len());
+                let mut q = sqlx::query_scalar(&sql);
+                for row in chunk {
+                    let r = row.reading;
+                    q = q
+                        .bind(row.device_id)
+                        .bind(&r.dedup_key)
+                        .bind(r.source)
+                        .bind(&r.event_type)
+                        .bind(r.historical)
+                        .bind(r.measured_ms)
+                        .bind(now_ms)
+                        .bind(r.values.temperature)
+                        .bind(r.values.temperature2)
+                        .bind(r.values.humidity)
+                        .bind(r.values.humidity2)
+                        .bind(r.values.battery)
+                        .bind(row.alarms.as_deref())
+                        .bind(&r.raw);
+                }
+                stored.extend(q.fetch_all(&mut *conn).await?);
+            }
+            Ok(stored)
+        })
+    }
+
+    fn silent_devices(&mut self, now_ms: i64, policy: OfflinePolicy) -> StoreResult<Vec<i64>> {
+        let (conn, rt) = (&mut *self.conn, self.rt);
+        run(rt, async move {
+            sqlx::query_scalar(sql::SILENT_DEVICES)
+                .bind(now_ms)
+                .bind(policy.default_interval_s)
+                .bind(policy.grace_s)
+                .fetch_all(conn)
+                .await
+        })
+    }
+
+    fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>> {
+        self.events_inserted |= !events.is_empty();
+        let mut ids = Vec::with_capacity(events.len());
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = sql::insert_events(chunk.len());
+            let mut q = sqlx::query_scalar(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.kind)
+                    .bind(e.device_id)
+                    .bind(e.site_id)
+                    .bind(now_ms)
+                    .bind(&e.json);
+            }
+            let got = run(self.rt, q.fetch_all(&mut *self.conn))?;
+            ids.extend(sql::event_ids(got, chunk.len())?);
+        }
+        Ok(ids)
+    }
+}

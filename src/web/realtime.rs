@@ -1,0 +1,125 @@
+//! `GET /api/realtime`: authenticates the browser, reads its query, takes a stream permit and
+//! answers with the stream the engine (`realtime::stream`) produces.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::auth::CurrentUser;
+use super::error::ApiError;
+use super::extract::ApiQuery;
+use super::state::AppState;
+use crate::domain::Scope;
+use crate::realtime::gate::Filter;
+use crate::realtime::limits::LimitReached;
+use crate::realtime::stream::{self, Subscriber};
+use crate::store::Store;
+
+#[derive(Deserialize)]
+pub struct RealtimeQuery {
+    devices: Option<String>,
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+pub async fn realtime(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    ApiQuery(q): ApiQuery<RealtimeQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
+    let scope = user.scope();
+    let devices = match q
+        .devices
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(list) => Some(resolve_devices(&state.store, &scope, list).await?),
+    };
+    let permit = state
+        .limits
+        .acquire(&state.hub, user.id, user.role)
+        .map_err(|l| {
+            let message = match l {
+                LimitReached::User => {
+                    "You have too many open live connections; close a tab and retry."
+                }
+                LimitReached::Total => {
+                    "The server holds as many live connections as it allows; retry later."
+                }
+            };
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
+        })?;
+    let subscriber = Subscriber {
+        filter: Arc::new(Filter { scope, devices }),
+        user_id: user.id,
+        role: user.role,
+        session_id: session.id().map(|id| id.to_string()).unwrap_or_default(),
+    };
+    let body = stream::open(
+        state.hub.clone(),
+        state.store.clone(),
+        state.settings.keepalive,
+        subscriber,
+        permit,
+        last_id,
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let raw = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query);
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be an event id (a number).",
+            )
+        }),
+    }
+}
+
+/// The ids of the listed devices (Milesight ids or devEUIs) that the scope may see.
+async fn resolve_devices(
+    store: &Store,
+    scope: &Scope,
+    list: &str,
+) -> Result<HashSet<i64>, ApiError> {
+    let wanted: HashSet<String> = list
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let visible = store.devices(scope).await?;
+    Ok(visible
+        .into_iter()
+        .filter(|d| {
+            let ids = [d.milesight_id.as_deref(), d.dev_eui.as_deref()];
+            ids.into_iter()
+                .flatten()
+                .any(|id| wanted.contains(&id.to_ascii_lowercase()))
+        })
+        .map(|d| d.id)
+        .collect())
+}
