@@ -1,6 +1,6 @@
 // A live sensorcast page: shows what the server rendered in local time, draws the charts, and
 // keeps everything current from /api/realtime. Loaded as a module by templates/base.html on
-// pages rendered with an event id (<body data-live-from>); no inline script anywhere.
+// pages rendered with an event id (<body data-last-event-id>); no inline script anywhere.
 
 import { drawAll, setSeries } from "./chart.js";
 import { flash, localizeTimes, readJson } from "./dom.js";
@@ -34,7 +34,7 @@ async function reloadData() {
     if (!r.ok || r.redirected) throw new Error(`page answered ${r.status}`);
     const page = new DOMParser().parseFromString(await r.text(), "text/html");
     const main = page.querySelector("main");
-    const from = Number(page.body.dataset.liveFrom);
+    const from = Number(page.body.dataset.lastEventId);
     if (!main || !Number.isSafeInteger(from)) throw new Error("not a live page");
     document.querySelector("main").replaceWith(document.adoptNode(main));
     enhance();
@@ -95,7 +95,7 @@ setInterval(() => localizeTimes(), 15000);
 setInterval(drawAll, 5 * 60000);
 setLive(false);
 openStream({
-  after: Number(document.body.dataset.liveFrom) || 0,
+  after: Number(document.body.dataset.lastEventId) || 0,
   devices: document.querySelector("[data-detail]")?.dataset.detail,
   on: handlers,
   resync: reloadData,
