@@ -53,6 +53,21 @@ pub struct ReadingLine {
     pub historical: bool,
 }
 
+impl ReadingLine {
+    /// An empty row, for the `<template>` of live readings.
+    pub fn blank() -> ReadingLine {
+        ReadingLine {
+            at_ms: 0,
+            t1: String::new(),
+            t2: String::new(),
+            humidity: String::new(),
+            battery: String::new(),
+            alarm: None,
+            historical: false,
+        }
+    }
+}
+
 impl From<ReadingRow> for ReadingLine {
     fn from(r: ReadingRow) -> Self {
         ReadingLine {

@@ -22,7 +22,7 @@ pub mod webhooks;
 
 use std::sync::OnceLock;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -131,8 +131,7 @@ fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/static/realtime.js", get(realtime_js))
-        .route("/static/app.css", get(app_css))
+        .route("/static/{version}/{*file}", get(asset))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -148,17 +147,49 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     Ok(Json(json!({ "status": "ready" })))
 }
 
-const REALTIME_JS: &str = include_str!("../../static/realtime.js");
-const APP_CSS: &str = include_str!("../../static/app.css");
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
 
-/// Changes whenever a static file does, so pages can let browsers cache them.
+/// A file of static/, embedded: its path there, content type and body.
+macro_rules! asset {
+    ($path:literal, $content_type:expr) => {
+        (
+            $path,
+            $content_type,
+            include_str!(concat!("../../static/", $path)),
+        )
+    };
+}
+
+/// The files under static/, in the binary. The page loads js/main.js as a module; it imports
+/// the others.
+const ASSETS: &[(&str, &str, &str)] = &[
+    asset!("app.css", CSS),
+    asset!("js/main.js", JS),
+    asset!("js/live.js", JS),
+    asset!("js/stream.js", JS),
+    asset!("js/dom.js", JS),
+    asset!("js/format.js", JS),
+    asset!("js/chart.js", JS),
+];
+
+/// The script modules, for pages to preload them all at once.
+pub fn js_modules() -> impl Iterator<Item = &'static str> {
+    ASSETS
+        .iter()
+        .filter(|(_, kind, _)| *kind == JS)
+        .map(|(path, ..)| *path)
+}
+
+/// Changes whenever a static file does. Pages name it in every static path
+/// (`/static/{version}/...`), so module imports such as `./format.js` stay in one version.
 pub fn asset_version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION.get_or_init(|| {
         // FNV-1a: tiny, stable, and enough to tell versions apart.
-        let hash = REALTIME_JS
-            .bytes()
-            .chain(APP_CSS.bytes())
+        let hash = ASSETS
+            .iter()
+            .flat_map(|(path, _, body)| path.bytes().chain(body.bytes()))
             .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
@@ -166,22 +197,25 @@ pub fn asset_version() -> &'static str {
     })
 }
 
-async fn realtime_js() -> Response {
-    static_file("text/javascript; charset=utf-8", REALTIME_JS)
-}
-
-async fn app_css() -> Response {
-    static_file("text/css; charset=utf-8", APP_CSS)
-}
-
-fn static_file(content_type: &'static str, body: &'static str) -> Response {
+/// A static file. This build's version may be cached for good: a new build has a new version,
+/// so a browser never runs an old module against a new page. Another version (a page from
+/// another build, e.g. during a rolling upgrade) gets this build's file, never to be cached.
+async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
+    let Some((_, content_type, body)) = ASSETS.iter().find(|(path, ..)| *path == file) else {
+        return PageError::not_found().into_response();
+    };
+    let cache = if version == asset_version() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-store"
+    };
     (
         [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, cache),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        body,
+        *body,
     )
         .into_response()
 }
@@ -212,5 +246,50 @@ pub async fn not_found(uri: Uri) -> Response {
         ApiError::not_found("endpoint").into_response()
     } else {
         PageError::not_found().into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn static_files_are_cached_only_in_their_own_version() {
+        let current = asset_version().to_string();
+        let r = asset(Path((current.clone(), "js/main.js".into()))).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], JS);
+        assert_eq!(
+            r.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        let css = asset(Path((current.clone(), "app.css".into()))).await;
+        assert_eq!(css.headers()[header::CONTENT_TYPE], CSS);
+        let other = asset(Path(("00000000".into(), "js/format.js".into()))).await;
+        assert_eq!(other.status(), 200);
+        assert_eq!(other.headers()[header::CACHE_CONTROL], "no-store");
+        for missing in ["js/nope.js", "realtime.js", "../Cargo.toml", ""] {
+            let r = asset(Path((current.clone(), missing.into()))).await;
+            assert_eq!(r.status(), 404, "{missing}");
+        }
+    }
+
+    /// A module that imports a file the binary does not embed would fail in the browser only.
+    #[test]
+    fn every_module_import_is_served() {
+        let modules: Vec<&str> = js_modules().collect();
+        assert!(modules.contains(&"js/main.js"));
+        for (path, _, body) in ASSETS.iter().filter(|(_, kind, _)| *kind == JS) {
+            for (_, rest) in body
+                .match_indices(" from \"./")
+                .map(|(i, _)| body.split_at(i + 9))
+            {
+                let name = rest.split('"').next().unwrap_or_default();
+                assert!(
+                    modules.contains(&format!("js/{name}").as_str()),
+                    "{path} imports ./{name}, which is not in ASSETS"
+                );
+            }
+        }
     }
 }

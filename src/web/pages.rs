@@ -83,6 +83,19 @@ pub struct AlarmLine {
     pub values: String,
 }
 
+impl AlarmLine {
+    /// An empty line, for the `<template>` of live alarms.
+    pub fn blank() -> AlarmLine {
+        AlarmLine {
+            device_id: String::new(),
+            device_name: String::new(),
+            at_ms: 0,
+            text: String::new(),
+            values: String::new(),
+        }
+    }
+}
+
 impl From<AlarmRow> for AlarmLine {
     fn from(a: AlarmRow) -> Self {
         AlarmLine {

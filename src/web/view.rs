@@ -1,5 +1,6 @@
 //! What templates show: devices with their newest values, chart series, event lines, and the
-//! formatting of numbers and times. static/realtime.js formats live updates the same way.
+//! formatting of numbers and times. static/js/format.js formats live updates the same way
+//! (tests/data/format-cases.json holds the cases both test).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -157,6 +158,21 @@ pub struct DeviceView {
 }
 
 impl DeviceView {
+    /// An online device with no values yet: what the `<template>` a page clones for a device
+    /// that appears live is rendered from.
+    pub fn blank() -> DeviceView {
+        DeviceView {
+            id: String::new(),
+            name: String::new(),
+            model: String::new(),
+            site: None,
+            site_id: None,
+            online: true,
+            last_seen_ms: None,
+            last: None,
+        }
+    }
+
     pub fn build(devices: Vec<DeviceRow>, latest: Vec<LatestReading>) -> Vec<DeviceView> {
         let mut latest: HashMap<i64, LatestReading> =
             latest.into_iter().map(|r| (r.device_id, r)).collect();
@@ -187,6 +203,18 @@ impl DeviceView {
         }
     }
 
+    pub fn status_label(&self) -> &'static str {
+        if self.online {
+            "Online"
+        } else {
+            "Offline"
+        }
+    }
+
+    pub fn site_label(&self) -> &str {
+        self.site.as_deref().unwrap_or("Unassigned")
+    }
+
     pub fn t1(&self) -> String {
         temp(self.last.as_ref().and_then(|r| r.temperature))
     }
@@ -209,6 +237,11 @@ impl DeviceView {
             .as_ref()
             .and_then(|r| r.battery)
             .is_some_and(|b| b < 20)
+    }
+
+    /// When the reading shown was measured (live updates show only newer ones).
+    pub fn measured_ms(&self) -> Option<i64> {
+        self.last.as_ref().map(|r| r.measured_ms)
     }
 
     pub fn updated_ms(&self) -> Option<i64> {
@@ -304,6 +337,20 @@ pub struct EventLine {
 }
 
 impl EventLine {
+    /// An empty line, for the `<template>` of live log lines.
+    pub fn blank() -> EventLine {
+        EventLine {
+            id: 0,
+            kind: String::new(),
+            label: "",
+            device_id: String::new(),
+            device_name: String::new(),
+            summary: String::new(),
+            at_ms: 0,
+            alarm: false,
+        }
+    }
+
     /// From the stored SSE JSON; `None` if it is not an event the log shows.
     pub fn parse(id: i64, json: &str) -> Option<EventLine> {
         let v: Value = serde_json::from_str(json).ok()?;
@@ -375,6 +422,33 @@ mod tests {
             describe_alarms(r#"[{"channel":2,"quantity":"temperature","kind":"mutation_alarm"}]"#),
             "Probe 2 temperature: mutation alarm"
         );
+    }
+
+    /// The cases static/js/format.js is tested with (tests/e2e/format.test.mjs), so that live
+    /// values read exactly as the page's.
+    #[test]
+    fn formats_shared_with_the_browser() {
+        let cases: Value =
+            serde_json::from_str(include_str!("../../tests/data/format-cases.json")).unwrap();
+        let pairs = |kind: &str| cases[kind].as_array().unwrap().clone();
+        for c in pairs("temp") {
+            assert_eq!(temp(c[0].as_f64()), c[1], "temp {}", c[0]);
+        }
+        for c in pairs("percent") {
+            assert_eq!(percent(c[0].as_f64()), c[1], "percent {}", c[0]);
+        }
+        for c in pairs("battery") {
+            assert_eq!(battery(c[0].as_i64()), c[1], "battery {}", c[0]);
+        }
+        for c in pairs("alarms") {
+            assert_eq!(describe_alarm_value(&c[0]), c[1], "alarms {}", c[0]);
+        }
+        for c in pairs("events") {
+            let line = EventLine::parse(1, &c[0].to_string()).map(
+                |l| serde_json::json!({"label": l.label, "summary": l.summary, "alarm": l.alarm}),
+            );
+            assert_eq!(line.unwrap_or(Value::Null), c[1], "event {}", c[0]);
+        }
     }
 
     #[test]

@@ -160,3 +160,36 @@ export async function liveIs(page, text, timeout = 5000) {
     return el && !el.hidden && el.textContent === t;
   }, text, { timeout });
 }
+
+/**
+ * The structure of the element at `selector`, as a template fixes it: tags, classes, slots and
+ * what is hidden, without the texts a reading fills in (nor chart drawings, nor animations).
+ */
+export async function shapeOf(page, selector) {
+  const shape = await page.evaluate((sel) => {
+    const passing = new Set(["flash", "fresh", "bump"]);
+    const shape = (e) => ({
+      tag: e.tagName.toLowerCase(),
+      class: [...e.classList].filter((c) => !passing.has(c)).sort().join(" "),
+      slot: e.dataset.slot ?? null,
+      wrap: e.dataset.wrap ?? null,
+      hidden: e.hidden,
+      children: e.matches("[data-chart]") ? [] : [...e.children].map(shape),
+    });
+    const el = document.querySelector(sel);
+    return el && shape(el);
+  }, selector);
+  if (!shape) throw new Error(`nothing on the page matches ${selector}`);
+  return shape;
+}
+
+/** The texts of the slots in the element at `selector`, by slot name. */
+export function slotTexts(page, selector) {
+  return page.evaluate((sel) => {
+    const out = {};
+    for (const s of document.querySelector(sel).querySelectorAll("[data-slot]")) {
+      out[s.dataset.slot] = s.textContent;
+    }
+    return out;
+  }, selector);
+}

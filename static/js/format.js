@@ -1,0 +1,130 @@
+// Text for live updates, written exactly as the server writes it into the page: each function
+// names the Rust function (src/web/view.rs unless said otherwise) it mirrors, so a value looks
+// the same whether it came with the page or from the stream. Change both together.
+
+export const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+
+/**
+ * Rust's `format!("{:.N}", v)`. It rounds the exact binary value with ties to the even digit,
+ * where toFixed rounds ties away from zero (54.5 → "54" vs "55", 0.25 → "0.2" vs "0.3"), and it
+ * keeps the sign of -0.
+ */
+export function fixed(v, digits) {
+  const abs = Math.abs(v);
+  let text = abs.toFixed(digits);
+  if (abs < 1e21) {
+    // 100 digits hold the exact value of every double that can be a tie at 0 or 1 digits.
+    const exact = abs.toFixed(100);
+    const dot = exact.indexOf(".");
+    if (/^50*$/.test(exact.slice(dot + 1 + digits))) {
+      const kept = exact.slice(0, digits ? dot + 1 + digits : dot);
+      if (Number(kept.at(-1)) % 2 === 0) text = kept;
+    }
+  }
+  return v < 0 || Object.is(v, -0) ? `-${text}` : text;
+}
+
+/** `temp` */
+export const temp = (v) => (isNumber(v) ? `${fixed(v, 1)} °C` : "–");
+
+/** `percent` */
+export const percent = (v) => (isNumber(v) ? `${fixed(v, 0)} %` : "–");
+
+/** `battery` (an integer percentage) */
+export const battery = (v) => (isNumber(v) ? `${v} %` : "–");
+
+/** `DeviceView::battery_low` */
+export const batteryLow = (v) => isNumber(v) && v < 20;
+
+/** `DeviceView::humidity`: the first humidity, else the second; null when neither was measured. */
+export function humidityOf(d) {
+  if (isNumber(d.humidity)) return d.humidity;
+  return isNumber(d.humidity2) ? d.humidity2 : null;
+}
+
+/** `DeviceView::status_label` */
+export const statusLabel = (status) => (status === "ONLINE" ? "Online" : "Offline");
+
+/** `AlarmLine::from` (src/web/pages.rs): the two temperatures of an alarm. */
+export const alarmValues = (d) => `${temp(d.temperature)} / ${temp(d.temperature2)}`;
+
+/** serde_json's `Value` Display: compact JSON, `null` for what is missing. */
+const json = (v) => JSON.stringify(v === undefined ? null : v);
+const words = (s) => s.replaceAll("_", " ");
+const text = (v) => (typeof v === "string" ? words(v) : json(v));
+
+/** Whether an event's `alarms` is there, as `d.get("alarms").filter(|a| !a.is_null())`. */
+export const hasAlarms = (d) => d.alarms !== undefined && d.alarms !== null;
+
+/** `describe_alarm_value`: decoded TS302 alarms (a list) or MDP alarm keys (an object). */
+export function describeAlarms(alarms) {
+  if (Array.isArray(alarms)) {
+    return alarms
+      .map((a) => `Probe ${json(a?.channel)} ${text(a?.quantity)}: ${text(a?.kind)}`)
+      .join("; ");
+  }
+  if (alarms !== null && typeof alarms === "object") {
+    // serde_json keeps object keys sorted.
+    return Object.keys(alarms)
+      .sort()
+      .map((k) => `${alarmKey(k)}: ${text(alarms[k])}`)
+      .join("; ");
+  }
+  return text(alarms);
+}
+
+const PROBES = { chn1: 1, left: 1, 1: 1, chn2: 2, right: 2, 2: 2 };
+
+/** `alarm_key`: `temperature_chn1_alarm` (or `_left_`, `_1_`) → "Probe 1 temperature". */
+function alarmKey(key) {
+  const base = key.endsWith("_alarm") ? key.slice(0, -"_alarm".length) : key;
+  const cut = base.indexOf("_");
+  const probe = cut < 0 ? undefined : PROBES[base.slice(cut + 1)];
+  return probe ? `Probe ${probe} ${base.slice(0, cut)}` : words(key);
+}
+
+const LABELS = { new_telemetry: "Reading", device_status_changed: "Status", new_device: "New device" };
+
+/** `EventLine::parse`: the badge of a log line; undefined for events the log does not show. */
+export const eventLabel = (type) => LABELS[type];
+
+/** `EventLine::parse`: the text of a log line. */
+export function eventSummary(type, d) {
+  if (type === "new_telemetry") {
+    const parts = [`${temp(d.temperature)} / ${temp(d.temperature2)}`];
+    if (isNumber(d.humidity)) parts.push(`RH ${percent(d.humidity)}`);
+    if (Number.isInteger(d.battery)) parts.push(`battery ${d.battery} %`);
+    if (d.historical === true) parts.push("(history)");
+    if (hasAlarms(d)) parts.push(describeAlarms(d.alarms));
+    return parts.join(" · ");
+  }
+  if (type === "device_status_changed") return typeof d.status === "string" ? d.status : "";
+  return typeof d.model === "string" ? d.model : "";
+}
+
+// ---- times: the server writes them in UTC (`utc`, into <time data-ts>); the browser shows
+// them in its own time zone instead.
+
+const DAY = 864e5;
+export const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+export const dateFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+export const clockFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** Today's times to the second, older ones with their date. */
+export function moment(ms) {
+  const d = new Date(ms);
+  return new Date().toDateString() === d.toDateString() ? timeFmt.format(d) : dateFmt.format(d);
+}
+
+/** The tooltip of a time. */
+export const fullTime = (ms) => fullFmt.format(new Date(ms));
+
+/** "Updated" times: how long ago. */
+export function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return s < 5 ? "just now" : `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < DAY / 1000) return `${Math.floor(s / 3600)} h ago`;
+  return dateFmt.format(new Date(ms));
+}
