@@ -24,6 +24,7 @@ pub fn settings(args: &ServeArgs) -> Settings {
         webhook_secrets: WebhookSecrets::parse(args.webhook_secret.as_deref()),
         gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
         keepalive: Duration::from_secs(args.keepalive_secs),
+        max_replay_events: args.max_replay_events,
         signature_window_s: args.signature_window_secs as i64,
         max_body_bytes: args.max_body_bytes,
         webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_KEEPALIVE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub keepalive_secs: u64,
 
+    /// Longest replay a reconnecting stream gets: past this many events after its Last-Event-ID
+    /// it is sent `resync` (the page reloads its data) and goes on live.
+    #[arg(long, env = "SENSORCAST_MAX_REPLAY_EVENTS", default_value_t = 50_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_replay_events: i64,
+
     /// Open streams allowed per user (0 = no cap).
     #[arg(long, env = "SENSORCAST_MAX_STREAMS_PER_USER", default_value_t = 8)]
     pub max_streams_per_user: usize,

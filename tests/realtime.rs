@@ -486,6 +486,50 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
 }
 both_backends!(last_event_id_replays_exactly_the_missed_events);
 
+/// Further behind than `--max-replay-events`: `resync` with the newest id instead of the
+/// replay, then live events; within the limit, the replay as usual.
+async fn a_replay_too_long_is_a_resync(backend: Backend) {
+    let mut args = test_args();
+    args.max_replay_events = 5;
+    let app = spawn_or_skip!(backend, args);
+    let admin = app.admin().await;
+    post_readings(&app, "resync", DEV_A, EUI_A, 8, 1).await;
+    let stored = stored_event_ids(&app).await;
+    let newest = *stored.last().unwrap();
+    assert_eq!(stored.len(), 9, "new_device and 8 readings");
+
+    let mut far = open(&app, &admin, "", Some("0")).await;
+    let resync = far.next_msg().await;
+    assert_eq!(resync.kind(), "resync", "{resync:?}");
+    assert_eq!(
+        resync.id,
+        Some(newest),
+        "the browser goes on from the newest id"
+    );
+    assert!(resync.json["timestamp"].as_i64().unwrap() > 0);
+    far.expect_quiet(Duration::from_millis(200)).await;
+    post_readings(&app, "resync-live", DEV_A, EUI_A, 1, 1).await;
+    let live = far.next_event().await;
+    assert_eq!(live.kind(), "new_telemetry");
+    assert_eq!(
+        live.id,
+        Some(newest + 1),
+        "nothing of the skipped log, nothing twice"
+    );
+
+    // Five behind is within the limit: replayed.
+    let near = (newest - 4).to_string();
+    let mut close = open(&app, &admin, "", Some(&near)).await;
+    let got = close.events_through(newest + 1, READ).await;
+    assert_eq!(ids(&got), ((newest - 3)..=(newest + 1)).collect::<Vec<_>>());
+    assert!(got.iter().all(|m| m.kind() != "resync"));
+    assert_eq!(
+        get_json(&admin, app.url("/api/realtime/stats")).await["replays"],
+        1
+    );
+}
+both_backends!(a_replay_too_long_is_a_resync);
+
 // ---------------------------------------------------------------------------------------------
 // 5. A stalled reader neither holds others back nor loses events
 // ---------------------------------------------------------------------------------------------

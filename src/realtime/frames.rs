@@ -53,6 +53,12 @@ pub fn keepalive_frame(now_ms: i64) -> Bytes {
     unnumbered("keepalive", now_ms, None)
 }
 
+/// Sent instead of a replay too long to be worth it: carries the newest id, so the browser
+/// reconnects from there, and tells the page to reload its data.
+pub fn resync_frame(newest_id: i64, now_ms: i64) -> Bytes {
+    encode_frame(newest_id, &message_json("resync", now_ms, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +71,10 @@ mod tests {
         assert_eq!(
             &c[..],
             b"data: {\"type\":\"connected\",\"timestamp\":5,\"message\":\"Real-time connection established\"}\n\n"
+        );
+        assert_eq!(
+            &resync_frame(9, 7)[..],
+            b"id: 9\ndata: {\"type\":\"resync\",\"timestamp\":7}\n\n"
         );
         assert_eq!(
             &keepalive_frame(7)[..],

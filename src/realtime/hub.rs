@@ -33,6 +33,8 @@ pub struct Stats {
     pub events_published: Counter,
     pub frames_sent: Counter,
     pub replays: Counter,
+    /// Streams told to reload instead of replaying more than `--max-replay-events`.
+    pub resyncs: Counter,
     pub replayed_events: Counter,
     /// Times a stream fell behind the channel and caught up from the database.
     pub lagged: Counter,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::frames::{connected_frame, encode_frame, keepalive_frame, Frame};
+use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Frame};
 use super::gate::{Filter, Gate};
 use super::hub::{Hub, HubMessage};
 use super::limits::StreamPermit;
@@ -94,6 +94,15 @@ impl Batch {
     }
 }
 
+/// How a stream paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Between keepalive messages.
+    pub keepalive: Duration,
+    /// Longest replay: further behind, the stream sends `resync` and goes on live.
+    pub max_replay: i64,
+}
+
 /// Who a stream is for, as checked when it was opened.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
@@ -109,7 +118,7 @@ pub struct Subscriber {
 pub fn open(
     hub: Arc<Hub>,
     store: Store,
-    keepalive: Duration,
+    pace: Pace,
     subscriber: Subscriber,
     permit: StreamPermit,
     last_id: Option<i64>,
@@ -117,7 +126,7 @@ pub fn open(
     let ctx = StreamCtx {
         hub,
         store,
-        keepalive,
+        pace,
         filter: subscriber.filter,
         user_id: subscriber.user_id,
         role: subscriber.role,
@@ -130,7 +139,7 @@ pub fn open(
 struct StreamCtx {
     hub: Arc<Hub>,
     store: Store,
-    keepalive: Duration,
+    pace: Pace,
     filter: Arc<Filter>,
     user_id: i64,
     role: Role,
@@ -159,13 +168,19 @@ impl StreamCtx {
             let gate = (!this.filter.takes_everything()).then(|| Gate::new(&hub.gates, this.filter.clone()));
             // Subscribe before reading the database, so nothing committed in between is missed.
             let mut rx = hub.subscribe();
-            let mut cursor = match last_id {
-                // An id from the future (a reset database) would hide live events: clamp it.
-                Some(id) => id.min(this.newest_id().await),
+            let newest = match last_id {
+                Some(_) => this.newest_id().await,
                 None => hub.last_id(),
             };
+            // An id from the future (a reset database) would hide live events: clamp it.
+            let mut cursor = last_id.map_or(newest, |id| id.min(newest));
             yield Ok(connected_frame(now_ms()));
-            if last_id.is_some() {
+            if last_id.is_some_and(|id| newest.saturating_sub(id) > this.pace.max_replay) {
+                // Too far behind to replay: the page reloads its data and follows from here.
+                hub.stats.resyncs.inc();
+                cursor = newest;
+                yield Ok(resync_frame(newest, now_ms()));
+            } else if last_id.is_some() {
                 hub.stats.replays.inc();
                 loop {
                     match this.replay_page(&mut cursor).await {
@@ -175,7 +190,7 @@ impl StreamCtx {
                     }
                 }
             }
-            let period = this.keepalive;
+            let period = this.pace.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.

@@ -15,11 +15,31 @@ use std::collections::HashSet;
 
 use super::error::StoreResult;
 use super::write_statements::{DeliveryClaim, EventInsert, ReadingInsert};
-use super::writer::{OfflinePolicy, Rejection, Work};
 use crate::domain::{
     self as events, public_device_id, Batch, Change, Delivery, DeviceIdentity, DeviceRow,
     DeviceStatus, EventRow, Outcome,
 };
+
+#[derive(Debug)]
+pub enum Work {
+    Batch(Batch),
+    /// Mark devices that have been silent too long OFFLINE.
+    MarkSilent,
+}
+
+/// Why a job was refused without a storage failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The signed request's nonce was already used.
+    Replayed,
+}
+
+/// When a device counts as silent: 3 x its interval (or the default) + the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflinePolicy {
+    pub default_interval_s: i64,
+    pub grace_s: i64,
+}
 
 /// One result per job, and the events to publish once the transaction has committed.
 pub type Applied = (Vec<Result<Outcome, Rejection>>, Vec<EventRow>);

@@ -29,10 +29,11 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use error::{StoreError, StoreResult};
 pub use events::{Change, Changes};
+pub use group::{OfflinePolicy, Rejection, Work};
 pub use operations::Table;
 pub use rows::*;
 pub use users::{AccessChange, NewUser};
-pub use writer::{spawn_watchdog, OfflinePolicy, Publisher, Rejection, Work, WriteError, Writer};
+pub use writer::{spawn_watchdog, Publisher, WriteError, Writer};
 
 /// The database, whichever it is. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]

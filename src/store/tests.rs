@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::writer::{OfflinePolicy, Rejection, Work};
+use super::group::{OfflinePolicy, Rejection, Work};
 use super::{Db, Store};
 use crate::domain::{
     Batch, Change, Delivery, DeviceIdentity, DeviceStatus, EventRow, NewReading, Outcome, Values,
@@ -44,8 +44,9 @@ impl TestDb {
     async fn postgres() -> Option<TestDb> {
         let base = std::env::var("SENSORCAST_TEST_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let admin = match Store::open(&format!("{base}/postgres")).await.map(|s| s.db) {
-            Ok(Db::Postgres(pool)) => pool,
+        // The maintenance database is only used to create ours: connect without migrating it.
+        let admin = match sqlx::PgPool::connect(&format!("{base}/postgres")).await {
+            Ok(pool) => pool,
             other => {
                 if std::env::var("SENSORCAST_REQUIRE_PG").is_ok_and(|v| v == "1") {
                     panic!("PostgreSQL is required but unreachable at {base}: {other:?}");
@@ -80,8 +81,7 @@ impl TestDb {
         if let Some(name) = self.pg_name {
             let base = std::env::var("SENSORCAST_TEST_PG")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let admin = Store::open(&format!("{base}/postgres")).await.map(|s| s.db);
-            if let Ok(Db::Postgres(admin)) = admin {
+            if let Ok(admin) = sqlx::PgPool::connect(&format!("{base}/postgres")).await {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&admin)
                     .await;

@@ -7,12 +7,11 @@ use sqlx::{PgConnection, PgPool};
 use tokio::runtime::Handle;
 
 use super::error::StoreResult;
-use super::group::{self, Applied, WriteTx};
+use super::group::{self, Applied, OfflinePolicy, Work, WriteTx};
 use super::postgres;
 use super::write_statements::{
     self as sql, DeliveryClaim, EventInsert, ReadingInsert, ROWS_PER_STATEMENT,
 };
-use super::writer::{OfflinePolicy, Work};
 use crate::domain::DeviceRow;
 
 /// Runs every job in one transaction, announcing new events to every instance at commit.

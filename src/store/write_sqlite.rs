@@ -9,11 +9,10 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row};
 
 use super::error::StoreResult;
-use super::group::{self, Applied, WriteTx};
+use super::group::{self, Applied, OfflinePolicy, Work, WriteTx};
 use super::write_statements::{
     self as sql, DeliveryClaim, EventInsert, ReadingInsert, ROWS_PER_STATEMENT,
 };
-use super::writer::{OfflinePolicy, Work};
 use crate::domain::DeviceRow;
 
 /// Runs every job in one transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so

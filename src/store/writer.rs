@@ -14,26 +14,12 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{StoreError, StoreResult};
-use super::group::Applied;
+use super::group::{Applied, OfflinePolicy, Rejection, Work};
 use super::{connect, write_postgres, write_sqlite, Db, Store};
-use crate::domain::{now_ms, Batch, EventRow, Outcome};
+use crate::domain::{now_ms, EventRow, Outcome};
 
 /// Most jobs committed together; bounds the time one transaction holds the write lock.
 const MAX_GROUP: usize = 256;
-
-#[derive(Debug)]
-pub enum Work {
-    Batch(Batch),
-    /// Mark devices that have been silent too long OFFLINE.
-    MarkSilent,
-}
-
-/// Why a job was refused without a storage failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// The signed request's nonce was already used.
-    Replayed,
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
@@ -44,13 +30,6 @@ pub enum WriteError {
     Store(Arc<StoreError>),
     #[error("the writer has stopped")]
     Stopped,
-}
-
-/// When a device counts as silent: 3 x its interval (or the default) + the grace period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OfflinePolicy {
-    pub default_interval_s: i64,
-    pub grace_s: i64,
 }
 
 /// Where committed events go: called on the writer's thread right after each commit, with the

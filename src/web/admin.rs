@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::auth::safe_next;
+use super::auth::Admin;
 use super::error::PageError;
-use super::extract::{Admin, PagePath};
+use super::extract::PagePath;
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::pages::Fleet;

@@ -7,9 +7,10 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::auth::ApiAdmin;
 use super::auth::CurrentUser;
 use super::error::ApiError;
-use super::extract::{ApiAdmin, ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::domain::{DeviceRow, ReadingRow, Role};
 use crate::store::TelemetryQuery;

@@ -19,7 +19,7 @@ use super::layout::{render, Layout};
 use super::password;
 use super::state::AppState;
 use super::throttle::{client_ip, Key};
-use crate::domain::User;
+use crate::domain::{Role, User};
 use crate::store::sessions::USER_ID_KEY;
 
 /// The signed-in user, for JSON endpoints: 401 JSON otherwise.
@@ -110,6 +110,42 @@ impl FromRequestParts<AppState> for PageUser {
             }
             Err(e) => Err(PageError::from(e).into_response()),
         }
+    }
+}
+
+/// A signed-in administrator, for pages and forms: others get 403, strangers the sign-in page.
+pub struct Admin(pub User);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let PageUser(user) = PageUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Admin {
+            return Err(PageError::forbidden(
+                "This page is for administrators. Your dashboard is one click away.",
+            )
+            .into_response());
+        }
+        Ok(Admin(user))
+    }
+}
+
+/// A signed-in administrator, for JSON endpoints: 401 or 403 JSON otherwise.
+pub struct ApiAdmin(pub User);
+
+impl FromRequestParts<AppState> for ApiAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Admin {
+            return Err(ApiError::forbidden());
+        }
+        Ok(ApiAdmin(user))
     }
 }
 

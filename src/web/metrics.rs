@@ -60,6 +60,11 @@ impl Metrics {
             s.replays.clone(),
         );
         registry.register(
+            "resyncs",
+            "Streams sent resync instead of a replay longer than --max-replay-events",
+            s.resyncs.clone(),
+        );
+        registry.register(
             "replayed_events",
             "Events sent from the database (replay and catch-up)",
             s.replayed_events.clone(),

@@ -18,7 +18,7 @@ use super::state::AppState;
 use crate::domain::Scope;
 use crate::realtime::gate::Filter;
 use crate::realtime::limits::LimitReached;
-use crate::realtime::stream::{self, Subscriber};
+use crate::realtime::stream::{self, Pace, Subscriber};
 use crate::store::Store;
 
 #[derive(Deserialize)]
@@ -66,10 +66,14 @@ pub async fn realtime(
         role: user.role,
         session_id: session.id().map(|id| id.to_string()).unwrap_or_default(),
     };
+    let pace = Pace {
+        keepalive: state.settings.keepalive,
+        max_replay: state.settings.max_replay_events,
+    };
     let body = stream::open(
         state.hub.clone(),
         state.store.clone(),
-        state.settings.keepalive,
+        pace,
         subscriber,
         permit,
         last_id,

@@ -21,6 +21,8 @@ pub struct Settings {
     pub webhook_secrets: WebhookSecrets,
     pub gateway_token: Option<String>,
     pub keepalive: Duration,
+    /// Longest replay before a stream is told to `resync` instead.
+    pub max_replay_events: i64,
     pub signature_window_s: i64,
     pub max_body_bytes: usize,
     /// Slowest a webhook request may be (a body trickled byte by byte is cut off with 408).
