@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::fields::{bad, clip, integer, text, to_ms, FieldError};
+use super::fields::{bad, clip, integer, text, to_ms, FieldError, MAX_TIME_MS};
 use super::mdp::ParseError;
 use super::model::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
 use super::ts302::{self, DecodeError, Decoded, Variant};
@@ -123,9 +123,13 @@ fn valid_eui(eui: &str) -> Result<String, FieldError> {
     }
 }
 
+/// An RFC 3339 time in milliseconds; None when unreadable or before 1970 (the receive time
+/// stands in).
 fn parse_time(t: &str) -> Option<i64> {
     let dt = OffsetDateTime::parse(t, &Rfc3339).ok()?;
-    i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
+    i64::try_from(dt.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .filter(|ms| (0..=MAX_TIME_MS).contains(ms))
 }
 
 /// The variant to decode with: the device's own setting, else what the bytes prove, else the default.

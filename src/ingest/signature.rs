@@ -60,7 +60,9 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now_s - ts).abs() > window_s {
+    // Checked: a timestamp near i64::MIN or MAX must not wrap into the window.
+    let age = now_s.checked_sub(ts).map(i64::unsigned_abs);
+    if age.is_none_or(|age| age > window_s.unsigned_abs()) {
         return Err(SignatureError::Expired);
     }
     let Ok(given) = hex::decode(signature.trim().to_ascii_lowercase()) else {
