@@ -6,6 +6,7 @@
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod realtime;
 mod server;
