@@ -52,7 +52,16 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .fallback(web::not_found)
+        // Timed too, all under the one route "unmatched".
+        .fallback_service(
+            axum::routing::any(web::not_found)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                ))
+                .with_state(state.clone()),
+        )
+        .layer(axum::middleware::map_response(web::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -139,7 +148,7 @@ fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
                 _ = shutdown.cancelled() => break,
             }
             let now = now_ms();
-            let cutoff = now - 3_600_000;
+            let cutoff = now - config::NONCE_KEEP_SECS as i64 * 1000;
             let result = dispatch!(&db, |pool, q| {
                 let nonces = q::purge_nonces(pool, cutoff).await;
                 let sessions = q::sessions_purge_expired(pool, now).await;

@@ -13,6 +13,7 @@ use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
 use crate::store::writer::Writer;
 use crate::store::Db;
+use crate::web::proxies::TrustedProxies;
 
 /// Settings validated once at start.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Settings {
     pub report_interval_s: i64,
     pub cookie_secure: bool,
     pub stream_threads: usize,
+    pub trusted_proxies: TrustedProxies,
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -36,13 +39,19 @@ impl Settings {
             webhook_secrets: WebhookSecrets::parse(args.webhook_secret.as_deref()),
             gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
             keepalive: Duration::from_secs(args.keepalive_secs),
-            signature_window_s: args.signature_window_secs as i64,
+            // Bounded here too, for settings built without the command line.
+            signature_window_s: args
+                .signature_window_secs
+                .min(crate::config::MAX_SIGNATURE_WINDOW_SECS)
+                as i64,
             max_body_bytes: args.max_body_bytes,
             webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
             ts302_default: args.ts302_variant,
             report_interval_s: args.report_interval_secs,
             cookie_secure: args.cookie_secure,
             stream_threads: args.stream_threads,
+            trusted_proxies: args.trusted_proxies.clone(),
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         }
     }
 }

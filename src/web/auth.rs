@@ -17,7 +17,7 @@ use super::error::{ApiError, PageError};
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::password;
-use super::throttle::{client_ip, Key, Throttle};
+use super::throttle::{Key, Throttle};
 use crate::state::AppState;
 use crate::store::sessions::USER_ID_KEY;
 use crate::store::{dispatch, Db, Role, User};
@@ -233,7 +233,11 @@ pub async fn login(
     let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
     let next = safe_next(form.get("next")).to_string();
     let mut keys = vec![Key::Email(email.clone())];
-    keys.extend(client_ip(peer.map(|p| (p.0).0), &headers).map(Key::Ip));
+    let client = state
+        .settings
+        .trusted_proxies
+        .client_ip(peer.map(|p| (p.0).0), &headers);
+    keys.extend(client.map(Key::Ip));
 
     if let Err(wait) = throttle.check(&keys) {
         tracing::warn!(email = %email, "sign-in throttled");

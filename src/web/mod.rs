@@ -10,6 +10,7 @@ pub mod form;
 pub mod layout;
 pub mod pages;
 pub mod password;
+pub mod proxies;
 pub mod records;
 pub mod throttle;
 pub mod view;
@@ -72,17 +73,20 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
         .layer(Extension(throttle))
-        .layer(middleware::map_response(security_headers))
 }
 
-/// Defence in depth for every page: a strict content policy, no framing, no sniffing.
-async fn security_headers(mut response: Response) -> Response {
+/// Defence in depth on every response the app gives (pages, JSON, webhooks, errors, static
+/// files, streams: the raw stream path writes these too): a strict content policy, no framing,
+/// no sniffing. Nothing is cached unless its handler says so (static files; the event stream's
+/// `no-cache` is part of the contract): pages and JSON hold one user's data.
+pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers
             .entry(name)
@@ -140,7 +144,6 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=86400"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         body,
     )
