@@ -25,13 +25,18 @@ pub fn settings(args: &ServeArgs) -> Settings {
         gateway_token: args.gateway_token.clone().filter(|t| !t.is_empty()),
         keepalive: Duration::from_secs(args.keepalive_secs),
         max_replay_events: args.max_replay_events,
-        signature_window_s: args.signature_window_secs as i64,
+        // Bounded here too, for settings built without the command line.
+        signature_window_s: args
+            .signature_window_secs
+            .min(crate::config::MAX_SIGNATURE_WINDOW_SECS) as i64,
         max_body_bytes: args.max_body_bytes,
         webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
         ts302_default: args.ts302_variant,
         report_interval_s: args.report_interval_secs,
         cookie_secure: args.cookie_secure,
         stream_threads: args.stream_threads,
+        trusted_proxies: args.trusted_proxies.clone(),
+        metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
     }
 }
 
@@ -104,7 +109,7 @@ fn spawn_housekeeping(store: Store, shutdown: CancellationToken) {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => break,
             }
-            let cutoff = now_ms() - 3_600_000;
+            let cutoff = now_ms() - crate::config::NONCE_KEEP_SECS as i64 * 1000;
             let nonces = store.purge_nonces(cutoff).await;
             let sessions = store.purge_expired_sessions().await;
             if let Err(e) = nonces.and(sessions) {

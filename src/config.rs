@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::ts302::Variant;
+use crate::web::proxies::TrustedProxies;
+
+/// Longest `--signature-window-secs`: half of how long nonces are remembered.
+pub const MAX_SIGNATURE_WINDOW_SECS: u64 = NONCE_KEEP_SECS / 2;
+/// How long a claimed nonce is remembered before housekeeping drops it.
+pub const NONCE_KEEP_SECS: u64 = 3600;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,8 +130,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
-    /// Allowed age (and clock skew) of a signed MDP request, in seconds.
-    #[arg(long, env = "SENSORCAST_SIGNATURE_WINDOW_SECS", default_value_t = 60)]
+    /// Allowed age (and clock skew) of a signed MDP request, in seconds. At most 1800: a nonce
+    /// is remembered for an hour, which must cover a request's whole life (twice the window).
+    #[arg(long, env = "SENSORCAST_SIGNATURE_WINDOW_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_SIGNATURE_WINDOW_SECS))]
     pub signature_window_secs: u64,
 
     /// Largest accepted webhook body, in bytes (larger: 413).
@@ -160,6 +167,19 @@ pub struct ServeArgs {
     /// Capacity of the in-process broadcast channel (events); a slower stream catches up from the database.
     #[arg(long, env = "SENSORCAST_BROADCAST_CAPACITY", default_value_t = 4096)]
     pub broadcast_capacity: usize,
+
+    /// Reverse proxies whose X-Forwarded-For / X-Real-IP name the client (comma-separated
+    /// addresses or networks, e.g. 127.0.0.1,::1 behind a local nginx). Default: none, so a
+    /// client cannot pick the address it is rate limited by; behind a proxy without this, every
+    /// client counts as the proxy's address.
+    #[arg(long, env = "SENSORCAST_TRUSTED_PROXIES", default_value = "", value_parser = clap::value_parser!(TrustedProxies))]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Bearer token that /metrics requires (Authorization: Bearer TOKEN). Unset: /metrics is
+    /// served only to a scraper on this machine connecting directly (a loopback peer, no
+    /// forwarding header), so a reverse proxy never publishes it; anyone else gets 403.
+    #[arg(long, env = "SENSORCAST_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 
     /// Log format: text or json.
     #[arg(long, env = "SENSORCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]

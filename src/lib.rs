@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod ingest;
+pub mod logging;
 pub mod realtime;
 mod server;
 pub mod store;

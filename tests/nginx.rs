@@ -83,7 +83,8 @@ fn site_config(upstreams: &[u16], port: u16, redirect_port: u16) -> String {
                 listen_done = true;
             }
         } else if !line.contains("# sensorcast-tls") {
-            out.push(line.to_string());
+            // Logs go to the test's own directory (nginx's prefix).
+            out.push(line.replace("/var/log/nginx/access.log", "access.log"));
         }
     }
     assert!(
@@ -278,4 +279,69 @@ async fn streams_through_nginx_are_prompt_ordered_and_survive_an_instance_stoppi
             "nothing lost, nothing twice"
         );
     }
+}
+
+/// The gateway's `?token=` never reaches nginx's access log; every answer carries HSTS (the
+/// stream's location too); /metrics is not published through the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_logs_no_gateway_token_and_sends_hsts() {
+    let Some(binary) = nginx_binary() else {
+        if std::env::var("SENSORCAST_REQUIRE_NGINX").is_ok_and(|v| v == "1") {
+            panic!("nginx is required (SENSORCAST_REQUIRE_NGINX=1) but not installed");
+        }
+        eprintln!("\n*** SKIPPED: nginx test — nginx is not installed. ***\n");
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let nginx = start_nginx(&binary, &[app.addr.port()]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(via(
+            &nginx,
+            &format!("/api/webhooks/milesight/gateway?token={TOKEN}"),
+        ))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"devEUI":"{EUI}","status":"online"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hsts = "max-age=63072000; includeSubDomains";
+    assert_eq!(r.headers()["strict-transport-security"], hsts);
+    let admin = browser();
+    assert_eq!(
+        sign_in_at(&via(&nginx, ""), &admin, ADMIN_EMAIL, PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let stream = admin
+        .get(via(&nginx, "/api/realtime"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["strict-transport-security"], hsts);
+    drop(stream);
+    let metrics = client.get(via(&nginx, "/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 403, "no token: not through the proxy");
+
+    let log_path = nginx.dir.path().join("access.log");
+    let started = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("/api/webhooks/milesight/gateway")
+            || started.elapsed() > Duration::from_secs(5)
+        {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        log.contains("\"POST /api/webhooks/milesight/gateway HTTP/1.1\" 200"),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN) && !log.contains("token="), "{log}");
 }

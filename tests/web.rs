@@ -304,9 +304,12 @@ async fn repeated_failures_are_throttled(backend: Backend) {
 both_backends!(repeated_failures_are_throttled);
 
 /// Many emails guessed from one address: that address is locked, others are not. The server
-/// sees every test client on loopback, as behind a local proxy: X-Forwarded-For names the client.
+/// sees every test client on loopback, as behind a local proxy it is told to trust
+/// (--trusted-proxies): X-Forwarded-For names the client.
 async fn one_address_guessing_many_emails_is_throttled(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+    let mut args = test_args();
+    args.trusted_proxies = "127.0.0.1, ::1".parse().unwrap();
+    let app = spawn_or_skip!(backend, args);
     let client = browser();
     let token = login_token(&app, &client).await;
     let attempt = |email: String, password: &'static str, from: &'static str| {

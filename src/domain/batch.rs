@@ -28,7 +28,7 @@ pub struct Delivery {
 /// Everything one HTTP request carries: stored in one transaction before it is answered.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// The signed request's (webhook uuid, nonce): accepted once.
+    /// The signed request's (fingerprint of the secret that signed it, nonce): accepted once.
     pub nonce: Option<(String, String)>,
     pub deliveries: Vec<Delivery>,
 }

@@ -84,10 +84,35 @@ fn first<'a>(obj: &'a Map<String, Value>, keys: &[&'a str]) -> Option<(&'a str, 
 
 /// Epoch seconds or milliseconds (told apart by size) to milliseconds.
 pub fn to_ms(t: i64) -> i64 {
-    if t.abs() < 100_000_000_000 {
+    // unsigned_abs: `abs` of i64::MIN overflows.
+    if t.unsigned_abs() < 100_000_000_000 {
         t.saturating_mul(1000)
     } else {
         t
+    }
+}
+
+/// Latest time accepted from a sender, 9999-12-31T23:59:59.999Z: every time we keep can be
+/// shown as a date and added to without overflow.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// A time (epoch seconds or milliseconds) in milliseconds, refused outside 1970..=9999.
+pub fn time_ms(
+    obj: &Map<String, Value>,
+    keys: &[&str],
+    path: &str,
+) -> Result<Option<i64>, FieldError> {
+    let Some(t) = integer(obj, keys, path)? else {
+        return Ok(None);
+    };
+    let ms = to_ms(t);
+    if (0..=MAX_TIME_MS).contains(&ms) {
+        Ok(Some(ms))
+    } else {
+        let key = first(obj, keys).map_or(keys[0], |(k, _)| k);
+        Err(bad(format!(
+            "{path}.{key} must be a time between 1970 and 9999 (epoch seconds or milliseconds)"
+        )))
     }
 }
 
@@ -122,5 +147,23 @@ mod tests {
         assert_eq!(to_ms(1742872448), 1742872448000);
         assert_eq!(to_ms(1742872448000), 1742872448000);
         assert_eq!(clip("héllo", 2), "hé…");
+        assert_eq!(to_ms(i64::MIN), i64::MIN);
+        assert_eq!(to_ms(i64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn times_out_of_range_are_refused() {
+        let v = json!({"s": 1742872448, "ms": "1742872448000", "zero": 0, "min": i64::MIN,
+                       "max": i64::MAX, "neg": -1, "y10k": MAX_TIME_MS + 1, "last": MAX_TIME_MS});
+        let o = v.as_object().unwrap();
+        assert_eq!(time_ms(o, &["s"], "x").unwrap(), Some(1742872448000));
+        assert_eq!(time_ms(o, &["ms"], "x").unwrap(), Some(1742872448000));
+        assert_eq!(time_ms(o, &["zero"], "x").unwrap(), Some(0));
+        assert_eq!(time_ms(o, &["last"], "x").unwrap(), Some(MAX_TIME_MS));
+        assert_eq!(time_ms(o, &["missing"], "x").unwrap(), None);
+        for key in ["min", "max", "neg", "y10k"] {
+            let err = time_ms(o, &[key], "x").unwrap_err().0;
+            assert!(err.starts_with(&format!("x.{key} must be a time")), "{err}");
+        }
     }
 }

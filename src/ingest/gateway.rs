@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::fields::{bad, clip, integer, text, to_ms, FieldError};
+use super::fields::{bad, clip, integer, text, to_ms, FieldError, MAX_TIME_MS};
 use super::mdp::ParseError;
 use super::ts302::{self, DecodeError, Decoded, Variant};
 use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
@@ -21,7 +21,9 @@ pub enum Message {
     Status {
         device: DeviceIdentity,
         status: DeviceStatus,
-        key: String,
+        /// Dedup key, from the gateway's time. None without one: a fixed key would take every
+        /// later identical status for a retry, and applying a status twice is harmless.
+        key: Option<String>,
     },
     /// ACK and error notifications: acknowledged and logged.
     Notice {
@@ -86,8 +88,7 @@ pub fn parse(body: &[u8]) -> Result<Message, ParseError> {
             _ => return Err(bad("body.status must be online or offline").into()),
         };
         let eui = device.dev_eui.clone().unwrap_or_default();
-        let when = time_ms.map(|t| t.to_string()).unwrap_or_default();
-        let key = format!("gws:{eui}:{}:{when}", status.as_str());
+        let key = time_ms.map(|when| format!("gws:{eui}:{}:{when}", status.as_str()));
         return Ok(Message::Status {
             device,
             status,
@@ -123,9 +124,13 @@ fn valid_eui(eui: &str) -> Result<String, FieldError> {
     }
 }
 
+/// An RFC 3339 time in milliseconds; None when unreadable or before 1970 (the receive time
+/// stands in).
 fn parse_time(t: &str) -> Option<i64> {
     let dt = OffsetDateTime::parse(t, &Rfc3339).ok()?;
-    i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
+    i64::try_from(dt.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .filter(|ms| (0..=MAX_TIME_MS).contains(ms))
 }
 
 /// The variant to decode with: the device's own setting, else what the bytes prove, else the default.
@@ -261,11 +266,30 @@ mod tests {
     #[test]
     fn notifications() {
         let m = parse(br#"{"devEUI":"24E124527F418093","deviceName":"WT102","status":"offline","time":"2026-03-12T06:40:13Z"}"#).unwrap();
-        let Message::Status { device, status, .. } = m else {
+        let Message::Status {
+            device,
+            status,
+            key,
+        } = m
+        else {
             panic!()
         };
         assert_eq!(device.dev_eui.as_deref(), Some("24e124527f418093"));
         assert_eq!(status, DeviceStatus::Offline);
+        assert_eq!(
+            key.as_deref(),
+            Some("gws:24e124527f418093:OFFLINE:1773297613000")
+        );
+        // Without a time (or with one before 1970) there is nothing to tell a retry by.
+        for body in [
+            r#"{"devEUI":"24E124527F418093","status":"online"}"#,
+            r#"{"devEUI":"24E124527F418093","status":"online","time":"1969-12-31T23:59:59Z"}"#,
+        ] {
+            let Message::Status { key, .. } = parse(body.as_bytes()).unwrap() else {
+                panic!()
+            };
+            assert_eq!(key, None, "{body}");
+        }
         assert!(matches!(
             parse(br#"{"devEUI":"24e124527f418093","acknowledged":true}"#).unwrap(),
             Message::Notice { .. }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::{bad, clip, integer, number, text, to_ms, FieldError};
+use super::fields::{bad, clip, number, text, time_ms, FieldError};
 use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
 
 pub const SOURCE: &str = "mdp";
@@ -50,9 +50,7 @@ fn parse_event(event: &Value, path: &str, now_ms: i64) -> Result<Delivery, Field
         .ok_or_else(|| bad(format!("{path}.eventId is missing")))?;
     let event_type = text(obj, &["eventType"], path)?
         .ok_or_else(|| bad(format!("{path}.eventType is missing")))?;
-    let created_ms = integer(obj, &["eventCreatedTime"], path)?
-        .map(to_ms)
-        .unwrap_or(now_ms);
+    let created_ms = time_ms(obj, &["eventCreatedTime"], path)?.unwrap_or(now_ms);
     let mut delivery = Delivery {
         key: Some(format!("mdp:{}", clip(&event_id, 128))),
         source: SOURCE,
@@ -107,9 +105,7 @@ fn device_data(
     let kind =
         text(data, &["type"], &path)?.ok_or_else(|| bad(format!("{path}.type is missing")))?;
     let tsl_id = text(data, &["tslId", "tslID"], &path)?.unwrap_or_default();
-    let ts_ms = integer(data, &["ts"], &path)?
-        .map(to_ms)
-        .unwrap_or(created_ms);
+    let ts_ms = time_ms(data, &["ts"], &path)?.unwrap_or(created_ms);
     let payload_path = format!("{path}.payload");
     let empty = Map::new();
     let payload = match data.get("payload") {
@@ -141,9 +137,7 @@ fn device_data(
             .changes
             .push(Change::Reading(reading(false, ts_ms, "DEVICE_DATA")?)),
         "EVENT" if tsl_id == "historical_data" => {
-            let at = integer(payload, &["timestamp"], &payload_path)?
-                .map(to_ms)
-                .unwrap_or(ts_ms);
+            let at = time_ms(payload, &["timestamp"], &payload_path)?.unwrap_or(ts_ms);
             d.changes
                 .push(Change::Reading(reading(true, at, "HISTORICAL_DATA")?));
         }

@@ -42,7 +42,16 @@ fn mac(secret: &[u8], timestamp: &str, nonce: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// Checks a request's signature; returns the (uuid, nonce) pair to be claimed once.
+/// Names a secret without revealing it: the nonce is remembered per secret, since a signature
+/// proves the secret and the nonce, not the webhook uuid header (the uuid only picks which
+/// secrets to try, and a replay may send any uuid).
+pub fn secret_fingerprint(secret: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"sensorcast nonce scope v1");
+    format!("k:{}", hex::encode(&mac.finalize().into_bytes()[..12]))
+}
+
+/// Checks a request's signature; returns the (secret fingerprint, nonce) pair to be claimed once.
 pub fn verify(
     secrets: &WebhookSecrets,
     h: SignedHeaders<'_>,
@@ -60,23 +69,27 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now_s - ts).abs() > window_s {
+    // Checked: a timestamp near i64::MIN or MAX must not wrap into the window.
+    let age = now_s.checked_sub(ts).map(i64::unsigned_abs);
+    if age.is_none_or(|age| age > window_s.unsigned_abs()) {
         return Err(SignatureError::Expired);
     }
     let Ok(given) = hex::decode(signature.trim().to_ascii_lowercase()) else {
         return Err(SignatureError::Invalid);
     };
+    // Every candidate is tried, so the time taken does not tell which one matched.
     let matched = secrets
         .candidates(uuid)
         .into_iter()
-        .fold(false, |ok, secret| {
+        .fold(None, |found, secret| {
             let expected = mac(secret, timestamp, nonce).finalize().into_bytes();
-            ok | bool::from(expected.as_slice().ct_eq(&given))
+            let ok = bool::from(expected.as_slice().ct_eq(&given));
+            found.or(ok.then_some(secret))
         });
-    if !matched {
+    let Some(secret) = matched else {
         return Err(SignatureError::Invalid);
-    }
-    Ok((uuid.to_string(), nonce.to_string()))
+    };
+    Ok((secret_fingerprint(secret), nonce.to_string()))
 }
 
 #[cfg(test)]
@@ -107,8 +120,11 @@ mod tests {
         let now = 1742872448 + 10;
         let upper = EXPECTED.to_ascii_uppercase();
         assert!(verify(&secrets, headers(&upper), now, 60).is_ok());
-        let (uuid, nonce) = verify(&secrets, headers(EXPECTED), now, 60).unwrap();
-        assert_eq!((uuid.as_str(), nonce.as_str()), ("u-1", NONCE_V));
+        let (scope, nonce) = verify(&secrets, headers(EXPECTED), now, 60).unwrap();
+        assert_eq!(
+            (scope.as_str(), nonce.as_str()),
+            (secret_fingerprint(b"mySecretKey").as_str(), NONCE_V)
+        );
         let wrong = WebhookSecrets::parse(Some("otherKey"));
         assert_eq!(
             verify(&wrong, headers(EXPECTED), now, 60),
@@ -156,5 +172,46 @@ mod tests {
             ),
             Err(SignatureError::NotConfigured)
         );
+    }
+
+    #[test]
+    fn the_nonce_is_scoped_by_the_secret_not_the_uuid_header() {
+        let secrets = WebhookSecrets::parse(Some(
+            "mySecretKey, 6167cb40-8e5e-4d53-904f-968928e488a6=bound",
+        ));
+        let now = 1742872448;
+        let scope = |uuid: Option<&'static str>| {
+            let mut h = headers(EXPECTED);
+            h.uuid = uuid;
+            verify(&secrets, h, now, 60).map(|(scope, _)| scope)
+        };
+        let expected = secret_fingerprint(b"mySecretKey");
+        for uuid in [Some("u-1"), Some("U-2"), Some("attacker-1"), Some(""), None] {
+            assert_eq!(scope(uuid).as_deref(), Ok(expected.as_str()), "{uuid:?}");
+        }
+        // The uuid with its own secret is not signed by the shared one.
+        assert_eq!(
+            scope(Some("6167CB40-8E5E-4D53-904F-968928E488A6")),
+            Err(SignatureError::Invalid)
+        );
+        assert!(!expected.contains("mySecretKey"));
+        assert_ne!(expected, secret_fingerprint(b"bound"));
+    }
+
+    #[test]
+    fn timestamps_far_out_of_range_do_not_wrap_into_the_window() {
+        let secrets = WebhookSecrets::parse(Some("mySecretKey"));
+        let now: i64 = 1742872448;
+        for ts in [now.wrapping_add(i64::MIN), i64::MIN, i64::MIN + 1, i64::MAX] {
+            let ts = ts.to_string();
+            let sig = sign(b"mySecretKey", &ts, NONCE_V);
+            let mut h = headers(&sig);
+            h.timestamp = Some(&ts);
+            assert_eq!(
+                verify(&secrets, h, now, 60),
+                Err(SignatureError::Expired),
+                "{ts}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use super::form::FormData;
 use super::layout::{render, Layout};
 use super::password;
 use super::state::AppState;
-use super::throttle::{client_ip, Key};
+use super::throttle::Key;
 use crate::domain::{Role, User};
 use crate::store::sessions::USER_ID_KEY;
 
@@ -241,7 +241,11 @@ pub async fn login(
     let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
     let next = safe_next(form.get("next")).to_string();
     let mut keys = vec![Key::Email(email.clone())];
-    keys.extend(client_ip(peer.map(|p| (p.0).0), &headers).map(Key::Ip));
+    let client = state
+        .settings
+        .trusted_proxies
+        .client_ip(peer.map(|p| (p.0).0), &headers);
+    keys.extend(client.map(Key::Ip));
 
     let throttle = &state.throttle;
     if let Err(wait) = throttle.check(&keys) {

@@ -224,9 +224,9 @@ fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
         let fields = [
             field(device_id),
             field(name),
-            view::iso(r.measured_ms),
+            field(&view::iso(r.measured_ms)),
             r.measured_ms.to_string(),
-            view::iso(r.received_ms),
+            field(&view::iso(r.received_ms)),
             num(r.temperature),
             num(r.temperature2),
             num(r.humidity),
@@ -243,18 +243,16 @@ fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
     out
 }
 
-/// A text field: quoted when needed, and never read as a formula by a spreadsheet.
+/// A text field: always quoted (RFC 4180), so a spreadsheet splitting on `;` or tabs (as
+/// some locales do) still sees one cell, and never read as a formula. Numbers and booleans,
+/// which we format ourselves, stay bare.
 fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
+    let defused = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        "'"
     } else {
-        s.to_string()
+        ""
     };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    format!("\"{defused}{}\"", s.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -263,10 +261,16 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("plain"), "\"plain\"");
+        assert_eq!(field(""), "\"\"");
         assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("x;=1+2;y"), "\"x;=1+2;y\"");
+        assert_eq!(field("a\tb"), "\"a\tb\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("=cmd()"), "'=cmd()");
+        assert_eq!(field("=cmd()"), "\"'=cmd()\"");
+        assert_eq!(field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(field("-1+2"), "\"'-1+2\"");
+        assert_eq!(field("\"=1+2"), "\"\"\"=1+2\"");
         assert_eq!(field(r#"{"a":1,"b":2}"#), r#""{""a"":1,""b"":2}""#);
     }
 

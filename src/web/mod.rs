@@ -14,6 +14,7 @@ pub mod layout;
 pub mod metrics;
 pub mod pages;
 pub mod password;
+pub mod proxies;
 pub mod realtime;
 pub mod state;
 pub mod throttle;
@@ -57,7 +58,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .fallback(not_found)
+        // Timed too, all under the one route "unmatched".
+        .fallback_service(
+            axum::routing::any(not_found)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                ))
+                .with_state(state.clone()),
+        )
+        .layer(middleware::map_response(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -107,17 +117,20 @@ fn routes(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
-        .layer(middleware::map_response(security_headers))
 }
 
-/// Defence in depth for every page: a strict content policy, no framing, no sniffing.
-async fn security_headers(mut response: Response) -> Response {
+/// Defence in depth on every response the app gives (pages, JSON, webhooks, errors, static
+/// files, streams: the raw stream path writes these too): a strict content policy, no framing,
+/// no sniffing. Nothing is cached unless its handler says so (static files; the event stream's
+/// `no-cache` is part of the contract): pages and JSON hold one user's data.
+pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers
             .entry(name)

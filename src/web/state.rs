@@ -13,6 +13,7 @@ use crate::ingest::secrets::WebhookSecrets;
 use crate::ingest::ts302::Variant;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
+use super::proxies::TrustedProxies;
 use crate::store::{Store, Writer};
 
 /// Settings validated once at start.
@@ -31,6 +32,8 @@ pub struct Settings {
     pub report_interval_s: i64,
     pub cookie_secure: bool,
     pub stream_threads: usize,
+    pub trusted_proxies: TrustedProxies,
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Clone, FromRef)]

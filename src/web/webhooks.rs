@@ -258,7 +258,7 @@ async fn gateway_inner(
             status,
             key,
         } => Delivery {
-            key: Some(key),
+            key,
             source: gateway::SOURCE,
             event_type: status.as_str().into(),
             detail: None,
