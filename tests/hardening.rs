@@ -118,7 +118,7 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
 
 async fn captured_signature_is_refused_under_any_uuid(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let ts = (sensorcast::now_ms() / 1000).to_string();
+    let ts = (sensorcast::domain::now_ms() / 1000).to_string();
     let nonce = "captured-nonce-1";
     let sig = signature::sign(SECRET.as_bytes(), &ts, nonce);
     let first = mdp_reading("r-1", DEVICE_ID, EUI, 1.0, 2.0);
@@ -156,7 +156,7 @@ both_backends!(captured_signature_is_refused_under_any_uuid);
 async fn extreme_timestamps_are_refused(backend: Backend) {
     let app = spawn_or_skip!(backend);
     let before = app.snapshot().await;
-    let now = sensorcast::now_ms() / 1000;
+    let now = sensorcast::domain::now_ms() / 1000;
     let body = mdp_reading("t-1", DEVICE_ID, EUI, 1.0, 2.0);
     // now − 2^63 is now + i64::MIN.
     for ts in [now.wrapping_add(i64::MIN), i64::MIN, i64::MAX, i64::MIN + 1] {
@@ -288,7 +288,7 @@ async fn csv_text_cells_are_quoted(backend: Backend) {
     let body = json!({
         "eventId": "csv-1", "eventType": "DEVICE_DATA",
         "data": {"deviceProfile": {"deviceId": DEVICE_ID, "devEUI": EUI, "name": "x;=1+2;y"},
-                 "type": "PROPERTY", "ts": sensorcast::now_ms(),
+                 "type": "PROPERTY", "ts": sensorcast::domain::now_ms(),
                  "payload": {"temperature_left": 1.5}}
     });
     assert_eq!(app.post_mdp(&body.to_string()).await.status(), 200);
