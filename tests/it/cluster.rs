@@ -1,28 +1,14 @@
 //! Several instances on one PostgreSQL database behave as one: same events, same order, same ids,
 //! replay anywhere, sign-out everywhere, offline detection once.
 
-mod common;
-
 use std::time::Duration;
 
-use common::sse::{assert_strictly_increasing, ids, Sse, READ};
-use common::*;
+use crate::support::sse::{assert_strictly_increasing, ids, open, READ};
+use crate::support::*;
 use sensorcast::store::users::Table;
 
 const DEV: &str = "1988618061618307073";
 const EUI: &str = "24e124707e040001";
-
-async fn open(app: &TestApp, client: &reqwest::Client, last_event_id: Option<i64>) -> Sse {
-    let mut req = client.get(app.url("/api/realtime"));
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id.to_string());
-    }
-    let response = req.send().await.expect("stream");
-    assert_eq!(response.status(), 200);
-    let mut sse = Sse::new(response);
-    assert_eq!(sse.next_msg().await.kind(), "connected");
-    sse
-}
 
 async fn post_readings(app: &TestApp, tag: &str) {
     for i in 0..20 {
@@ -43,8 +29,8 @@ async fn every_instance_streams_every_event_in_the_same_order() {
         return;
     };
     let admin = a.admin().await;
-    let mut on_a = open(&a, &admin, None).await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_a = open(&a, &admin, "", None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
 
     // Webhooks arrive at both instances at once.
     tokio::join!(post_readings(&a, "a"), post_readings(&b, "b"));
@@ -60,7 +46,7 @@ async fn every_instance_streams_every_event_in_the_same_order() {
     assert_eq!(raw_a, raw_b, "byte-identical events");
 
     // A browser that moves to the other instance replays what it missed there.
-    let mut moved = open(&b, &admin, Some(10)).await;
+    let mut moved = open(&b, &admin, "", Some("10")).await;
     let replayed = moved.events_through(total, READ).await;
     assert_eq!(ids(&replayed), (11..=total).collect::<Vec<_>>());
     assert_strictly_increasing(&ids(&replayed));
@@ -72,7 +58,7 @@ async fn signing_out_on_one_instance_ends_streams_on_all() {
         return;
     };
     let admin = a.admin().await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
     let r = a.logout(&admin).await;
     assert!(r.status().is_redirection());
     on_b.expect_end(Duration::from_secs(2)).await;
@@ -89,8 +75,8 @@ async fn a_silent_device_goes_offline_once_not_once_per_instance() {
     };
     let b = a.spawn_peer(args).await;
     let admin = a.admin().await;
-    let mut on_a = open(&a, &admin, None).await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_a = open(&a, &admin, "", None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
     assert_eq!(
         a.post_mdp(&mdp_reading("r-1", DEV, EUI, 1.0, 2.0))
             .await
