@@ -10,6 +10,7 @@ mod browser_e2e;
 mod cluster;
 mod faults;
 mod health_and_metrics;
+mod layers;
 mod parser_properties;
 mod sessions_and_pages;
 mod stream;
