@@ -25,6 +25,7 @@ async fn two_instances() -> Option<(TestApp, TestApp)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_instance_streams_every_event_in_the_same_order() {
+    let _turn = shared_turn().await;
     let Some((a, b)) = two_instances().await else {
         return;
     };
@@ -54,6 +55,7 @@ async fn every_instance_streams_every_event_in_the_same_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_instance_ends_streams_on_all() {
+    let _turn = shared_turn().await;
     let Some((a, b)) = two_instances().await else {
         return;
     };
@@ -66,6 +68,7 @@ async fn signing_out_on_one_instance_ends_streams_on_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_device_goes_offline_once_not_once_per_instance() {
+    let _turn = shared_turn().await;
     let mut args = test_args();
     args.report_interval_secs = 1;
     args.offline_grace_secs = 0;

@@ -169,6 +169,7 @@ both_backends!(bad_mdp_requests_are_refused_and_store_nothing);
 
 #[tokio::test]
 async fn without_a_secret_signed_webhooks_are_refused() {
+    let _turn = shared_turn().await;
     let mut args = test_args();
     args.webhook_secret = None;
     args.gateway_token = None;
@@ -426,6 +427,7 @@ both_backends!(api_requires_sign_in_and_validates_queries);
 
 #[tokio::test]
 async fn a_body_trickled_byte_by_byte_is_cut_off() {
+    let _turn = shared_turn().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut args = test_args();
     args.webhook_timeout_secs = 1;

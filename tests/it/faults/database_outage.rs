@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{DEV, EUI, HEAVY};
+use super::{DEV, EUI};
 use crate::support::sse::{Msg, Sse, READ};
 use crate::support::*;
 use sensorcast::store::users::Table;
@@ -135,7 +135,7 @@ async fn app_behind_proxy() -> Option<(TestApp, Proxy)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_gets_503_keeps_streams_and_recovers() {
-    let _heavy = HEAVY.lock().await;
+    let _alone = alone().await;
     let Some((app, mut proxy)) = app_behind_proxy().await else {
         return;
     };
@@ -250,7 +250,7 @@ async fn database_outage_gets_503_keeps_streams_and_recovers() {
 /// that something broke (500 `internal_error`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_in_requests_during_an_outage_get_503() {
-    let _heavy = HEAVY.lock().await;
+    let _alone = alone().await;
     let Some((app, mut proxy)) = app_behind_proxy().await else {
         return;
     };

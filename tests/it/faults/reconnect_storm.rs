@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use super::{DEV, EUI, HEAVY};
+use super::{DEV, EUI};
 use crate::support::sse::{Sse, READ};
 use crate::support::*;
 
@@ -291,7 +291,6 @@ async fn storm_client(
 /// 1,000 streams, each cut at random at least 5 times while 2,000 readings are published:
 /// every client ends with every event, in order, none twice, byte for byte as stored.
 async fn reconnect_storm_loses_nothing(backend: Backend) {
-    let _heavy = HEAVY.lock().await;
     let mut args = test_args();
     args.max_streams_per_user = 0;
     let app = spawn_or_skip!(backend, args);
@@ -449,4 +448,4 @@ async fn reconnect_storm_loses_nothing(backend: Backend) {
     }
 }
 
-both_backends!(reconnect_storm_loses_nothing, worker_threads = 4);
+both_backends!(reconnect_storm_loses_nothing, alone, worker_threads = 4);

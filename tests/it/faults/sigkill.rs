@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::HEAVY;
 use crate::support::*;
 use sensorcast::store::users::Table;
 use sensorcast::store::Db;
@@ -227,7 +226,6 @@ async fn send_all(
 }
 
 async fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(backend: Backend) {
-    let _heavy = HEAVY.lock().await;
     let Some(db) = TestDatabase::create(backend).await else {
         return;
     };
@@ -392,4 +390,7 @@ async fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(backend: Back
     drop(server);
 }
 
-both_backends!(sigkill_mid_stream_loses_nothing_and_stores_nothing_twice);
+both_backends!(
+    sigkill_mid_stream_loses_nothing_and_stores_nothing_twice,
+    alone
+);
