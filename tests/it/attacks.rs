@@ -1,9 +1,7 @@
 //! Issue 13: attacks that worked against main, each refused now (every test here failed before
 //! its fix).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use sensorcast::ingest::signature;
 use serde_json::{json, Value};
 

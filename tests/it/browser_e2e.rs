@@ -8,6 +8,8 @@ use std::process::Command;
 
 #[test]
 fn dashboards_in_headless_chromium() {
+    // Its servers and Chromium would compete with a heavy test.
+    let _turn = crate::support::shared_turn_blocking();
     let required = std::env::var("SENSORCAST_REQUIRE_E2E").is_ok_and(|v| v == "1");
     let run = Command::new("node")
         .args(["--test", "--test-reporter=spec", "tests/e2e/"])

@@ -1,8 +1,6 @@
 //! Operator endpoints: health, readiness and Prometheus metrics that move.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 fn metric(text: &str, line_start: &str) -> f64 {
     text.lines()

@@ -3,13 +3,11 @@
 //! back by buffering) and in the same order; when one instance stops, its browsers resume on the
 //! other through nginx without losing anything.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sse::{ids, Msg, Sse};
-use common::*;
+use crate::support::sse::{ids, Msg, Sse};
+use crate::support::*;
 use sensorcast::store::Table;
 
 const DEV: &str = "1988618061618307073";
@@ -49,17 +47,9 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// deploy/nginx.conf with the marked lines swapped for test ports and no TLS.
 fn site_config(upstreams: &[u16], port: u16, redirect_port: u16) -> String {
-    let site = include_str!("../deploy/nginx.conf");
+    let site = include_str!("../../deploy/nginx.conf");
     let mut out = Vec::new();
     let (mut upstream_done, mut listen_done, mut redirect_done) = (false, false, false);
     for line in site.lines() {
@@ -182,6 +172,7 @@ struct Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_through_nginx_are_prompt_ordered_and_survive_an_instance_stopping() {
+    let _turn = shared_turn().await;
     let Some(binary) = nginx_binary() else {
         if std::env::var("SENSORCAST_REQUIRE_NGINX").is_ok_and(|v| v == "1") {
             panic!("nginx is required (SENSORCAST_REQUIRE_NGINX=1) but not installed");
@@ -200,9 +191,7 @@ async fn streams_through_nginx_are_prompt_ordered_and_survive_an_instance_stoppi
     // Sign in through nginx; round robin spreads the streams over both instances.
     let mut browsers = Vec::new();
     for _ in 0..4 {
-        let client = browser();
-        let r = sign_in_at(&via(&nginx, ""), &client, ADMIN_EMAIL, PASSWORD).await;
-        assert_eq!(r.status(), 303);
+        let client = signed_in_browser(&via(&nginx, ""), ADMIN_EMAIL, PASSWORD).await;
         let sse = open(&nginx, &client, None).await;
         browsers.push(Browser {
             client,

@@ -2,24 +2,14 @@
 //! `GET /api/realtime` is served without hyper (close-delimited body, same headers, same
 //! refusals); every other connection, stream requests on a reused one included, through hyper.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const DEV: &str = "1988618061618307073";
 const EUI: &str = "24E124707E040001";
-
-/// The session cookie (`name=value`) of a fresh admin sign-in.
-async fn signed_in_cookie(app: &TestApp) -> String {
-    let r = app.login_with(&browser(), ADMIN_EMAIL, PASSWORD).await;
-    assert_eq!(r.status(), 303);
-    let cookie = session_cookie(r.headers()).expect("a session cookie");
-    cookie.split(';').next().unwrap_or_default().to_string()
-}
 
 /// Opens a connection and sends `request` in pieces, pausing between them (a head that
 /// arrives in several segments must be read whole).
@@ -80,7 +70,8 @@ async fn clients(app: &TestApp, admin: &reqwest::Client) -> u64 {
 
 async fn a_fresh_connection_gets_a_close_delimited_stream(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = signed_in_cookie(&app).await;
+    let (_, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
+    let cookie = format!("{SESSION_COOKIE}={session}");
     let admin = app.admin().await;
     let request = format!(
         "GET /api/realtime HTTP/1.1\r\nHost: sensorcast\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
@@ -137,7 +128,8 @@ both_backends!(a_fresh_connection_gets_a_close_delimited_stream);
 
 async fn refusals_on_a_fresh_connection_are_complete_answers(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = signed_in_cookie(&app).await;
+    let (_, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
+    let cookie = format!("{SESSION_COOKIE}={session}");
     let cases = [
         ("", 401, "unauthorized"),
         ("Cookie: sensorcast_session=forged\r\n", 401, "unauthorized"),
@@ -164,7 +156,8 @@ both_backends!(refusals_on_a_fresh_connection_are_complete_answers);
 
 async fn other_requests_and_reused_connections_go_through_hyper(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = signed_in_cookie(&app).await;
+    let (_, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
+    let cookie = format!("{SESSION_COOKIE}={session}");
     // Shares its first bytes with the stream path, then turns off: replayed to hyper whole.
     let first = format!("devices HTTP/1.1\r\nHost: s\r\nCookie: {cookie}\r\n\r\n");
     let mut sock = send_in_pieces(&app, &["GET /api/", &first]).await;
@@ -202,7 +195,8 @@ both_backends!(other_requests_and_reused_connections_go_through_hyper);
 /// Shutdown ends streams served both ways and returns within the grace period.
 async fn shutdown_ends_raw_streams(backend: Backend) {
     let app = spawn_or_skip!(backend);
-    let cookie = signed_in_cookie(&app).await;
+    let (_, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
+    let cookie = format!("{SESSION_COOKIE}={session}");
     let request = format!("GET /api/realtime HTTP/1.1\r\nHost: s\r\nCookie: {cookie}\r\n\r\n");
     let mut socks = Vec::new();
     for _ in 0..3 {

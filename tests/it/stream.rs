@@ -1,13 +1,10 @@
 //! The SSE stream `/api/realtime`, read the way a browser's EventSource reads it: over real HTTP,
 //! message by message, with a time limit on every read so that no test can hang.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::sse::{assert_strictly_increasing, ids, Msg, Sse, READ};
-use common::Db;
-use common::*;
+use crate::support::sse::{assert_strictly_increasing, connect, ids, open, Msg, Sse, READ};
+use crate::support::*;
 use sensorcast::domain::Role;
 use serde_json::{json, Value};
 
@@ -15,45 +12,6 @@ const DEV_A: &str = "1988618061618307073";
 const EUI_A: &str = "24E124707E040001";
 const DEV_B: &str = "1988618061618307074";
 const EUI_B: &str = "24E124707E040002";
-
-/// The GET request of a stream; `last_event_id` goes into the `Last-Event-ID` header.
-async fn connect(
-    app: &TestApp,
-    client: &reqwest::Client,
-    query: &str,
-    last_event_id: Option<&str>,
-) -> reqwest::Response {
-    let mut req = client
-        .get(app.url(&format!("/api/realtime{query}")))
-        .header("accept", "text/event-stream");
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id);
-    }
-    tokio::time::timeout(READ, req.send())
-        .await
-        .expect("stream response headers in time")
-        .expect("GET /api/realtime")
-}
-
-/// Opens a stream and reads its `connected` message.
-async fn open(
-    app: &TestApp,
-    client: &reqwest::Client,
-    query: &str,
-    last_event_id: Option<&str>,
-) -> Sse {
-    let r = connect(app, client, query, last_event_id).await;
-    let status = r.status();
-    if status != 200 {
-        let body = r.text().await.unwrap_or_default();
-        panic!("GET /api/realtime{query}: {status} {body}");
-    }
-    let mut sse = Sse::new(r);
-    let first = sse.next_msg().await;
-    assert_eq!(first.kind(), "connected", "first message: {first:?}");
-    assert_eq!(first.id, None, "connected carries no id");
-    sse
-}
 
 // ---------------------------------------------------------------------------------------------
 // Data in
@@ -119,19 +77,6 @@ async fn post_padded_readings(
         i += batch.len();
         post_ok(app, &Value::Array(batch)).await;
     }
-}
-
-/// Every stored event id, straight from the database.
-async fn stored_event_ids(app: &TestApp) -> Vec<i64> {
-    event_ids(app, "SELECT id FROM events ORDER BY id").await
-}
-
-async fn event_ids(app: &TestApp, sql: &str) -> Vec<i64> {
-    match app.db() {
-        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-    }
-    .expect("read event ids")
 }
 
 /// Ids of the events a stream reads, until it has `want` of them or none comes for `READ`.
@@ -256,7 +201,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend) {
 
     let all = [new_device, telemetry, offline, online, nd, t];
     assert_strictly_increasing(&ids(&all));
-    assert_eq!(ids(&all), stored_event_ids(&app).await);
+    assert_eq!(ids(&all), app.stored_event_ids().await);
     sse.expect_quiet(Duration::from_millis(200)).await;
 }
 both_backends!(every_message_type_in_order_with_its_json);
@@ -368,7 +313,7 @@ async fn streams_carry_only_what_the_user_may_see(backend: Backend) {
 
     // Replay is scoped the same way.
     let mut replay = open(&app, &emp, "", Some("0")).await;
-    let last_a = stored_event_ids(&app).await.into_iter().max().unwrap();
+    let last_a = app.stored_event_ids().await.into_iter().max().unwrap();
     let replayed = replay.events_through(last_a, READ).await;
     assert!(!replayed.is_empty());
     assert!(
@@ -412,7 +357,7 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
         ("query", format!("?lastEventId={after}"), None),
     ] {
         let mut sse = open(&app, &admin, &query, header).await;
-        let stored = stored_event_ids(&app).await;
+        let stored = app.stored_event_ids().await;
         let got = sse.events_through(*stored.last().unwrap(), READ).await;
         let expected: Vec<i64> = stored.into_iter().filter(|i| *i > first_ids[1]).collect();
         assert_eq!(ids(&got), expected, "{how}");
@@ -464,7 +409,8 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
         readers
     };
     let ((), readers) = tokio::join!(posting, joining);
-    let expected: Vec<i64> = stored_event_ids(app)
+    let expected: Vec<i64> = app
+        .stored_event_ids()
         .await
         .into_iter()
         .filter(|id| *id > far_behind)
@@ -478,7 +424,7 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
     }
     // A fresh reader from 0 sees the whole log.
     let mut all = open(app, &admin, "", Some("0")).await;
-    let everything = stored_event_ids(app).await;
+    let everything = app.stored_event_ids().await;
     assert_eq!(
         ids(&all.events_through(*everything.last().unwrap(), READ).await),
         everything
@@ -494,7 +440,7 @@ async fn a_replay_too_long_is_a_resync(backend: Backend) {
     let app = spawn_or_skip!(backend, args);
     let admin = app.admin().await;
     post_readings(&app, "resync", DEV_A, EUI_A, 8, 1).await;
-    let stored = stored_event_ids(&app).await;
+    let stored = app.stored_event_ids().await;
     let newest = *stored.last().unwrap();
     assert_eq!(stored.len(), 9, "new_device and 8 readings");
 
@@ -554,7 +500,7 @@ async fn stalled_reader_catches_up_without_holding_others_back(backend: Backend)
         v
     });
     let took = started.elapsed();
-    let stored = stored_event_ids(&app).await;
+    let stored = app.stored_event_ids().await;
     assert_eq!(stored.len(), 301);
     assert_eq!(
         ids(&got),
@@ -575,7 +521,7 @@ async fn stalled_reader_catches_up_without_holding_others_back(backend: Backend)
     tokio::time::sleep(Duration::from_millis(300)).await;
     let replayed_before = app.state.hub.stats.replayed_events.get();
 
-    let stored = stored_event_ids(&app).await;
+    let stored = app.stored_event_ids().await;
     assert_eq!(stored.len(), 2_001);
     let started = Instant::now();
     let got = stalled.events_through(*stored.last().unwrap(), READ).await;
@@ -837,7 +783,7 @@ async fn readers_lose_nothing_when_bursts_overflow_the_channel(backend: Backend)
     let total = senders * (per_sender + 1);
     let reading = readers.iter_mut().map(|r| read_ids(r, total));
     let ((), got) = tokio::join!(posting, futures_util::future::join_all(reading));
-    let stored = stored_event_ids(app).await;
+    let stored = app.stored_event_ids().await;
     assert_eq!(stored.len(), total);
     let mut failures = Vec::new();
     for (i, g) in got.iter().enumerate() {
@@ -877,7 +823,7 @@ async fn sign_out_ends_a_stream_that_fell_behind(backend: Backend) {
     let mut stalled = open(&app, &browser, "", None).await;
     // Fill the stalled connection's buffers so its stream blocks.
     post_padded_readings(&app, "lag", DEV_A, EUI_A, 1_700, 50, 4_096).await;
-    let before_sign_out = *stored_event_ids(&app).await.last().unwrap();
+    let before_sign_out = *app.stored_event_ids().await.last().unwrap();
     let r = app.logout(&browser).await;
     assert_eq!(r.status(), 303);
     // Push the sign-out message out of the channel.
@@ -927,7 +873,7 @@ async fn stored_event_ids_of(app: &TestApp, milesight_ids: &[&str]) -> Vec<i64> 
         "SELECT e.id FROM events e JOIN devices d ON d.id = e.device_id \
          WHERE d.milesight_id IN ({list}) ORDER BY e.id"
     );
-    event_ids(app, &sql).await
+    query_ids(app.db(), &sql).await
 }
 
 /// `?devices=` streams wait on a gate, not on the channel. Through bursts that overflow a
@@ -960,7 +906,7 @@ async fn followers_of_some_devices_lose_nothing_through_bursts(backend: Backend)
         pairs.push(open(&app, &browser, &format!("?devices={d0},{d1}"), None).await);
     }
     let mut quiet = open(&app, &browser, &format!("?devices={d3}"), None).await;
-    let before = stored_event_ids(&app).await.last().copied().unwrap_or(0);
+    let before = app.stored_event_ids().await.last().copied().unwrap_or(0);
 
     let (senders, per_sender) = (3, 600);
     let app = &app;

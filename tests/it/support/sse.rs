@@ -1,6 +1,5 @@
 //! A small SSE client for tests: reads a `text/event-stream` body message by message, the way a
 //! browser's EventSource does, with a time limit on every read so no test can hang.
-#![allow(dead_code)]
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -8,6 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
+
+use super::TestApp;
 
 /// Longest wait for one message when one is expected.
 pub const READ: Duration = Duration::from_secs(5);
@@ -214,4 +215,43 @@ pub fn assert_strictly_increasing(ids: &[i64]) {
     for w in ids.windows(2) {
         assert!(w[0] < w[1], "ids not strictly increasing: {ids:?}");
     }
+}
+
+/// The GET request of a stream; `last_event_id` goes into the `Last-Event-ID` header.
+pub async fn connect(
+    app: &TestApp,
+    client: &reqwest::Client,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .get(app.url(&format!("/api/realtime{query}")))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    tokio::time::timeout(READ, req.send())
+        .await
+        .expect("stream response headers in time")
+        .expect("GET /api/realtime")
+}
+
+/// Opens a stream and reads its `connected` message.
+pub async fn open(
+    app: &TestApp,
+    client: &reqwest::Client,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> Sse {
+    let r = connect(app, client, query, last_event_id).await;
+    let status = r.status();
+    if status != 200 {
+        let body = r.text().await.unwrap_or_default();
+        panic!("GET /api/realtime{query}: {status} {body}");
+    }
+    let mut sse = Sse::new(r);
+    let first = sse.next_msg().await;
+    assert_eq!(first.kind(), "connected", "first message: {first:?}");
+    assert_eq!(first.id, None, "connected carries no id");
+    sse
 }

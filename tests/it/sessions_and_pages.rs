@@ -1,11 +1,9 @@
 //! The browser side over real HTTP: sign-in and sign-out, throttling, anti-forgery, role pages
 //! and what each role's pages, JSON and exports may contain; on SQLite and PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use sensorcast::domain::Role;
@@ -640,7 +638,7 @@ async fn admins_manage_users_and_place_devices(backend: Backend) {
     }
 
     // Make her a manager of South: her next page is the manager's, with South only.
-    let ann_id = dispatch_user_id(&app, "ann@example.com").await;
+    let ann_id = user_id(app.db(), "ann@example.com").await;
     let mut sse = ann
         .get(app.url("/api/realtime"))
         .send()
@@ -688,7 +686,7 @@ async fn admins_manage_users_and_place_devices(backend: Backend) {
     app.browser_as("ann@example.com", "a long password").await;
 
     // An admin cannot lock themselves out.
-    let me = dispatch_user_id(&app, ADMIN_EMAIL).await;
+    let me = user_id(app.db(), ADMIN_EMAIL).await;
     post_form(
         &app,
         &admin,
@@ -737,15 +735,6 @@ async fn admins_manage_users_and_place_devices(backend: Backend) {
     assert_eq!(placed["siteName"], "Lab");
 }
 both_backends!(admins_manage_users_and_place_devices);
-
-async fn dispatch_user_id(app: &TestApp, email: &str) -> i64 {
-    let sql = "SELECT id FROM users WHERE email = $1";
-    match app.db() {
-        common::Db::Sqlite(p) => sqlx::query_scalar(sql).bind(email).fetch_one(p).await,
-        common::Db::Postgres(p) => sqlx::query_scalar(sql).bind(email).fetch_one(p).await,
-    }
-    .expect("user id")
-}
 
 /// True when the SSE body ends within two seconds.
 async fn stream_ends(

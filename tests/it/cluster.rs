@@ -1,28 +1,14 @@
 //! Several instances on one PostgreSQL database behave as one: same events, same order, same ids,
 //! replay anywhere, sign-out everywhere, offline detection once.
 
-mod common;
-
 use std::time::Duration;
 
-use common::sse::{assert_strictly_increasing, ids, Sse, READ};
-use common::*;
+use crate::support::sse::{assert_strictly_increasing, ids, open, READ};
+use crate::support::*;
 use sensorcast::store::Table;
 
 const DEV: &str = "1988618061618307073";
 const EUI: &str = "24e124707e040001";
-
-async fn open(app: &TestApp, client: &reqwest::Client, last_event_id: Option<i64>) -> Sse {
-    let mut req = client.get(app.url("/api/realtime"));
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id.to_string());
-    }
-    let response = req.send().await.expect("stream");
-    assert_eq!(response.status(), 200);
-    let mut sse = Sse::new(response);
-    assert_eq!(sse.next_msg().await.kind(), "connected");
-    sse
-}
 
 async fn post_readings(app: &TestApp, tag: &str) {
     for i in 0..20 {
@@ -39,12 +25,13 @@ async fn two_instances() -> Option<(TestApp, TestApp)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_instance_streams_every_event_in_the_same_order() {
+    let _turn = shared_turn().await;
     let Some((a, b)) = two_instances().await else {
         return;
     };
     let admin = a.admin().await;
-    let mut on_a = open(&a, &admin, None).await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_a = open(&a, &admin, "", None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
 
     // Webhooks arrive at both instances at once.
     tokio::join!(post_readings(&a, "a"), post_readings(&b, "b"));
@@ -60,7 +47,7 @@ async fn every_instance_streams_every_event_in_the_same_order() {
     assert_eq!(raw_a, raw_b, "byte-identical events");
 
     // A browser that moves to the other instance replays what it missed there.
-    let mut moved = open(&b, &admin, Some(10)).await;
+    let mut moved = open(&b, &admin, "", Some("10")).await;
     let replayed = moved.events_through(total, READ).await;
     assert_eq!(ids(&replayed), (11..=total).collect::<Vec<_>>());
     assert_strictly_increasing(&ids(&replayed));
@@ -68,11 +55,12 @@ async fn every_instance_streams_every_event_in_the_same_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_instance_ends_streams_on_all() {
+    let _turn = shared_turn().await;
     let Some((a, b)) = two_instances().await else {
         return;
     };
     let admin = a.admin().await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
     let r = a.logout(&admin).await;
     assert!(r.status().is_redirection());
     on_b.expect_end(Duration::from_secs(2)).await;
@@ -80,6 +68,7 @@ async fn signing_out_on_one_instance_ends_streams_on_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_device_goes_offline_once_not_once_per_instance() {
+    let _turn = shared_turn().await;
     let mut args = test_args();
     args.report_interval_secs = 1;
     args.offline_grace_secs = 0;
@@ -89,8 +78,8 @@ async fn a_silent_device_goes_offline_once_not_once_per_instance() {
     };
     let b = a.spawn_peer(args).await;
     let admin = a.admin().await;
-    let mut on_a = open(&a, &admin, None).await;
-    let mut on_b = open(&b, &admin, None).await;
+    let mut on_a = open(&a, &admin, "", None).await;
+    let mut on_b = open(&b, &admin, "", None).await;
     assert_eq!(
         a.post_mdp(&mdp_reading("r-1", DEV, EUI, 1.0, 2.0))
             .await

@@ -1,0 +1,13 @@
+//! Reliability under faults (issue 7), one module per fault. Every wait has a time limit, so no
+//! test can hang.
+//!
+//! The heavy tests (storm, crash, outage) run alone (`support::alone`): their time limits assume
+//! the machine is theirs.
+
+mod database_outage;
+mod forged_and_expired_sessions;
+mod reconnect_storm;
+mod sigkill;
+
+const DEV: &str = "1988618061618309001";
+const EUI: &str = "24e124707e090001";
