@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ServeArgs, WebhookSecrets};
+use crate::config::{ServeArgs, StreamTransport, WebhookSecrets};
 use crate::ingest::health::WebhookHealth;
 use crate::ingest::ts302::Variant;
 use crate::realtime::hub::Hub;
@@ -28,6 +28,17 @@ pub struct Settings {
     pub report_interval_s: i64,
     pub cookie_secure: bool,
     pub stream_threads: usize,
+    pub stream_transport: StreamTransport,
+    /// Open connections allowed (0: no cap).
+    pub max_connections: usize,
+    /// For a request head (and an idle keep-alive connection).
+    pub head_timeout: Duration,
+    /// For a request body, from the end of its head.
+    pub body_timeout: Duration,
+    /// For any request but a stream, from the end of its head to its answer.
+    pub request_timeout: Duration,
+    /// Longest a write may wait for a client that reads nothing.
+    pub stall: Duration,
 }
 
 impl Settings {
@@ -43,6 +54,12 @@ impl Settings {
             report_interval_s: args.report_interval_secs,
             cookie_secure: args.cookie_secure,
             stream_threads: args.stream_threads,
+            stream_transport: args.stream_transport,
+            max_connections: args.max_connections,
+            head_timeout: Duration::from_secs(args.head_timeout_secs),
+            body_timeout: Duration::from_secs(args.body_timeout_secs),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            stall: Duration::from_secs(args.stall_secs),
         }
     }
 }
