@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sensorcast::config::ServeArgs;
+pub use sensorcast::config::StreamTransport;
 use sensorcast::ingest::signature;
 use sensorcast::state::AppState;
 use sensorcast::store::users::{self, Table};
@@ -85,6 +86,13 @@ pub fn test_args() -> ServeArgs {
     args.gateway_token = Some(TOKEN.into());
     args.admin_email = Some(ADMIN_EMAIL.into());
     args.admin_password = Some(PASSWORD.into());
+    args
+}
+
+/// `test_args()` with streams written by `transport`.
+pub fn transport_args(transport: StreamTransport) -> ServeArgs {
+    let mut args = test_args();
+    args.stream_transport = transport;
     args
 }
 
@@ -374,11 +382,14 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Valu
         .expect("json body")
 }
 
-/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them). Each
+/// request on a new connection, so a stream request is always its connection's first and is
+/// served by the stream transport under test (reused connections: tests/wire.rs).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }
@@ -413,6 +424,36 @@ macro_rules! both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
             async fn postgres() {
                 super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Runs one async test body, `async fn name(backend, transport)`, on both backends with
+/// streams served by each transport (`--stream-transport raw` and `hyper`).
+#[macro_export]
+macro_rules! both_backends_and_transports {
+    ($name:ident) => {
+        both_backends_and_transports!($name, worker_threads = 2);
+    };
+    ($name:ident, worker_threads = $n:literal) => {
+        mod $name {
+            use $crate::common::{Backend, StreamTransport};
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+            async fn sqlite_raw() {
+                super::$name(Backend::Sqlite, StreamTransport::Raw).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+            async fn sqlite_hyper() {
+                super::$name(Backend::Sqlite, StreamTransport::Hyper).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+            async fn postgres_raw() {
+                super::$name(Backend::Postgres, StreamTransport::Raw).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+            async fn postgres_hyper() {
+                super::$name(Backend::Postgres, StreamTransport::Hyper).await
             }
         }
     };
