@@ -37,6 +37,12 @@ pub fn settings(args: &ServeArgs) -> Settings {
         stream_threads: args.stream_threads,
         trusted_proxies: args.trusted_proxies.clone(),
         metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+        stream_transport: args.stream_transport,
+        max_connections: args.max_connections,
+        head_timeout: Duration::from_secs(args.head_timeout_secs),
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        stall: Duration::from_secs(args.stall_secs),
     }
 }
 

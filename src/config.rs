@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::ts302::Variant;
+pub use crate::web::state::StreamTransport;
 use crate::web::proxies::TrustedProxies;
 
 /// Longest `--signature-window-secs`: half of how long nonces are remembered.
@@ -122,6 +123,37 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_STREAM_THREADS", default_value_t = default_stream_threads())]
     pub stream_threads: usize,
 
+    /// How a connection whose first request is a stream is served, on the stream threads:
+    /// `raw` (our own writer; an idle stream holds no hyper buffers) or `hyper` (for A/B runs,
+    /// and as a fallback).
+    #[arg(long, env = "SENSORCAST_STREAM_TRANSPORT", value_enum, default_value_t = StreamTransport::Raw)]
+    pub stream_transport: StreamTransport,
+
+    /// Open connections allowed (0 = no cap); one more is answered 503 at once and closed.
+    /// Default: the open-file limit less 256 (kept for the database, files and the listener).
+    #[arg(long, env = "SENSORCAST_MAX_CONNECTIONS", default_value_t = default_max_connections())]
+    pub max_connections: usize,
+
+    /// Longest a client may take to send a request head, in seconds; also how long an idle
+    /// keep-alive connection stays open (a proxy's upstream keep-alive must be shorter).
+    #[arg(long, env = "SENSORCAST_HEAD_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub head_timeout_secs: u64,
+
+    /// Longest a client may take to send a request body once the head is in, in seconds
+    /// (then 408 and the connection is closed).
+    #[arg(long, env = "SENSORCAST_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+
+    /// Longest any request but a stream may take from its head to its answer, in seconds
+    /// (then 408 if its body is still arriving, else 503).
+    #[arg(long, env = "SENSORCAST_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
+    /// A client that reads nothing of what it is sent for this many seconds is disconnected; a
+    /// stream resumes from its Last-Event-ID when the client reconnects.
+    #[arg(long, env = "SENSORCAST_STALL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stall_secs: u64,
+
     /// Admin created on start when no user exists yet (with --admin-password).
     #[arg(long, env = "SENSORCAST_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -192,6 +224,23 @@ pub struct ServeArgs {
 
 fn default_stream_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The soft open-file limit less a reserve; 10,000 where the limit cannot be read.
+fn default_max_connections() -> usize {
+    const RESERVE: usize = 256;
+    open_files_limit().map_or(10_000, |n| n.saturating_sub(RESERVE).max(64))
+}
+
+/// The soft `RLIMIT_NOFILE`, from /proc (no unsafe code for a default).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    soft.parse().ok()
 }
 
 impl ServeArgs {

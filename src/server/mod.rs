@@ -1,35 +1,53 @@
-//! The listener: one accept loop; event streams on their own runtime without hyper, everything
-//! else through hyper on the main one.
+//! The listener: one accept loop in front of hyper.
+//!
+//! What it accepts: a connection whose first request is a complete, bodiless `GET /api/realtime`
+//! (the sniffer reads just enough of it to tell) moves to the streams runtime and is served by
+//! the stream transport: `raw` (the default) writes the response head, then the shared frame
+//! buffers straight to the socket, close-delimited; `hyper` (`--stream-transport hyper`) serves
+//! the same connection through hyper instead, for A/B runs and as a fallback.
+//! What it hands to hyper on the main runtime, with the bytes already read put back in front:
+//! everything else, including heads the sniffer does not take (a body, odd headers, too large)
+//! and stream requests on a reused keep-alive connection (as a pooling proxy sends some).
 //!
 //! Why: a stream is held for hours and mostly idle, so it should cost a socket and its state,
 //! not hyper's per-connection buffers; and fanning an event out to many thousands of streams
 //! must never starve the webhooks that produce the events.
+//!
+//! On every connection, both ways: a slot under `--max-connections` (over it: 503 at once), one
+//! deadline for the first request head (sniffer and hyper together), a body and a total deadline
+//! per request, and a write deadline (`--stall-secs`) for a client that reads nothing.
 
+mod limits;
 mod raw;
 mod sniff;
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::response::Response;
 use axum::Router;
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::web::state::AppState;
+use crate::web::state::{AppState, Settings, StreamTransport};
+use limits::{BodyDeadline, Slot, Slots, WriteDeadline};
 use sniff::{Prefixed, Sniffed};
-
-/// Longest a client may take to send a request head; also how long an idle keep-alive
-/// connection stays open (a proxy's upstream keep-alive must be shorter: deploy/nginx.conf).
-const HEAD_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
 /// finish, and returns within `grace` even if a client does not let go.
@@ -37,6 +55,13 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
     let shutdown = state.shutdown.clone();
     let store = state.store.clone();
     let streams = StreamRuntime::start(state.settings.stream_threads)?;
+    let limits = Limits::from(&*state.settings);
+    let metrics = state.metrics.clone();
+    let slots = Slots::new(
+        state.settings.max_connections,
+        metrics.connections.clone(),
+        metrics.connections_refused.clone(),
+    );
     let app = crate::web::router(state);
     let tracker = TaskTracker::new();
     loop {
@@ -51,6 +76,10 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
                 }
             },
         };
+        let Some(slot) = slots.take() else {
+            limits::refuse(&sock);
+            continue;
+        };
         // Frames are small and must leave at once, not wait for the previous one's ACK.
         let _ = sock.set_nodelay(true);
         let conn = Connection {
@@ -59,6 +88,9 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
             streams: streams.handle(),
             tracker: tracker.clone(),
             shutdown: shutdown.clone(),
+            limits,
+            stalls: metrics.stalled_clients.clone(),
+            _slot: slot,
         };
         tracker.spawn(conn.run(sock));
     }
@@ -91,40 +123,74 @@ async fn accept_failed(e: io::Error, shutdown: &CancellationToken) {
     }
 }
 
+/// The deadlines and the stream transport, copied out of the settings once.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    head: Duration,
+    body: Duration,
+    request: Duration,
+    stall: Duration,
+    transport: StreamTransport,
+}
+
+impl From<&Settings> for Limits {
+    fn from(s: &Settings) -> Limits {
+        Limits {
+            head: s.head_timeout,
+            body: s.body_timeout,
+            request: s.request_timeout,
+            stall: s.stall,
+            transport: s.stream_transport,
+        }
+    }
+}
+
 struct Connection {
     app: Router,
     addr: SocketAddr,
     streams: Option<Handle>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    limits: Limits,
+    stalls: Counter,
+    _slot: Slot,
 }
 
 impl Connection {
     async fn run(self, mut sock: TcpStream) {
+        let head_by = Instant::now() + self.limits.head;
         let sniffed = tokio::select! {
-            sniffed = sniff::sniff(&mut sock, self.addr, HEAD_PATIENCE) => sniffed,
+            sniffed = sniff::sniff(&mut sock, self.addr, head_by) => sniffed,
             _ = self.shutdown.cancelled() => return,
         };
         match sniffed {
-            Sniffed::Stream(request) => self.stream(sock, *request).await,
-            Sniffed::Other(read) => self.http(Prefixed::new(read, sock)).await,
+            Sniffed::Stream(request, read) => self.stream(sock, request, read, head_by).await,
+            Sniffed::Other(read) => self.http(Prefixed::new(read, sock), head_by).await,
+            // Dropped, as hyper drops a connection whose head is late.
+            Sniffed::Late => {}
         }
     }
 
     /// Moves the socket to the streams runtime (its own reactor) and serves it there.
-    async fn stream(self, sock: TcpStream, request: Request<Body>) {
-        let Some(handle) = self.streams else {
-            return raw::serve(sock, request, self.app).await;
+    async fn stream(
+        self,
+        sock: TcpStream,
+        request: Box<Request<Body>>,
+        read: Bytes,
+        head_by: Instant,
+    ) {
+        let Some(handle) = self.streams.clone() else {
+            return self.serve_stream(sock, request, read, head_by).await;
         };
         let sock = match sock.into_std() {
             Ok(sock) => sock,
             Err(e) => return tracing::debug!(error = %e, "could not hand a stream over"),
         };
-        let app = self.app;
-        self.tracker.spawn_on(
+        let tracker = self.tracker.clone();
+        tracker.spawn_on(
             async move {
                 match TcpStream::from_std(sock) {
-                    Ok(sock) => raw::serve(sock, request, app).await,
+                    Ok(sock) => self.serve_stream(sock, request, read, head_by).await,
                     Err(e) => tracing::debug!(error = %e, "could not take a stream over"),
                 }
             },
@@ -132,30 +198,100 @@ impl Connection {
         );
     }
 
-    async fn http(self, io: Prefixed) {
-        let (app, addr) = (self.app, self.addr);
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            // Sign-in throttling keys on the peer (or, from a local proxy, its header).
-            request.extensions_mut().insert(ConnectInfo(addr));
-            app.clone().oneshot(request.map(Body::new))
-        });
+    async fn serve_stream(
+        self,
+        sock: TcpStream,
+        request: Box<Request<Body>>,
+        read: Bytes,
+        head_by: Instant,
+    ) {
+        match self.limits.transport {
+            StreamTransport::Raw => {
+                let sock = WriteDeadline::new(sock, self.limits.stall, self.stalls.clone());
+                raw::serve(sock, *request, self.app, self.limits.request).await
+            }
+            StreamTransport::Hyper => self.http(Prefixed::new(read, sock), head_by).await,
+        }
+    }
+
+    /// Serves a connection through hyper; its first head must be in by `head_by`.
+    async fn http<I>(self, io: I, head_by: Instant)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            addr,
+            shutdown,
+            limits,
+            stalls,
+            _slot,
+            ..
+        } = self;
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let started = started.clone();
+            hyper::service::service_fn(move |request| {
+                started.store(true, Ordering::Relaxed);
+                respond(app.clone(), addr, limits, request)
+            })
+        };
+        let io = WriteDeadline::new(io, limits.stall, stalls);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_PATIENCE)
+            .header_read_timeout(limits.head)
             .serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            _ = self.shutdown.cancelled() => {
-                // Idle connections close now; a request under way is answered first.
-                conn.as_mut().graceful_shutdown();
-                conn.await
+        // Hyper's header timer starts afresh; the time the sniffer waited counts too.
+        let first_head = tokio::time::sleep_until(head_by);
+        tokio::pin!(first_head);
+        let (mut first_pending, mut closing) = (true, false);
+        let result = loop {
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                _ = &mut first_head, if first_pending => {
+                    if !started.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    first_pending = false;
+                }
+                _ = shutdown.cancelled(), if !closing => {
+                    // Idle connections close now; a request under way is answered first.
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
             }
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
+}
+
+/// One request through the router, within its body and total deadlines.
+async fn respond(
+    app: Router,
+    addr: SocketAddr,
+    limits: Limits,
+    request: Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let api = request.uri().path().starts_with("/api/");
+    let (mut parts, body) = request.into_parts();
+    // Sign-in throttling keys on the peer (or, from a local proxy, its header).
+    parts.extensions.insert(ConnectInfo(addr));
+    let (body, arrival) = BodyDeadline::new(body, limits.body);
+    let request = Request::from_parts(parts, Body::new(body));
+    // Until the response head: a stream's body then goes on as long as it lives.
+    let answered = match tokio::time::timeout(limits.request, app.oneshot(request)).await {
+        Ok(Ok(response)) => Some(response),
+        Ok(Err(never)) => match never {},
+        Err(_) => None,
+    };
+    Ok(match answered {
+        Some(response) if !arrival.late() => response,
+        None if !arrival.incomplete() => limits::answer_too_slow(api),
+        _ => limits::body_too_slow(api),
+    })
 }
 
 /// The runtime event streams live on; shut down without blocking, wherever it is dropped.

@@ -4,6 +4,9 @@
 //! only the bytes on the wire are ours: the response head, then each batch of frames written
 //! straight from the shared buffers, and `Connection: close` instead of chunked framing. Per
 //! idle stream this holds a socket and the stream's state, not hyper's read and write buffers.
+//! Every write is under the stall deadline (`WriteDeadline`), the answer under the request one.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request};
@@ -15,11 +18,20 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+use super::limits::{self, WriteDeadline};
+
+type Socket = WriteDeadline<TcpStream>;
+
 /// Error answers (401, 429, …) are small; anything larger is cut.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-pub async fn serve(mut sock: TcpStream, request: Request<Body>, app: Router) {
-    let Ok(response) = app.oneshot(request).await;
+pub async fn serve(mut sock: Socket, request: Request<Body>, app: Router, patience: Duration) {
+    // Until the response head, as for every other request.
+    let response = match tokio::time::timeout(patience, app.oneshot(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => limits::answer_too_slow(true),
+    };
     let (parts, mut body) = response.into_parts();
     let streaming = parts
         .headers
@@ -55,7 +67,7 @@ pub async fn serve(mut sock: TcpStream, request: Request<Body>, app: Router) {
 }
 
 /// Writes the body's batches as they come until it ends or the client goes away.
-async fn pump(sock: &mut TcpStream, mut body: Body) {
+async fn pump(sock: &mut Socket, mut body: Body) {
     loop {
         tokio::select! {
             biased;
@@ -70,12 +82,12 @@ async fn pump(sock: &mut TcpStream, mut body: Body) {
                 Some(Err(_)) | None => return,
             },
             // A browser sends nothing after its request: readable means it closed (or reset).
-            ready = sock.readable() => {
+            ready = sock.get_ref().readable() => {
                 if ready.is_err() {
                     return;
                 }
                 let mut probe = [0u8; 64];
-                match sock.try_read(&mut probe) {
+                match sock.get_ref().try_read(&mut probe) {
                     Ok(0) => return,
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

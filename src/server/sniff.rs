@@ -1,13 +1,13 @@
 //! Reads just enough of a new connection to tell an event stream from everything else.
 //!
-//! A connection whose first request is `GET /api/realtime` is served by `raw` (no hyper
-//! buffers held for hours); anything else goes to hyper with the bytes already read put back.
+//! A connection whose first request is `GET /api/realtime` is served by the stream transport
+//! (`raw`: no hyper buffers held for hours); anything else goes to hyper with the bytes already
+//! read put back.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -15,6 +15,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 const STREAM_PATH: &[u8] = b"GET /api/realtime";
 /// A stream request's head is small; a larger one is left to hyper (which answers 431).
@@ -22,25 +23,27 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 pub enum Sniffed {
-    /// A complete, bodiless `GET /api/realtime` request.
-    Stream(Box<Request<Body>>),
+    /// A complete, bodiless `GET /api/realtime` request, and its bytes (for hyper to read).
+    Stream(Box<Request<Body>>, Bytes),
     /// Anything else: the bytes read so far, to be replayed to hyper.
     Other(Bytes),
+    /// Neither by the deadline: the head is late.
+    Late,
 }
 
 /// Reads the first request's head, or as little of it as it takes to see it is not a stream.
-pub async fn sniff(sock: &mut TcpStream, addr: SocketAddr, patience: Duration) -> Sniffed {
-    let deadline = tokio::time::Instant::now() + patience;
+pub async fn sniff(sock: &mut TcpStream, addr: SocketAddr, deadline: Instant) -> Sniffed {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         match classify(&buf, addr) {
-            Verdict::Stream(request) => return Sniffed::Stream(request),
+            Verdict::Stream(request) => return Sniffed::Stream(request, buf.freeze()),
             Verdict::Other => return Sniffed::Other(buf.freeze()),
             Verdict::NeedMore => {}
         }
         match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            // End of input, an error or a stalled client: hyper sees the same and deals with it.
+            Err(_) => return Sniffed::Late,
+            // End of input or an error: hyper sees the same and deals with it.
             _ => return Sniffed::Other(buf.freeze()),
         }
     }

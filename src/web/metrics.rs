@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
@@ -37,6 +39,12 @@ type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     latency: Latency,
+    /// Open connections (the accept loop's slots).
+    pub connections: Gauge,
+    /// Connections refused at `--max-connections`.
+    pub connections_refused: Counter,
+    /// Connections closed because the client read nothing for `--stall-secs`.
+    pub stalled_clients: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -95,7 +103,27 @@ impl Metrics {
             "Time to response headers",
             latency.clone(),
         );
-        Arc::new(Metrics { registry, latency })
+        let connections = Gauge::default();
+        registry.register("connections", "Open connections", connections.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 at once because --max-connections were open",
+            connections_refused.clone(),
+        );
+        let stalled_clients = Counter::default();
+        registry.register(
+            "stalled_clients",
+            "Connections closed because the client read nothing for --stall-secs",
+            stalled_clients.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            latency,
+            connections,
+            connections_refused,
+            stalled_clients,
+        })
     }
 
     pub fn render(&self) -> Result<String, std::fmt::Error> {

@@ -34,6 +34,24 @@ pub struct Settings {
     pub stream_threads: usize,
     pub trusted_proxies: TrustedProxies,
     pub metrics_token: Option<String>,
+    pub stream_transport: StreamTransport,
+    /// Open connections allowed (0: no cap).
+    pub max_connections: usize,
+    /// For a request head (and an idle keep-alive connection).
+    pub head_timeout: Duration,
+    /// For a request body, from the end of its head.
+    pub body_timeout: Duration,
+    /// For any request but a stream, from the end of its head to its answer.
+    pub request_timeout: Duration,
+    /// Longest a write may wait for a client that reads nothing.
+    pub stall: Duration,
+}
+
+/// How streams are written on the wire (see `src/server/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamTransport {
+    Raw,
+    Hyper,
 }
 
 #[derive(Clone, FromRef)]

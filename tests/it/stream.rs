@@ -108,8 +108,8 @@ async fn stats(app: &TestApp, admin: &reqwest::Client) -> Value {
 // 1. Order, headers and the JSON of every message type
 // ---------------------------------------------------------------------------------------------
 
-async fn every_message_type_in_order_with_its_json(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+async fn every_message_type_in_order_with_its_json(backend: Backend, transport: StreamTransport) {
+    let app = spawn_or_skip!(backend, transport_args(transport));
     let admin = app.admin().await;
     let r = connect(&app, &admin, "", None).await;
     assert_eq!(r.status(), 200);
@@ -204,7 +204,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend) {
     assert_eq!(ids(&all), app.stored_event_ids().await);
     sse.expect_quiet(Duration::from_millis(200)).await;
 }
-both_backends!(every_message_type_in_order_with_its_json);
+both_backends_and_transports!(every_message_type_in_order_with_its_json);
 
 // ---------------------------------------------------------------------------------------------
 // 2. Keepalive
@@ -333,8 +333,11 @@ both_backends!(streams_carry_only_what_the_user_may_see);
 // 4. Last-Event-ID replay
 // ---------------------------------------------------------------------------------------------
 
-async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+async fn last_event_id_replays_exactly_the_missed_events(
+    backend: Backend,
+    transport: StreamTransport,
+) {
+    let app = spawn_or_skip!(backend, transport_args(transport));
     let admin = app.admin().await;
     let mut live = open(&app, &admin, "", None).await;
     post_readings(&app, "replay", DEV_A, EUI_A, 5, 1).await;
@@ -430,7 +433,7 @@ async fn last_event_id_replays_exactly_the_missed_events(backend: Backend) {
         everything
     );
 }
-both_backends!(last_event_id_replays_exactly_the_missed_events);
+both_backends_and_transports!(last_event_id_replays_exactly_the_missed_events);
 
 /// Further behind than `--max-replay-events`: `resync` with the newest id instead of the
 /// replay, then live events; within the limit, the replay as usual.
@@ -559,8 +562,8 @@ both_backends!(stalled_reader_catches_up_without_holding_others_back);
 // 6. Sign-out ends the streams of that session only
 // ---------------------------------------------------------------------------------------------
 
-async fn sign_out_ends_the_sessions_streams(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+async fn sign_out_ends_the_sessions_streams(backend: Backend, transport: StreamTransport) {
+    let app = spawn_or_skip!(backend, transport_args(transport));
     let admin = app.admin().await;
     let other_browser = app.admin().await;
     let mut mine = open(&app, &admin, "", None).await;
@@ -581,14 +584,14 @@ async fn sign_out_ends_the_sessions_streams(backend: Backend) {
     let r = connect(&app, &admin, "", None).await;
     assert_eq!(r.status(), 401);
 }
-both_backends!(sign_out_ends_the_sessions_streams);
+both_backends_and_transports!(sign_out_ends_the_sessions_streams);
 
 // ---------------------------------------------------------------------------------------------
 // 7. Refusals: no session, too many streams
 // ---------------------------------------------------------------------------------------------
 
-async fn refused_without_session_or_over_the_caps(backend: Backend) {
-    let mut args = test_args();
+async fn refused_without_session_or_over_the_caps(backend: Backend, transport: StreamTransport) {
+    let mut args = transport_args(transport);
     args.max_streams_per_user = 2;
     args.max_streams = 4;
     let app = spawn_or_skip!(backend, args);
@@ -665,14 +668,14 @@ async fn refused_without_session_or_over_the_caps(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-both_backends!(refused_without_session_or_over_the_caps);
+both_backends_and_transports!(refused_without_session_or_over_the_caps);
 
 // ---------------------------------------------------------------------------------------------
 // 8. Shutdown ends every stream promptly
 // ---------------------------------------------------------------------------------------------
 
-async fn shutdown_ends_every_stream(backend: Backend) {
-    let app = spawn_or_skip!(backend);
+async fn shutdown_ends_every_stream(backend: Backend, transport: StreamTransport) {
+    let app = spawn_or_skip!(backend, transport_args(transport));
     app.add_user("emp@example.com", Role::Employee, &["North"])
         .await;
     let admin = app.admin().await;
@@ -686,7 +689,7 @@ async fn shutdown_ends_every_stream(backend: Backend) {
     a.expect_end(Duration::from_secs(1)).await;
     b.expect_end(Duration::from_secs(1)).await;
 }
-both_backends!(shutdown_ends_every_stream);
+both_backends_and_transports!(shutdown_ends_every_stream);
 
 // ---------------------------------------------------------------------------------------------
 // 9. Offline detection reaches the stream

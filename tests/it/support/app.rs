@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use sensorcast::config::StreamTransport;
 use sensorcast::config::ServeArgs;
 use sensorcast::domain::Role;
 use sensorcast::ingest::signature;
@@ -92,6 +93,13 @@ pub fn test_args() -> ServeArgs {
     args.gateway_token = Some(TOKEN.into());
     args.admin_email = Some(ADMIN_EMAIL.into());
     args.admin_password = Some(PASSWORD.into());
+    args
+}
+
+/// `test_args()` with streams written by `transport`.
+pub fn transport_args(transport: StreamTransport) -> ServeArgs {
+    let mut args = test_args();
+    args.stream_transport = transport;
     args
 }
 

@@ -73,6 +73,36 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs one async test body, `async fn name(backend, transport)`, on both backends with
+/// streams served by each transport (`--stream-transport raw` and `hyper`), each in a shared turn.
+macro_rules! both_backends_and_transports {
+    ($name:ident) => {
+        mod $name {
+            use $crate::support::{shared_turn, Backend, StreamTransport};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_raw() {
+                let _turn = shared_turn().await;
+                super::$name(Backend::Sqlite, StreamTransport::Raw).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_hyper() {
+                let _turn = shared_turn().await;
+                super::$name(Backend::Sqlite, StreamTransport::Hyper).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_raw() {
+                let _turn = shared_turn().await;
+                super::$name(Backend::Postgres, StreamTransport::Raw).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_hyper() {
+                let _turn = shared_turn().await;
+                super::$name(Backend::Postgres, StreamTransport::Hyper).await
+            }
+        }
+    };
+}
+
 /// Spawns the app or returns from the test (a skipped PostgreSQL test already said so).
 macro_rules! spawn_or_skip {
     ($backend:expr) => {

@@ -4,11 +4,14 @@
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "sensorcast_session";
 
-/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them). Each
+/// request on a new connection, so a stream request is always its connection's first and is
+/// served by the stream transport under test (reused connections: stream_wire.rs).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }
