@@ -128,7 +128,7 @@ async fn bootstrap_admin(db: &Db, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops expired sessions and old nonces now and then.
+/// Drops expired sessions, old nonces and old sign-in attempts now and then.
 fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -146,6 +146,9 @@ fn spawn_housekeeping(db: Db, shutdown: CancellationToken) {
             });
             if let Err(e) = result {
                 tracing::warn!(error = %e, "housekeeping failed");
+            }
+            if let Err(e) = web::throttle::purge(&db).await {
+                tracing::warn!(error = %e, "purging old sign-in attempts failed");
             }
         }
     });

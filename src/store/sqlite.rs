@@ -12,5 +12,13 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Counting and recording a sign-in attempt is one step: the write lock, taken up front.
+pub async fn begin_login_attempt(
+    pool: &sqlx::Pool<DB>,
+    _ip: &str,
+) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 include!("queries.rs");
 include!("admin_queries.rs");

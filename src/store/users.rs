@@ -86,6 +86,8 @@ pub enum Table {
     Events,
     Deliveries,
     Users,
+    Sessions,
+    LoginAttempts,
 }
 
 impl Table {
@@ -96,6 +98,8 @@ impl Table {
             Table::Events => "events",
             Table::Deliveries => "deliveries",
             Table::Users => "users",
+            Table::Sessions => "sessions",
+            Table::LoginAttempts => "login_attempts",
         }
     }
 }

@@ -45,7 +45,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
-    let throttle = Arc::new(throttle::Throttle::default());
+    let csrf_keys = Arc::new(csrf::Keys::new(
+        state.db.clone(),
+        state.settings.cookie_secure,
+    ));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(auth::login_form).post(auth::login))
@@ -71,7 +74,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
-        .layer(Extension(throttle))
+        .layer(Extension(csrf_keys))
         .layer(middleware::map_response(security_headers))
 }
 
