@@ -191,20 +191,36 @@ pub async fn set_user_disabled(pool: &Pool<DB>, user_id: i64, disabled: bool) ->
         .map(|r| r.rows_affected())
 }
 
-pub async fn set_user_password(pool: &Pool<DB>, user_id: i64, password_hash: &str) -> sqlx::Result<u64> {
+pub async fn set_user_password_in(conn: &mut Conn, user_id: i64, password_hash: &str) -> sqlx::Result<u64> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
         .bind(user_id)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|r| r.rows_affected())
 }
 
-/// Signs a user out everywhere.
-pub async fn delete_user_sessions(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+/// Ends a user's sessions, all but `keep` (the admin's own, when changing their own account),
+/// in the caller's transaction.
+pub async fn end_user_sessions(conn: &mut Conn, user_id: i64, keep: Option<&str>) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
         .bind(user_id)
-        .execute(pool)
+        .bind(keep.unwrap_or(""))
+        .execute(conn)
         .await
         .map(|r| r.rows_affected())
+}
+
+/// Disables a user and ends their sessions in one transaction.
+pub async fn disable_user_ending_sessions(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+        .bind(true)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    end_user_sessions(&mut tx, user_id, None).await?;
+    tx.commit().await?;
+    Ok(changed)
 }

@@ -332,21 +332,36 @@ pub async fn update_user(
         .iter()
         .map(|s| s.id)
         .collect();
+    let before = dispatch!(&state.db, |pool, q| q::user_with_site_ids(pool, id).await)?;
+    let mut sorted = site_ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // What the user may do or see changed, or how they prove who they are: their sessions end
+    // with the change (all but this one, if it is the admin's own).
+    let ends_sessions = hash.is_some()
+        || before.is_none_or(|(row, sites)| row.role != role.as_str() || sites != sorted);
+    let keep = (id == user.id)
+        .then(|| session.id().map(|s| s.to_string()))
+        .flatten();
     dispatch!(&state.db, |pool, q| {
         let mut tx = q::begin(pool).await?;
         q::set_user_role(&mut tx, id, role.as_str()).await?;
         q::clear_user_sites(&mut tx, id).await?;
-        for site in &site_ids {
+        for site in &sorted {
             q::add_user_site(&mut tx, id, *site).await?;
         }
-        tx.commit().await?;
         if let Some(h) = &hash {
-            q::set_user_password(pool, id, h).await?;
+            q::set_user_password_in(&mut tx, id, h).await?;
         }
-        Ok::<_, sqlx::Error>(())
+        if ends_sessions {
+            q::end_user_sessions(&mut tx, id, keep.as_deref()).await?;
+        }
+        tx.commit().await
     })?;
-    // Open streams were scoped at connect: end them so they reconnect with the new scope.
-    crate::realtime::control::end_user(&state, id).await;
+    if ends_sessions {
+        // On every instance; the browser then signs in again with what it may now do.
+        crate::realtime::control::end_user(&state, id).await;
+    }
     tracing::info!(admin = user.id, user = id, "user updated");
     set_flash(&session, true, format!("Saved {}.", target.email)).await;
     Ok(back(&form, "users").into_response())
@@ -366,13 +381,15 @@ pub async fn set_disabled(
     }
     let target = dispatch!(&state.db, |pool, q| q::user_by_id(pool, id).await)?
         .ok_or_else(PageError::not_found)?;
-    dispatch!(&state.db, |pool, q| q::set_user_disabled(
-        pool, id, disabled
-    )
-    .await)?;
     if disabled {
-        dispatch!(&state.db, |pool, q| q::delete_user_sessions(pool, id).await)?;
+        dispatch!(&state.db, |pool, q| q::disable_user_ending_sessions(
+            pool, id
+        )
+        .await)?;
         crate::realtime::control::end_user(state, id).await;
+    } else {
+        dispatch!(&state.db, |pool, q| q::set_user_disabled(pool, id, false)
+            .await)?;
     }
     tracing::info!(admin, user = id, disabled, "user access changed");
     let verb = if disabled { "Disabled" } else { "Enabled" };
