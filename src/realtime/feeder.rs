@@ -20,37 +20,83 @@ const PAGE: i64 = 1000;
 /// Re-reads the log this often even without a notification (one lost while reconnecting).
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
+async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener
+        .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
+        .await?;
+    Ok(listener)
+}
+
+/// A new listener, retried until it listens (`None` on shutdown).
+async fn relisten(pool: &PgPool, shutdown: &CancellationToken) -> Option<PgListener> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        match listen(pool).await {
+            Ok(l) => return Some(l),
+            Err(e) => tracing::warn!(error = %e, "event listener could not reconnect; retrying"),
+        }
+    }
+}
+
+/// What the listener said.
+enum Heard {
+    Control(String),
+    Events,
+    /// The connection was lost (and made again, or to be made): notifications sent meanwhile
+    /// are gone.
+    Lost(Option<sqlx::Error>),
+    Nothing,
+}
+
 /// Starts listening; returns the handle the local writer uses to wake the feeder.
 pub async fn spawn(
     pool: PgPool,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
 ) -> sqlx::Result<Arc<Notify>> {
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener
-        .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
-        .await?;
+    let mut listener = listen(&pool).await?;
     let wake = Arc::new(Notify::new());
     let local = wake.clone();
     tokio::spawn(async move {
         let mut poll = tokio::time::interval(SAFETY_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let heard = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = local.notified() => {}
-                _ = poll.tick() => {}
-                note = listener.recv() => match note {
-                    Ok(n) if n.channel() == CONTROL_CHANNEL => {
-                        control(&hub, n.payload());
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event listener failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                _ = local.notified() => Heard::Nothing,
+                _ = poll.tick() => Heard::Nothing,
+                // try_recv, not recv: recv reconnects silently, hiding that messages were lost.
+                note = listener.try_recv() => match note {
+                    Ok(Some(n)) if n.channel() == CONTROL_CHANNEL => Heard::Control(n.payload().to_string()),
+                    Ok(Some(_)) => Heard::Events,
+                    Ok(None) => Heard::Lost(None),
+                    Err(e) => Heard::Lost(Some(e)),
                 },
+            };
+            match heard {
+                Heard::Control(payload) => {
+                    control(&hub, &payload);
+                    continue;
+                }
+                Heard::Lost(error) => {
+                    if let Some(e) = error {
+                        tracing::warn!(error = %e, "event listener failed; reconnecting");
+                        match relisten(&pool, &shutdown).await {
+                            Some(l) => listener = l,
+                            None => break,
+                        }
+                    }
+                    // Listening again: a sign-out or a user change announced while away is
+                    // lost, so every stream checks its session and user now; events are read
+                    // from the log below as always.
+                    tracing::warn!("event listener reconnected; streams re-check their sessions");
+                    hub.recheck();
+                }
+                Heard::Events | Heard::Nothing => {}
             }
             if let Err(e) = drain(&pool, &hub).await {
                 tracing::warn!(error = %e, "reading the event log failed");

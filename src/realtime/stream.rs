@@ -22,6 +22,7 @@ use super::gate::{Filter, Gate};
 use super::hub::{Frame, HubMessage};
 use super::limits::{LimitReached, StreamPermit};
 use crate::state::AppState;
+use crate::store::sessions::EXPIRES_AT_KEY;
 use crate::store::{dispatch, Db, Scope};
 use crate::web::auth::CurrentUser;
 use crate::web::error::ApiError;
@@ -71,7 +72,15 @@ pub async fn realtime(
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message)
         })?;
     let session_id = session.id().map(|id| id.to_string()).unwrap_or_default();
+    // Sessions saved before the expiry was kept in them: look it up at once.
+    let expires_at_ms = session
+        .get::<i64>(EXPIRES_AT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     let ctx = StreamCtx {
+        expires_at_ms,
         state,
         filter: Arc::new(Filter { scope, devices }),
         user_id: user.id,
@@ -200,13 +209,26 @@ struct StreamCtx {
     user_id: i64,
     role: crate::store::Role,
     session_id: String,
+    /// When the session expires unless renewed (ms since the epoch).
+    expires_at_ms: i64,
     permit: StreamPermit,
+}
+
+/// The instant `at_ms` (ms since the epoch) falls on, bounded so a far date cannot overflow.
+fn instant_of(at_ms: i64) -> tokio::time::Instant {
+    const MAX_WAIT_MS: i64 = 30 * 24 * 3600 * 1000;
+    let left = (at_ms - crate::now_ms()).clamp(0, MAX_WAIT_MS);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left as u64)
 }
 
 enum Next {
     Send(Bytes),
     /// Fell behind the channel: send what was already taken, then read the database.
     CatchUp(Bytes),
+    /// Control messages may have been lost: send what was taken, then re-check the session.
+    Recheck(Bytes),
+    /// The session's known expiry came: end unless it was renewed meanwhile.
+    Expiry,
     End,
 }
 
@@ -229,6 +251,12 @@ impl StreamCtx {
                 Some(id) => id.min(this.newest_id().await),
                 None => hub.last_id(),
             };
+            // Subscribed now, so a sign-out from here on reaches this stream; one announced
+            // between the session check of the request and the subscription would be lost, so
+            // a replay (a reconnect, as after a sign-out elsewhere) checks again first.
+            if last_id.is_some() && !this.still_authorized().await {
+                return;
+            }
             yield Ok(connected_frame(crate::now_ms()));
             if last_id.is_some() {
                 hub.stats.replays.inc();
@@ -243,6 +271,8 @@ impl StreamCtx {
             let period = this.state.settings.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let expiry = tokio::time::sleep_until(instant_of(this.expires_at_ms));
+            tokio::pin!(expiry);
             // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.
             if hub.is_closed() {
                 return;
@@ -255,6 +285,7 @@ impl StreamCtx {
                         None => Next::Send(Bytes::new()),
                     },
                     _ = keepalive.tick() => Next::Send(keepalive_frame(crate::now_ms())),
+                    _ = &mut expiry => Next::Expiry,
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
@@ -296,10 +327,36 @@ impl StreamCtx {
                             gate.reopen();
                         }
                     }
+                    Next::Recheck(pending) => {
+                        if !pending.is_empty() {
+                            yield Ok(pending);
+                        }
+                        if !this.still_authorized().await {
+                            return;
+                        }
+                        if let Some(gate) = &gate {
+                            gate.reopen();
+                        }
+                    }
+                    Next::Expiry => match this.session_expiry().await {
+                        // Renewed by a request since: follow the new expiry.
+                        Some(at) => expiry.as_mut().reset(instant_of(at)),
+                        None => return,
+                    },
                     Next::End => return,
                 }
             }
         }
+    }
+
+    /// The session's stored expiry, or `None` once it is gone, expired or unreadable.
+    async fn session_expiry(&self) -> Option<i64> {
+        let (id, now) = (self.session_id.as_str(), crate::now_ms());
+        dispatch!(&self.state.db, |pool, q| q::session_expiry(pool, id, now)
+            .await)
+        .map_err(|e| tracing::warn!(error = %e, "session expiry check failed; ending the stream"))
+        .ok()
+        .flatten()
     }
 
     /// Handles one hub message and drains whatever else is queued, into one write.
@@ -317,6 +374,7 @@ impl StreamCtx {
                 Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
                 Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
                 Ok(HubMessage::Shutdown) => return Next::End,
+                Ok(HubMessage::Recheck) => return Next::Recheck(buf.finish()),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.finish()),
                 Err(RecvError::Closed) => return Next::End,
