@@ -221,6 +221,14 @@ fn instant_of(at_ms: i64) -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_millis(left as u64)
 }
 
+enum Verdict {
+    /// Until the session's expiry (ms).
+    Allowed(i64),
+    Denied,
+    /// The database could not tell.
+    Unknown,
+}
+
 enum Next {
     Send(Bytes),
     /// Fell behind the channel: send what was already taken, then read the database.
@@ -331,17 +339,21 @@ impl StreamCtx {
                         if !pending.is_empty() {
                             yield Ok(pending);
                         }
-                        if !this.still_authorized().await {
-                            return;
+                        match this.verdict().await {
+                            Verdict::Allowed(_) => {}
+                            Verdict::Denied => return,
+                            // The database is briefly away: ask again soon, not never.
+                            Verdict::Unknown => expiry.as_mut().reset(instant_of(crate::now_ms() + 1_000)),
                         }
                         if let Some(gate) = &gate {
                             gate.reopen();
                         }
                     }
-                    Next::Expiry => match this.session_expiry().await {
+                    Next::Expiry => match this.verdict().await {
                         // Renewed by a request since: follow the new expiry.
-                        Some(at) => expiry.as_mut().reset(instant_of(at)),
-                        None => return,
+                        Verdict::Allowed(at) => expiry.as_mut().reset(instant_of(at)),
+                        Verdict::Denied => return,
+                        Verdict::Unknown => expiry.as_mut().reset(instant_of(crate::now_ms() + 1_000)),
                     },
                     Next::End => return,
                 }
@@ -349,14 +361,27 @@ impl StreamCtx {
         }
     }
 
-    /// The session's stored expiry, or `None` once it is gone, expired or unreadable.
-    async fn session_expiry(&self) -> Option<i64> {
+    /// Whether the stream may go on: its session still exists (and until when) and its user's
+    /// role and sites are those it began with.
+    async fn verdict(&self) -> Verdict {
         let (id, now) = (self.session_id.as_str(), crate::now_ms());
-        dispatch!(&self.state.db, |pool, q| q::session_expiry(pool, id, now)
-            .await)
-        .map_err(|e| tracing::warn!(error = %e, "session expiry check failed; ending the stream"))
-        .ok()
-        .flatten()
+        let expiry = dispatch!(&self.state.db, |pool, q| q::session_expiry(pool, id, now)
+            .await);
+        let at = match expiry {
+            Ok(Some(at)) => at,
+            Ok(None) => return Verdict::Denied,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a stream's session");
+                return Verdict::Unknown;
+            }
+        };
+        match crate::web::auth::load_user(&self.state.db, self.user_id).await {
+            Ok(Some(user)) if user.role == self.role && user.scope() == self.filter.scope => {
+                Verdict::Allowed(at)
+            }
+            Ok(_) => Verdict::Denied,
+            Err(_) => Verdict::Unknown,
+        }
     }
 
     /// Handles one hub message and drains whatever else is queued, into one write.
