@@ -85,6 +85,21 @@ async fn open_stream(app: &TestApp, client: &reqwest::Client, last_event_id: Opt
 // Finding 2: the throttle counts before it checks, bounds hashing, and spares the owner
 // ---------------------------------------------------------------------------------------------
 
+/// Of parallel guesses, exactly `limit` are checked (401) and the rest refused at once (429);
+/// a guess may instead find every hashing slot and the queue taken (503, not counted: other
+/// tests of this process sign in at the same time and share the slots).
+fn assert_limit_held(statuses: &[u16], limit: usize) {
+    let count = |code| statuses.iter().filter(|s| **s == code).count();
+    let (checked, throttled, busy) = (count(401), count(429), count(503));
+    assert_eq!(checked + throttled + busy, statuses.len(), "{statuses:?}");
+    assert!(checked <= limit, "more than {limit} checked: {statuses:?}");
+    assert!(throttled > 0, "{statuses:?}");
+    if busy == 0 {
+        assert_eq!(checked, limit, "{statuses:?}");
+        assert_eq!(throttled, statuses.len() - limit, "{statuses:?}");
+    }
+}
+
 /// 40 wrong passwords at once from one address: at most the per-account-and-address limit (5)
 /// are checked, the rest are refused with 429 before any hashing; and hashing never runs on
 /// more threads than there are slots, however many guesses arrive.
@@ -99,10 +114,7 @@ async fn parallel_guesses_are_counted_before_the_check(backend: Backend) {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    let checked = statuses.iter().filter(|s| **s == 401).count();
-    let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(checked, 5, "exactly the limit is checked: {statuses:?}");
-    assert_eq!(refused, 35, "{statuses:?}");
+    assert_limit_held(&statuses, 5);
 
     // Many accounts from another address: that address's limit (20) holds just as exactly.
     let other = browser_from(2);
@@ -116,8 +128,7 @@ async fn parallel_guesses_are_counted_before_the_check(backend: Backend) {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 20);
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20);
+    assert_limit_held(&statuses, 20);
     let (peak, slots) = (
         sensorcast::web::password::peak_concurrency(),
         sensorcast::web::password::slot_count(),

@@ -13,7 +13,7 @@ use argon2::Argon2;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Sign-in checks that may wait for a hashing slot, per slot.
-const QUEUE_PER_SLOT: usize = 16;
+const QUEUE_PER_SLOT: usize = 32;
 
 /// Every hashing slot is taken and the queue is full: answer "busy" without hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
