@@ -17,7 +17,6 @@ use crate::store::{OfflinePolicy, Publisher, Store, Writer};
 use crate::web::accounts;
 use crate::web::metrics::Metrics;
 use crate::web::state::{AppState, Settings};
-use crate::web::throttle::Throttle;
 
 pub fn settings(args: &ServeArgs) -> Settings {
     Settings {
@@ -83,7 +82,6 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
         limits: StreamLimits::new(args.max_streams_per_user, args.max_streams),
         health,
         metrics,
-        throttle: Arc::new(Throttle::default()),
         shutdown,
     })
 }
@@ -106,7 +104,7 @@ async fn bootstrap_admin(store: &Store, args: &ServeArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Drops expired sessions and old nonces now and then.
+/// Drops expired sessions, old nonces and old sign-in attempts now and then.
 fn spawn_housekeeping(store: Store, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -118,7 +116,8 @@ fn spawn_housekeeping(store: Store, shutdown: CancellationToken) {
             let cutoff = now_ms() - crate::config::NONCE_KEEP_SECS as i64 * 1000;
             let nonces = store.purge_nonces(cutoff).await;
             let sessions = store.purge_expired_sessions().await;
-            if let Err(e) = nonces.and(sessions) {
+            let attempts = crate::web::throttle::purge(&store).await;
+            if let Err(e) = nonces.and(sessions).and(attempts) {
                 tracing::warn!(error = %e, "housekeeping failed");
             }
         }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::ts302::Variant;
-pub use crate::web::state::StreamTransport;
 use crate::web::proxies::TrustedProxies;
+pub use crate::web::state::StreamTransport;
 
 /// Longest `--signature-window-secs`: half of how long nonces are remembered.
 pub const MAX_SIGNATURE_WINDOW_SECS: u64 = NONCE_KEEP_SECS / 2;

@@ -50,7 +50,13 @@ pub async fn spawn(
                         control::apply(&hub, &payload);
                         continue;
                     }
-                    Change::Events | Change::Reconnecting => {}
+                    // A sign-out or a user change announced while away is lost: every stream
+                    // checks its session and user now; events are read from the log below.
+                    Change::Reconnecting => {
+                        tracing::warn!("event listener reconnecting; streams re-check their sessions");
+                        hub.recheck();
+                    }
+                    Change::Events => {}
                 },
             }
             if let Err(e) = drain(&store, &hub).await {

@@ -21,6 +21,9 @@ pub enum HubMessage {
     EndSession(Arc<str>),
     /// End every stream of one user (disabled, role or sites changed).
     EndUser(i64),
+    /// Control messages may have been missed (the listener reconnected): every stream
+    /// re-checks its session and user.
+    Recheck,
     /// The server is shutting down: end every stream.
     Shutdown,
 }
@@ -129,6 +132,11 @@ impl Hub {
 
     pub fn end_user(&self, user_id: i64) {
         let _ = self.tx.send(HubMessage::EndUser(user_id));
+        self.gates.open_all();
+    }
+
+    pub fn recheck(&self) {
+        let _ = self.tx.send(HubMessage::Recheck);
         self.gates.open_all();
     }
 

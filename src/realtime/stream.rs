@@ -110,6 +110,8 @@ pub struct Subscriber {
     pub user_id: i64,
     pub role: Role,
     pub session_id: String,
+    /// When the session expires unless renewed (ms since the epoch; 0: ask the store).
+    pub expires_at_ms: i64,
 }
 
 /// The stream's bytes: `connected`, then the replay after `last_id` (if given), then live
@@ -131,6 +133,7 @@ pub fn open(
         user_id: subscriber.user_id,
         role: subscriber.role,
         session_id: subscriber.session_id,
+        expires_at_ms: subscriber.expires_at_ms,
         permit,
     };
     ctx.run(last_id)
@@ -144,13 +147,34 @@ struct StreamCtx {
     user_id: i64,
     role: Role,
     session_id: String,
+    /// When the session expires unless renewed (ms since the epoch).
+    expires_at_ms: i64,
     permit: StreamPermit,
+}
+
+/// The instant `at_ms` (ms since the epoch) falls on, bounded so a far date cannot overflow.
+fn instant_of(at_ms: i64) -> tokio::time::Instant {
+    const MAX_WAIT_MS: i64 = 30 * 24 * 3600 * 1000;
+    let left = (at_ms - now_ms()).clamp(0, MAX_WAIT_MS);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left as u64)
+}
+
+enum Verdict {
+    /// Until the session's expiry (ms).
+    Allowed(i64),
+    Denied,
+    /// The database could not tell.
+    Unknown,
 }
 
 enum Next {
     Send(Bytes),
     /// Fell behind the channel: send what was already taken, then read the database.
     CatchUp(Bytes),
+    /// Control messages may have been lost: send what was taken, then re-check the session.
+    Recheck(Bytes),
+    /// The session's known expiry came: end unless it was renewed meanwhile.
+    Expiry,
     End,
 }
 
@@ -174,6 +198,12 @@ impl StreamCtx {
             };
             // An id from the future (a reset database) would hide live events: clamp it.
             let mut cursor = last_id.map_or(newest, |id| id.min(newest));
+            // Subscribed now, so a sign-out from here on reaches this stream; one announced
+            // between the session check of the request and the subscription would be lost, so
+            // a replay (a reconnect, as after a sign-out elsewhere) checks again first.
+            if last_id.is_some() && !this.still_authorized().await {
+                return;
+            }
             yield Ok(connected_frame(now_ms()));
             if last_id.is_some_and(|id| newest.saturating_sub(id) > this.pace.max_replay) {
                 // Too far behind to replay: the page reloads its data and follows from here.
@@ -193,6 +223,8 @@ impl StreamCtx {
             let period = this.pace.keepalive;
             let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let expiry = tokio::time::sleep_until(instant_of(this.expires_at_ms));
+            tokio::pin!(expiry);
             // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.
             if hub.is_closed() {
                 return;
@@ -205,6 +237,7 @@ impl StreamCtx {
                         None => Next::Send(Bytes::new()),
                     },
                     _ = keepalive.tick() => Next::Send(keepalive_frame(now_ms())),
+                    _ = &mut expiry => Next::Expiry,
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
@@ -246,6 +279,26 @@ impl StreamCtx {
                             gate.reopen();
                         }
                     }
+                    Next::Recheck(pending) => {
+                        if !pending.is_empty() {
+                            yield Ok(pending);
+                        }
+                        match this.verdict().await {
+                            Verdict::Allowed(_) => {}
+                            Verdict::Denied => return,
+                            // The database is briefly away: ask again soon, not never.
+                            Verdict::Unknown => expiry.as_mut().reset(instant_of(now_ms() + 1_000)),
+                        }
+                        if let Some(gate) = &gate {
+                            gate.reopen();
+                        }
+                    }
+                    Next::Expiry => match this.verdict().await {
+                        // Renewed by a request since: follow the new expiry.
+                        Verdict::Allowed(at) => expiry.as_mut().reset(instant_of(at)),
+                        Verdict::Denied => return,
+                        Verdict::Unknown => expiry.as_mut().reset(instant_of(now_ms() + 1_000)),
+                    },
                     Next::End => return,
                 }
             }
@@ -266,6 +319,7 @@ impl StreamCtx {
                 Ok(HubMessage::Event(frame)) => self.take(&frame, cursor, &mut buf),
                 Ok(HubMessage::EndSession(id)) if *id == *self.session_id => return Next::End,
                 Ok(HubMessage::EndUser(id)) if id == self.user_id => return Next::End,
+                Ok(HubMessage::Recheck) => return Next::Recheck(buf.finish()),
                 Ok(HubMessage::Shutdown) => return Next::End,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Next::CatchUp(buf.finish()),
@@ -322,6 +376,27 @@ impl StreamCtx {
     async fn newest_id(&self) -> i64 {
         let stored = self.store.max_event_id().await;
         stored.unwrap_or(i64::MAX).max(self.hub.last_id())
+    }
+
+    /// Whether the stream may go on: its session still exists (and until when) and its user's
+    /// role and sites are those it began with.
+    async fn verdict(&self) -> Verdict {
+        let expiry = self.store.session_expiry(&self.session_id).await;
+        let at = match expiry {
+            Ok(Some(at)) => at,
+            Ok(None) => return Verdict::Denied,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a stream's session");
+                return Verdict::Unknown;
+            }
+        };
+        match self.store.user(self.user_id).await {
+            Ok(Some(user)) if user.role == self.role && user.scope() == self.filter.scope => {
+                Verdict::Allowed(at)
+            }
+            Ok(_) => Verdict::Denied,
+            Err(_) => Verdict::Unknown,
+        }
     }
 
     /// The session still exists and the user's role and sites are those the stream began with.

@@ -15,6 +15,7 @@ mod operations;
 mod postgres;
 mod rows;
 pub mod sessions;
+mod sign_in;
 mod sqlite;
 mod users;
 mod write_postgres;
@@ -32,6 +33,7 @@ pub use events::{Change, Changes};
 pub use group::{OfflinePolicy, Rejection, Work};
 pub use operations::Table;
 pub use rows::*;
+pub use sign_in::LoginCounts;
 pub use users::{AccessChange, NewUser};
 pub use writer::{spawn_watchdog, Publisher, WriteError, Writer};
 

@@ -10,6 +10,8 @@ pub enum Table {
     Events,
     Deliveries,
     Users,
+    Sessions,
+    LoginAttempts,
 }
 
 impl Table {
@@ -20,6 +22,8 @@ impl Table {
             Table::Events => "events",
             Table::Deliveries => "deliveries",
             Table::Users => "users",
+            Table::Sessions => "sessions",
+            Table::LoginAttempts => "login_attempts",
         }
     }
 }

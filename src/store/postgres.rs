@@ -18,6 +18,20 @@ pub(super) async fn begin_write(
     Ok(tx)
 }
 
+/// Counting and recording a sign-in attempt is one step per client address, on every instance:
+/// a transaction-level advisory lock on the address (the two-key form, apart from the event lock).
+pub(super) async fn begin_login_attempt(
+    pool: &sqlx::Pool<DB>,
+    ip: &str,
+) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7311, hashtext($1))")
+        .bind(ip)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Channel on which committed events are announced to every instance.
 pub const EVENTS_CHANNEL: &str = "sensorcast_events";
 /// Channel for stream control (sign-out, disabled users) across instances.

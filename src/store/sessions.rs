@@ -11,6 +11,9 @@ use crate::domain::now_ms;
 
 /// Session key holding the signed-in user's id.
 pub const USER_ID_KEY: &str = "user_id";
+/// Session key holding the stored expiry (ms), written at every save: tower-sessions itself
+/// only knows "now + the inactivity period", and a stream must end when the session does.
+pub const EXPIRES_AT_KEY: &str = "expires_at";
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -32,6 +35,15 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// When this session expires (ms), or `None` when it is gone or expired.
+    pub async fn session_expiry(&self, session_id: &str) -> super::StoreResult<Option<i64>> {
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| q::session_expiry(
+            pool, session_id, now
+        )
+        .await)?)
+    }
+
     pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {
         let now = now_ms();
         Ok(dispatch!(&self.db, |pool, q| q::sessions_purge_expired(
@@ -48,9 +60,13 @@ fn backend(e: sqlx::Error) -> Error {
 }
 
 fn encode(record: &Record) -> Result<(Vec<u8>, Option<i64>, i64)> {
-    let data = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
-    let user_id = record.data.get(USER_ID_KEY).and_then(|v| v.as_i64());
     let expiry_ms = (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut stored = record.clone();
+    stored
+        .data
+        .insert(EXPIRES_AT_KEY.into(), serde_json::json!(expiry_ms));
+    let data = serde_json::to_vec(&stored).map_err(|e| Error::Encode(e.to_string()))?;
+    let user_id = record.data.get(USER_ID_KEY).and_then(|v| v.as_i64());
     Ok((data, user_id, expiry_ms))
 }
 

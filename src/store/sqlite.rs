@@ -12,4 +12,12 @@ async fn begin_write(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'s
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Counting and recording a sign-in attempt is one step: the write lock, taken up front.
+pub(super) async fn begin_login_attempt(
+    pool: &sqlx::Pool<DB>,
+    _ip: &str,
+) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 include!("shared_sql/all.rs");

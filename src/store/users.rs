@@ -21,6 +21,10 @@ pub struct AccessChange<'a> {
     pub site_ids: &'a [i64],
     /// A new password's hash, if it changes.
     pub password_hash: Option<&'a str>,
+    /// End the user's sessions (all but `keep`) in the same transaction.
+    pub end_sessions: bool,
+    /// The admin's own session, kept when they change their own account.
+    pub keep: Option<&'a str>,
 }
 
 impl Store {
@@ -58,6 +62,14 @@ impl Store {
 
     pub async fn account(&self, id: i64) -> StoreResult<Option<UserRow>> {
         Ok(dispatch!(&self.db, |pool, q| q::user_by_id(pool, id).await)?)
+    }
+
+    /// The account with its site ids (disabled or not), in one query.
+    pub async fn account_with_sites(&self, id: i64) -> StoreResult<Option<(UserRow, Vec<i64>)>> {
+        Ok(dispatch!(&self.db, |pool, q| q::user_with_site_ids(
+            pool, id
+        )
+        .await)?)
     }
 
     /// A user who may sign in (enabled, known role), with their sites, in one query.
@@ -110,18 +122,22 @@ impl Store {
             if let Some(hash) = change.password_hash {
                 q::set_user_password(&mut tx, user_id, hash).await?;
             }
+            if change.end_sessions {
+                q::end_user_sessions(&mut tx, user_id, change.keep).await?;
+            }
             tx.commit().await
         })?)
     }
 
-    /// Disables (and signs out everywhere) or enables a user.
+    /// Disables a user and ends their sessions in one transaction, or enables them.
     pub async fn set_disabled(&self, user_id: i64, disabled: bool) -> StoreResult<()> {
         Ok(dispatch!(&self.db, |pool, q| {
-            q::set_user_disabled(pool, user_id, disabled).await?;
+            let mut tx = q::begin(pool).await?;
+            q::set_user_disabled(&mut tx, user_id, disabled).await?;
             if disabled {
-                q::delete_user_sessions(pool, user_id).await?;
+                q::end_user_sessions(&mut tx, user_id, None).await?;
             }
-            Ok::<_, sqlx::Error>(())
+            tx.commit().await
         })?)
     }
 }

@@ -321,14 +321,29 @@ pub async fn update_user(
         .iter()
         .map(|s| s.id)
         .collect();
+    let before = state.store.account_with_sites(id).await?;
+    let mut sorted = site_ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // What the user may do or see changed, or how they prove who they are: their sessions end
+    // with the change (all but this one, if it is the admin's own).
+    let ends_sessions = hash.is_some()
+        || before.is_none_or(|(row, sites)| row.role != role.as_str() || sites != sorted);
+    let keep = (id == user.id)
+        .then(|| session.id().map(|s| s.to_string()))
+        .flatten();
     let change = AccessChange {
         role,
-        site_ids: &site_ids,
+        site_ids: &sorted,
         password_hash: hash.as_deref(),
+        end_sessions: ends_sessions,
+        keep: keep.as_deref(),
     };
     state.store.change_access(id, change).await?;
-    // Open streams were scoped at connect: end them so they reconnect with the new scope.
-    control::end_user(&state.store, &state.hub, id).await;
+    if ends_sessions {
+        // On every instance; the browser then signs in again with what it may now do.
+        control::end_user(&state.store, &state.hub, id).await;
+    }
     tracing::info!(admin = user.id, user = id, "user updated");
     set_flash(&session, true, format!("Saved {}.", target.email)).await;
     Ok(back(&form, "users").into_response())

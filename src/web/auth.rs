@@ -1,6 +1,7 @@
 //! Sign-in, sign-out and the signed-in user extractors.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -18,7 +19,7 @@ use super::form::FormData;
 use super::layout::{render, Layout};
 use super::password;
 use super::state::AppState;
-use super::throttle::Key;
+use super::throttle::{self, Admission};
 use crate::domain::{Role, User};
 use crate::store::sessions::USER_ID_KEY;
 
@@ -185,24 +186,28 @@ struct LoginPage<'a> {
     email: &'a str,
 }
 
+/// The sign-in form; its anti-forgery token is stateless until sign-in (csrf.rs), so showing
+/// it writes nothing.
 async fn login_page(
     session: &Session,
+    keys: &csrf::Keys,
+    headers: &HeaderMap,
     status: StatusCode,
     error: Option<&str>,
     next: &str,
     email: &str,
 ) -> Response {
-    let layout = match Layout::page(session, "Sign in").await {
-        Ok(l) => l,
+    let token = match csrf::form_token(session, keys, headers).await {
+        Ok(t) => t,
         Err(e) => return e.into_response(),
     };
     let page = LoginPage {
-        layout,
+        layout: Layout::with_csrf("Sign in", token.token.clone()),
         error,
         next,
         email,
     };
-    (status, render(&page)).into_response()
+    token.attach((status, render(&page)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -213,6 +218,8 @@ pub struct NextQuery {
 pub async fn login_form(
     State(state): State<AppState>,
     session: Session,
+    Extension(keys): Extension<Arc<csrf::Keys>>,
+    headers: HeaderMap,
     PageQuery(q): PageQuery<NextQuery>,
 ) -> Response {
     // Already signed in: straight to the dashboard.
@@ -223,6 +230,8 @@ pub async fn login_form(
     }
     login_page(
         &session,
+        &keys,
+        &headers,
         StatusCode::OK,
         None,
         safe_next(q.next.as_deref()),
@@ -234,53 +243,84 @@ pub async fn login_form(
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
+    Extension(keys): Extension<Arc<csrf::Keys>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Extension(form): Extension<FormData>,
 ) -> Response {
     let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
     let next = safe_next(form.get("next")).to_string();
-    let mut keys = vec![Key::Email(email.clone())];
-    let client = state
-        .settings
-        .trusted_proxies
-        .client_ip(peer.map(|p| (p.0).0), &headers);
-    keys.extend(client.map(Key::Ip));
+    let address = throttle::address_key(
+        state
+            .settings
+            .trusted_proxies
+            .client_ip(peer.map(|p| (p.0).0), &headers),
+    );
 
-    let throttle = &state.throttle;
-    if let Err(wait) = throttle.check(&keys) {
-        tracing::warn!(email = %email, "sign-in throttled");
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let message = format!("Too many failed sign-ins. Wait {minutes} min before trying again.");
-        let mut response = login_page(
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&message),
-            &next,
-            &email,
-        )
-        .await;
-        if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+    // Counted before the password is checked, so parallel guesses cannot outrun the count.
+    let attempt = match throttle::admit(&state.store, &address, &email).await {
+        Ok(Admission::Admitted { attempt, delay }) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            attempt
         }
-        return response;
-    }
+        Ok(Admission::Refused { wait }) => {
+            tracing::warn!(email = %email, "sign-in throttled");
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let message =
+                format!("Too many failed sign-ins. Wait {minutes} min before trying again.");
+            let response = login_page(
+                &session,
+                &keys,
+                &headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&message),
+                &next,
+                &email,
+            )
+            .await;
+            return with_retry_after(response, wait.as_secs().max(1));
+        }
+        Err(e) => return PageError::from(e).into_response(),
+    };
 
     let row = match state.store.account_by_email(&email).await {
         Ok(row) => row,
         Err(e) => return PageError::from(e).into_response(),
     };
     let active = row.filter(|r| !r.disabled);
-    let ok = password::verify(
+    let checked = password::verify(
         active.as_ref().map(|r| r.password_hash.clone()),
         form.get("password").unwrap_or("").to_string(),
     )
     .await;
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(password::Busy) => {
+            if let Err(e) = throttle::withdraw(&state.store, attempt).await {
+                tracing::warn!(error = %e, "could not withdraw an unchecked sign-in attempt");
+            }
+            tracing::warn!("sign-in refused: every password check slot is busy");
+            let response = login_page(
+                &session,
+                &keys,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The server is busy. Try again in a moment."),
+                &next,
+                &email,
+            )
+            .await;
+            return with_retry_after(response, 1);
+        }
+    };
     let Some(user) = active.filter(|_| ok) else {
-        throttle.failed(&keys);
         tracing::info!(email = %email, "failed sign-in");
         return login_page(
             &session,
+            &keys,
+            &headers,
             StatusCode::UNAUTHORIZED,
             Some("Wrong email or password."),
             &next,
@@ -288,7 +328,9 @@ pub async fn login(
         )
         .await;
     };
-    throttle.succeeded(&email);
+    if let Err(e) = throttle::succeeded(&state.store, &address, &email).await {
+        tracing::warn!(error = %e, "could not forgive the sign-in attempts");
+    }
     // A fresh session id (against session fixation) and a fresh anti-forgery token.
     let signed_in = async {
         session.cycle_id().await.map_err(PageError::internal)?;
@@ -306,7 +348,14 @@ pub async fn login(
         return e.into_response();
     }
     tracing::info!(user_id = user.id, "signed in");
-    Redirect::to(&next).into_response()
+    csrf::clear_nonce(&keys, Redirect::to(&next).into_response())
+}
+
+fn with_retry_after(mut response: Response, secs: u64) -> Response {
+    if let Ok(v) = secs.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 pub async fn logout(State(state): State<AppState>, session: Session) -> Response {

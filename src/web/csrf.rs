@@ -1,6 +1,13 @@
-//! Anti-forgery for every state-changing browser request: a per-session token (hidden form
-//! field `csrf` or header `X-CSRF-Token`) compared in constant time, and refusal of requests
-//! another site started (Origin/Referer, Sec-Fetch-Site).
+//! Anti-forgery for every state-changing browser request: a token (hidden form field `csrf` or
+//! header `X-CSRF-Token`) compared in constant time, and refusal of requests another site
+//! started (Origin/Referer, Sec-Fetch-Site).
+//!
+//! Signed in, the token is random and kept in the session. Before that (the sign-in form) it is
+//! stateless, so an anonymous visit writes nothing: the browser holds a random nonce in a cookie
+//! of its own, and the token is an HMAC of that nonce under a key all instances share (made once
+//! and kept in the database). Another site can neither read the cookie nor compute the token.
+
+use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
@@ -9,17 +16,26 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+use tower_sessions::cookie::Cookie;
 use tower_sessions::Session;
 
 use super::error::PageError;
 use super::form::FormData;
+use crate::store::Store;
 
 /// Name of the hidden form field.
 pub const FIELD: &str = "csrf";
 const HEADER: &str = "x-csrf-token";
 const SESSION_KEY: &str = "csrf";
+/// The cookie holding a signed-out browser's nonce.
+pub const NONCE_COOKIE: &str = "sensorcast_csrf";
+/// Name of the shared key in `server_keys`.
+const KEY_NAME: &str = "csrf-v1";
 /// Largest form body read (our forms are a few hundred bytes).
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -29,7 +45,134 @@ fn fresh() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The session's token, created on first use (also for signed-out visitors of the sign-in form).
+/// The key for signed-out tokens, loaded (or made) on first use, and the cookie settings.
+#[derive(Debug)]
+pub struct Keys {
+    store: Store,
+    secure: bool,
+    key: OnceCell<Vec<u8>>,
+}
+
+impl Keys {
+    pub fn new(store: Store, secure_cookie: bool) -> Keys {
+        Keys {
+            store,
+            secure: secure_cookie,
+            key: OnceCell::new(),
+        }
+    }
+
+    async fn key(&self) -> Result<&[u8], PageError> {
+        let key = self
+            .key
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut fresh);
+                self.store
+                    .server_key(KEY_NAME, &fresh)
+                    .await
+                    .map_err(PageError::from)
+            })
+            .await?;
+        Ok(key)
+    }
+}
+
+/// The token a signed-out browser's nonce earns.
+fn signed_out_token(key: &[u8], nonce: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"sensorcast sign-in form\0");
+    mac.update(nonce.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// The nonce cookie the request carries, if well formed.
+fn nonce_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_string()))
+        .filter_map(Result::ok)
+        .find(|c| c.name() == NONCE_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// A form's token, and the cookie to set with the page when the browser needs a new nonce.
+pub struct FormToken {
+    pub token: String,
+    set_cookie: Option<String>,
+}
+
+impl FormToken {
+    /// Adds the nonce cookie, if one was made, to the page.
+    pub fn attach(&self, mut response: Response) -> Response {
+        if let Some(c) = self.set_cookie.as_ref().and_then(|c| c.parse().ok()) {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        response
+    }
+}
+
+/// The token for the forms of a page: the session's when it has one (signed in), else the
+/// stateless one of the browser's nonce (made now if it has none). Writes nothing.
+pub async fn form_token(
+    session: &Session,
+    keys: &Keys,
+    headers: &HeaderMap,
+) -> Result<FormToken, PageError> {
+    if let Some(token) = session_token(session).await? {
+        return Ok(FormToken {
+            token,
+            set_cookie: None,
+        });
+    }
+    let (nonce, set_cookie) = match nonce_of(headers) {
+        Some(n) => (n, None),
+        None => {
+            let n = fresh();
+            let cookie = Cookie::build((NONCE_COOKIE, n.clone()))
+                .path("/")
+                .http_only(true)
+                .secure(keys.secure)
+                .same_site(tower_sessions::cookie::SameSite::Lax)
+                .build();
+            (n, Some(cookie.to_string()))
+        }
+    };
+    Ok(FormToken {
+        token: signed_out_token(keys.key().await?, &nonce),
+        set_cookie,
+    })
+}
+
+/// Clears the nonce cookie (at sign-in: the signed-out token must not outlive it).
+pub fn clear_nonce(keys: &Keys, mut response: Response) -> Response {
+    let cookie = Cookie::build((NONCE_COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .secure(keys.secure)
+        .max_age(time::Duration::ZERO)
+        .build();
+    if let Ok(v) = cookie.to_string().parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn session_token(session: &Session) -> Result<Option<String>, PageError> {
+    session
+        .get::<String>(SESSION_KEY)
+        .await
+        .map_err(PageError::internal)
+}
+
+/// The session's token, created on first use (signed-in pages).
 pub async fn token(session: &Session) -> Result<String, PageError> {
     if let Some(t) = session
         .get::<String>(SESSION_KEY)
@@ -67,9 +210,12 @@ pub async fn guard(request: Request, next: Next) -> Response {
     let Some(session) = request.extensions().get::<Session>().cloned() else {
         return PageError::internal("csrf guard outside the session layer").into_response();
     };
-    let expected = match session.get::<String>(SESSION_KEY).await {
+    let Some(keys) = request.extensions().get::<Arc<Keys>>().cloned() else {
+        return PageError::internal("csrf guard without its keys").into_response();
+    };
+    let expected = match expected_token(&session, &keys, request.headers()).await {
         Ok(t) => t,
-        Err(e) => return PageError::internal(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let (mut parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
@@ -100,7 +246,10 @@ pub async fn guard(request: Request, next: Next) -> Response {
     if !valid {
         tracing::info!(path = %parts.uri.path(), "missing or wrong anti-forgery token");
         let mut page = refused();
-        if expected.is_none() && !sends_session_cookie(&parts.headers) {
+        if expected.is_none()
+            && !sends_cookie(&parts.headers, super::SESSION_COOKIE)
+            && !sends_cookie(&parts.headers, NONCE_COOKIE)
+        {
             page = PageError::new(
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -117,6 +266,21 @@ pub async fn guard(request: Request, next: Next) -> Response {
         .await
 }
 
+/// The token this request must carry: the session's, else the one its nonce cookie earns.
+async fn expected_token(
+    session: &Session,
+    keys: &Keys,
+    headers: &HeaderMap,
+) -> Result<Option<String>, PageError> {
+    if let Some(t) = session_token(session).await? {
+        return Ok(Some(t));
+    }
+    match nonce_of(headers) {
+        Some(nonce) => Ok(Some(signed_out_token(keys.key().await?, &nonce))),
+        None => Ok(None),
+    }
+}
+
 fn refused() -> Response {
     PageError::new(
         StatusCode::FORBIDDEN,
@@ -126,8 +290,8 @@ fn refused() -> Response {
     .into_response()
 }
 
-fn sends_session_cookie(headers: &HeaderMap) -> bool {
-    let cookie = format!("{}=", super::SESSION_COOKIE);
+fn sends_cookie(headers: &HeaderMap, name: &str) -> bool {
+    let cookie = format!("{name}=");
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -229,6 +393,20 @@ mod tests {
             ("host", "dash.example:443"),
             ("origin", "https://dash.example")
         ])));
+    }
+
+    #[test]
+    fn a_signed_out_token_depends_on_the_key_and_the_nonce() {
+        let (n1, n2) = (fresh(), fresh());
+        let t = signed_out_token(b"key one", &n1);
+        assert_eq!(t, signed_out_token(b"key one", &n1));
+        assert_ne!(t, signed_out_token(b"key two", &n1));
+        assert_ne!(t, signed_out_token(b"key one", &n2));
+        assert_eq!(t.len(), 43);
+        let h = headers(&[("cookie", &format!("a=b; {NONCE_COOKIE}={n1}; c=d"))]);
+        assert_eq!(nonce_of(&h), Some(n1));
+        let bad = headers(&[("cookie", &format!("{NONCE_COOKIE}=short"))]);
+        assert_eq!(nonce_of(&bad), None);
     }
 
     #[test]

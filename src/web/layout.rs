@@ -45,6 +45,14 @@ impl Layout {
         }
     }
 
+    /// For a page whose forms carry `csrf` (the sign-in form).
+    pub fn with_csrf(title: &str, csrf: String) -> Layout {
+        Layout {
+            csrf,
+            ..Layout::bare(title)
+        }
+    }
+
     pub async fn page(session: &Session, title: &str) -> Result<Layout, PageError> {
         Ok(Layout {
             csrf: csrf::token(session).await?,

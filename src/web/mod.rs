@@ -21,14 +21,14 @@ pub mod throttle;
 pub mod view;
 pub mod webhooks;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -92,6 +92,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
+    let csrf_keys = Arc::new(csrf::Keys::new(
+        state.store.clone(),
+        state.settings.cookie_secure,
+    ));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(auth::login_form).post(auth::login))
@@ -117,6 +121,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(csrf::guard))
         .layer(sessions)
+        .layer(Extension(csrf_keys))
 }
 
 /// Defence in depth on every response the app gives (pages, JSON, webhooks, errors, static

@@ -19,6 +19,7 @@ use crate::domain::Scope;
 use crate::realtime::gate::Filter;
 use crate::realtime::limits::LimitReached;
 use crate::realtime::stream::{self, Pace, Subscriber};
+use crate::store::sessions::EXPIRES_AT_KEY;
 use crate::store::Store;
 
 #[derive(Deserialize)]
@@ -65,6 +66,13 @@ pub async fn realtime(
         user_id: user.id,
         role: user.role,
         session_id: session.id().map(|id| id.to_string()).unwrap_or_default(),
+        // Sessions saved before the expiry was kept in them: 0, so the stream asks at once.
+        expires_at_ms: session
+            .get::<i64>(EXPIRES_AT_KEY)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0),
     };
     let pace = Pace {
         keepalive: state.settings.keepalive,

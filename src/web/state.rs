@@ -7,13 +7,12 @@ use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use super::throttle::Throttle;
+use super::proxies::TrustedProxies;
 use crate::ingest::health::WebhookHealth;
 use crate::ingest::secrets::WebhookSecrets;
 use crate::ingest::ts302::Variant;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
-use super::proxies::TrustedProxies;
 use crate::store::{Store, Writer};
 
 /// Settings validated once at start.
@@ -63,8 +62,6 @@ pub struct AppState {
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
     pub metrics: Arc<Metrics>,
-    /// Sign-in attempts per address and account.
-    pub throttle: Arc<Throttle>,
     /// Cancelled on shutdown: stops the background tasks, and the hub then ends every stream.
     pub shutdown: CancellationToken,
 }

@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod access_control;
 mod attacks;
 mod behind_nginx;
 mod browser_e2e;

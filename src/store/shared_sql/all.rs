@@ -15,3 +15,4 @@ include!("devices.rs");
 include!("readings.rs");
 include!("events.rs");
 include!("sessions.rs");
+include!("sign_in.rs");

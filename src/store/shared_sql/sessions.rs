@@ -8,6 +8,15 @@ pub async fn session_load(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Resul
         .await
 }
 
+/// When a live session expires (ms), or `None` when it is gone or expired (streams follow it).
+pub async fn session_expiry(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT expiry_ms FROM sessions WHERE id = $1 AND expiry_ms > $2")
+        .bind(id)
+        .bind(now_ms)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Inserts a new session; false when the id is taken.
 pub async fn session_create(
     pool: &Pool<DB>,

@@ -126,11 +126,11 @@ pub async fn clear_user_sites(conn: &mut Conn, user_id: i64) -> sqlx::Result<()>
         .map(|_| ())
 }
 
-pub async fn set_user_disabled(pool: &Pool<DB>, user_id: i64, disabled: bool) -> sqlx::Result<u64> {
+pub async fn set_user_disabled(conn: &mut Conn, user_id: i64, disabled: bool) -> sqlx::Result<u64> {
     sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
         .bind(disabled)
         .bind(user_id)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|r| r.rows_affected())
 }
@@ -144,11 +144,13 @@ pub async fn set_user_password(conn: &mut Conn, user_id: i64, password_hash: &st
         .map(|r| r.rows_affected())
 }
 
-/// Signs a user out everywhere.
-pub async fn delete_user_sessions(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+/// Ends a user's sessions, all but `keep` (the admin's own, when changing their own account),
+/// in the caller's transaction.
+pub async fn end_user_sessions(conn: &mut Conn, user_id: i64, keep: Option<&str>) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
         .bind(user_id)
-        .execute(pool)
+        .bind(keep.unwrap_or(""))
+        .execute(conn)
         .await
         .map(|r| r.rows_affected())
 }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use sensorcast::config::StreamTransport;
 use sensorcast::config::ServeArgs;
+pub use sensorcast::config::StreamTransport;
 use sensorcast::domain::Role;
 use sensorcast::ingest::signature;
 use sensorcast::store::Table;

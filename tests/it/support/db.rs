@@ -26,7 +26,6 @@ impl Db {
     }
 }
 
-
 /// Base URL of the PostgreSQL server used by tests (trust auth).
 pub fn pg_base() -> String {
     std::env::var("SENSORCAST_TEST_PG")
