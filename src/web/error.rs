@@ -115,14 +115,6 @@ pub struct PageError {
     pub message: String,
 }
 
-#[derive(askama::Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    layout: super::layout::Layout,
-    message: &'a str,
-    status: u16,
-}
-
 impl PageError {
     pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
         PageError {
@@ -165,23 +157,5 @@ impl From<ApiError> for PageError {
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         ApiError::from(e).into()
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        use askama::Template;
-        let page = ErrorPage {
-            layout: super::layout::Layout::bare(self.title),
-            message: &self.message,
-            status: self.status.as_u16(),
-        };
-        match page.render() {
-            Ok(html) => (self.status, axum::response::Html(html)).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "error page did not render");
-                (self.status, self.message).into_response()
-            }
-        }
     }
 }

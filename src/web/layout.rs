@@ -97,3 +97,30 @@ pub fn render(t: &impl Template) -> Response {
         Err(e) => PageError::internal(e).into_response(),
     }
 }
+
+/// An error page a person can act on (the error type itself is `error.rs`; its page lives here
+/// with the layout it is drawn in).
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: Layout,
+    message: &'a str,
+    status: u16,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            layout: Layout::bare(self.title),
+            message: &self.message,
+            status: self.status.as_u16(),
+        };
+        match page.render() {
+            Ok(html) => (self.status, axum::response::Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "error page did not render");
+                (self.status, self.message).into_response()
+            }
+        }
+    }
+}

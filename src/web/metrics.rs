@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::state::AppState;
+use super::settings::Settings;
 use crate::ingest::health::WebhookHealth;
 use crate::realtime::hub::Hub;
 
@@ -134,15 +134,16 @@ impl Metrics {
 }
 
 pub async fn handler(
-    State(state): State<AppState>,
+    State(metrics): State<Arc<Metrics>>,
+    State(settings): State<Arc<Settings>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    if let Some(refused) = refusal(state.settings.metrics_token.as_deref(), peer, &headers) {
+    if let Some(refused) = refusal(settings.metrics_token.as_deref(), peer, &headers) {
         return refused;
     }
-    match state.metrics.render() {
+    match metrics.render() {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -219,7 +220,7 @@ fn refusal(token: Option<&str>, peer: Option<SocketAddr>, headers: &HeaderMap) -
 
 /// Records how long each request took to produce its response head, by route template.
 /// Also layered on the fallback, where no route matched: those share the route "unmatched".
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request
@@ -232,8 +233,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         route,
         status: status_label(response.status()),
     };
-    state
-        .metrics
+    metrics
         .latency
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());

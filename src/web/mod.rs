@@ -16,6 +16,7 @@ pub mod pages;
 pub mod password;
 pub mod proxies;
 pub mod realtime;
+pub mod settings;
 pub mod state;
 pub mod throttle;
 pub mod view;

@@ -1,57 +1,16 @@
-//! The one application state every handler gets, and the settings it runs with.
+//! The one application state every handler gets.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use super::proxies::TrustedProxies;
+pub use super::settings::{Settings, StreamTransport};
 use crate::ingest::health::WebhookHealth;
-use crate::ingest::secrets::WebhookSecrets;
-use crate::ingest::ts302::Variant;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
 use crate::store::{Store, Writer};
-
-/// Settings validated once at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub webhook_secrets: WebhookSecrets,
-    pub gateway_token: Option<String>,
-    pub keepalive: Duration,
-    /// Longest replay before a stream is told to `resync` instead.
-    pub max_replay_events: i64,
-    pub signature_window_s: i64,
-    pub max_body_bytes: usize,
-    /// Slowest a webhook request may be (a body trickled byte by byte is cut off with 408).
-    pub webhook_timeout: Duration,
-    pub ts302_default: Variant,
-    pub report_interval_s: i64,
-    pub cookie_secure: bool,
-    pub stream_threads: usize,
-    pub trusted_proxies: TrustedProxies,
-    pub metrics_token: Option<String>,
-    pub stream_transport: StreamTransport,
-    /// Open connections allowed (0: no cap).
-    pub max_connections: usize,
-    /// For a request head (and an idle keep-alive connection).
-    pub head_timeout: Duration,
-    /// For a request body, from the end of its head.
-    pub body_timeout: Duration,
-    /// For any request but a stream, from the end of its head to its answer.
-    pub request_timeout: Duration,
-    /// Longest a write may wait for a client that reads nothing.
-    pub stall: Duration,
-}
-
-/// How streams are written on the wire (see `src/server/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StreamTransport {
-    Raw,
-    Hyper,
-}
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
