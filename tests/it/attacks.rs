@@ -326,6 +326,7 @@ async fn every_response_carries_the_security_headers(backend: Backend) {
     let app = spawn_or_skip!(backend);
     let anon = reqwest::Client::new();
     let admin = app.admin().await;
+    let version = sensorcast::web::asset_version();
     let probes: Vec<(&str, reqwest::Response, u16, Option<&str>)> = vec![
         (
             "404 page",
@@ -347,18 +348,21 @@ async fn every_response_carries_the_security_headers(backend: Backend) {
         ),
         (
             "static",
-            anon.get(app.url("/static/app.css")).send().await.unwrap(),
-            200,
-            Some("public, max-age=86400"),
-        ),
-        (
-            "script",
-            anon.get(app.url("/static/realtime.js"))
+            anon.get(app.url(&format!("/static/{version}/app.css")))
                 .send()
                 .await
                 .unwrap(),
             200,
-            Some("public, max-age=86400"),
+            Some("public, max-age=31536000, immutable"),
+        ),
+        (
+            "script",
+            anon.get(app.url(&format!("/static/{version}/js/main.js")))
+                .send()
+                .await
+                .unwrap(),
+            200,
+            Some("public, max-age=31536000, immutable"),
         ),
         (
             "healthz",
