@@ -90,7 +90,7 @@ async fn bootstrap_admin(store: &Store, args: &ServeArgs) -> anyhow::Result<()> 
     let users = store.count_users().await?;
     match (&args.admin_email, &args.admin_password) {
         (Some(email), Some(password)) if users == 0 => {
-            accounts::create(store, email, password, Role::Admin, &[]).await?;
+            accounts::create(store, email, password, Role::Admin, &[], "start-up").await?;
             tracing::info!(%email, "created the first admin");
         }
         (Some(_), None) | (None, Some(_)) => {

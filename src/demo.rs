@@ -87,7 +87,7 @@ const FLEET: [SimDevice; 5] = [
 pub async fn seed(store: &Store) {
     for (email, password, role, sites) in USERS {
         let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
-        match accounts::create(store, email, password, role, &sites).await {
+        match accounts::create(store, email, password, role, &sites, "demo").await {
             Ok(_) => tracing::info!(email, password, "demo user created"),
             Err(e) => tracing::debug!(email, error = %e, "demo user not created (exists?)"),
         }
@@ -122,7 +122,7 @@ pub fn spawn_fleet(
                 }
                 if round == 0 {
                     if let Some(site) = d.site {
-                        let _ = store.assign_device_to_site(d.id, site).await;
+                        let _ = store.assign_device_to_site(d.id, site, "demo").await;
                     }
                 }
             }

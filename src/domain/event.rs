@@ -82,7 +82,7 @@ struct NewDevice<'a> {
     model: &'a str,
 }
 
-fn envelope<T: Serialize>(kind: &str, now_ms: i64, data: T) -> String {
+pub(super) fn envelope<T: Serialize>(kind: &str, now_ms: i64, data: T) -> String {
     let env = Envelope {
         kind,
         timestamp: now_ms,

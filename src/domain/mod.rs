@@ -5,6 +5,9 @@
 //! Rows derive `sqlx::FromRow` so the store can read them directly; nothing here talks to a
 //! database.
 
+mod alarm;
+mod alarm_eval;
+mod audit;
 mod batch;
 mod device;
 mod event;
@@ -12,6 +15,9 @@ mod reading;
 mod time;
 mod user;
 
+pub use alarm::*;
+pub use alarm_eval::*;
+pub use audit::*;
 pub use batch::*;
 pub use device::*;
 pub use event::*;

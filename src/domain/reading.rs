@@ -31,8 +31,24 @@ pub struct NewReading {
     pub values: Values,
     /// Alarms carried by the reading, as JSON.
     pub alarms: Option<serde_json::Value>,
+    /// The same alarms, typed, for the alarm lifecycle.
+    pub device_alarms: Vec<DeviceSignal>,
     /// The payload as received (JSON text), so nothing is lost when a new key appears.
     pub raw: String,
+}
+
+/// A threshold or mutation alarm the device itself reported (or its release).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSignal {
+    /// 1 or 2.
+    pub probe: i64,
+    pub quantity: super::Quantity,
+    /// The device's own name for it (`above_threshold_alarm`, `mutation_alarm`, …).
+    pub cause: String,
+    pub release: bool,
+    /// A sudden change: an event with no release, raised already ended.
+    pub mutation: bool,
+    pub value: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

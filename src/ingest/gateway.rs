@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 use super::fields::{bad, clip, integer, text, to_ms, FieldError, MAX_TIME_MS};
 use super::mdp::ParseError;
 use super::ts302::{self, DecodeError, Decoded, Variant};
-use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
+use crate::domain::{
+    Change, Delivery, DeviceIdentity, DeviceSignal, DeviceStatus, NewReading, Quantity, Values,
+};
 
 pub const SOURCE: &str = "gateway";
 /// TS302 application port.
@@ -175,6 +177,7 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
             values: live,
             alarms: (!decoded.alarms.is_empty())
                 .then(|| serde_json::to_value(&decoded.alarms).unwrap_or_default()),
+            device_alarms: decoded.alarms.iter().filter_map(signal).collect(),
             raw: raw.clone(),
         }));
     } else {
@@ -202,6 +205,7 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
                 battery: None,
             },
             alarms: None,
+            device_alarms: Vec::new(),
             raw: raw.clone(),
         }));
     }
@@ -227,6 +231,24 @@ fn values(d: &Decoded) -> Values {
 fn raw_json(body: &str, variant: Variant, decoded: &Decoded) -> String {
     let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     serde_json::json!({ "body": body, "variant": variant.as_str(), "decoded": decoded }).to_string()
+}
+
+/// A decoded TS302 alarm as the alarm lifecycle sees it; `None` for a code no decoder knows.
+fn signal(a: &ts302::Alarm) -> Option<DeviceSignal> {
+    if a.kind == ts302::AlarmKind::Unknown {
+        return None;
+    }
+    Some(DeviceSignal {
+        probe: i64::from(a.channel),
+        quantity: match a.quantity {
+            ts302::Quantity::Temperature => Quantity::Temperature,
+            ts302::Quantity::Humidity => Quantity::Humidity,
+        },
+        cause: a.kind.as_str().to_string(),
+        release: a.is_release(),
+        mutation: a.kind == ts302::AlarmKind::MutationAlarm,
+        value: a.value,
+    })
 }
 
 #[cfg(test)]

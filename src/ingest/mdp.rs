@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 
 use super::fields::{bad, clip, number, text, time_ms, FieldError};
-use crate::domain::{Change, Delivery, DeviceIdentity, DeviceStatus, NewReading, Values};
+use crate::domain::{
+    Change, Delivery, DeviceIdentity, DeviceSignal, DeviceStatus, NewReading, Quantity, Values,
+};
 
 pub const SOURCE: &str = "mdp";
 
@@ -129,6 +131,7 @@ fn device_data(
                 measured_ms,
                 values: values(payload, &payload_path)?,
                 alarms: alarms(payload),
+                device_alarms: signals(payload),
                 raw: event.to_string(),
             })
         };
@@ -188,6 +191,38 @@ fn alarms(p: &Map<String, Value>) -> Option<Value> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!found.is_empty()).then_some(Value::Object(found))
+}
+
+/// The device's own alarms as the platform's decoder names them: `temperature_chn1_alarm:
+/// "threshold_alarm"` and the like (v1 and v2 spellings). Unknown names are kept in `alarms`
+/// only.
+fn signals(p: &Map<String, Value>) -> Vec<DeviceSignal> {
+    let mut found = Vec::new();
+    for (quantity, name) in [
+        (Quantity::Temperature, "temperature"),
+        (Quantity::Humidity, "humidity"),
+    ] {
+        for probe in [1, 2] {
+            let Some(Value::String(cause)) = p.get(&format!("{name}_chn{probe}_alarm")) else {
+                continue;
+            };
+            let known = cause.ends_with("threshold_alarm")
+                || cause.ends_with("threshold_alarm_release")
+                || cause == "mutation_alarm";
+            if !known {
+                continue;
+            }
+            found.push(DeviceSignal {
+                probe,
+                quantity,
+                cause: cause.chars().take(64).collect(),
+                release: cause.ends_with("_release"),
+                mutation: cause == "mutation_alarm",
+                value: p.get(&format!("{name}_chn{probe}")).and_then(Value::as_f64),
+            });
+        }
+    }
+    found
 }
 
 #[cfg(test)]

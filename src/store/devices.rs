@@ -2,9 +2,10 @@
 //! the dashboards and exports. Every read that can leak across sites takes the reader's scope.
 
 use super::{
-    dispatch, AlarmRow, LatestReading, SeriesPoint, Store, StoreError, StoreResult, TelemetryQuery,
+    dispatch, AlarmReadingRow, LatestReading, SeriesPoint, Store, StoreError, StoreResult,
+    TelemetryQuery,
 };
-use crate::domain::{now_ms, DeviceRow, ReadingRow, Scope};
+use crate::domain::{action, now_ms, AuditEntry, DeviceRow, ReadingRow, Scope};
 
 impl Store {
     pub async fn devices(&self, scope: &Scope) -> StoreResult<Vec<DeviceRow>> {
@@ -27,22 +28,37 @@ impl Store {
     }
 
     /// Puts a device (Milesight id or devEUI) into the named site, created on first use.
-    pub async fn assign_device_to_site(&self, public_id: &str, site: &str) -> StoreResult<i64> {
+    pub async fn assign_device_to_site(
+        &self,
+        public_id: &str,
+        site: &str,
+        by: &str,
+    ) -> StoreResult<i64> {
         let device = self.existing_device(public_id).await?;
         let (site, now) = (site.trim(), now_ms());
+        let audit = placed(&device, by, Some(site));
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             let site_id = q::site_get_or_create(&mut tx, site, now).await?;
             q::assign_device(&mut tx, device.id, Some(site_id)).await?;
+            q::insert_audit(&mut tx, &audit, now).await?;
             tx.commit().await.map(|()| site_id)
         })?)
     }
 
     /// Puts a device into an existing site, or (`None`) into none.
-    pub async fn place_device(&self, device_id: i64, site_id: Option<i64>) -> StoreResult<()> {
+    pub async fn place_device(
+        &self,
+        device: &DeviceRow,
+        site: Option<(i64, &str)>,
+        by: &str,
+    ) -> StoreResult<()> {
+        let audit = placed(device, by, site.map(|(_, name)| name));
+        let (device_id, site_id, now) = (device.id, site.map(|(id, _)| id), now_ms());
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             q::assign_device(&mut tx, device_id, site_id).await?;
+            q::insert_audit(&mut tx, &audit, now).await?;
             tx.commit().await
         })?)
     }
@@ -113,7 +129,7 @@ impl Store {
         scope: &Scope,
         since_ms: i64,
         limit: i64,
-    ) -> StoreResult<Vec<AlarmRow>> {
+    ) -> StoreResult<Vec<AlarmReadingRow>> {
         Ok(dispatch!(&self.db, |pool, q| q::recent_alarms(
             pool, scope, since_ms, limit
         )
@@ -138,4 +154,12 @@ impl Store {
             q::readings_between(pool, device_id, since_ms, until_ms, limit).await
         })?)
     }
+}
+
+/// The audit row of moving a device to a site (or none).
+fn placed(device: &DeviceRow, by: &str, site: Option<&str>) -> AuditEntry {
+    let target = format!("device {}", device.public_id());
+    AuditEntry::new(by, action::DEVICE_PLACED, &target)
+        .before(serde_json::json!({"site": device.site_name}))
+        .after(serde_json::json!({"site": site}))
 }

@@ -13,11 +13,15 @@
 
 use std::collections::HashSet;
 
+use super::alarm_sql;
 use super::error::StoreResult;
-use super::write_statements::{DeliveryClaim, EventInsert, ReadingInsert};
+use super::judging::{AlarmEvent, Judge};
+use super::write_statements::{DeliveryClaim, ReadingInsert};
+pub use super::write_tx::OfflinePolicy;
+use super::write_tx::{EventInsert, WriteTx};
 use crate::domain::{
-    self as events, public_device_id, Batch, Change, Delivery, DeviceIdentity, DeviceRow,
-    DeviceStatus, EventRow, Outcome,
+    self as events, action, public_device_id, AuditEntry, Batch, Change, Delivery, DeviceIdentity,
+    DeviceRow, DeviceStatus, EventRow, Outcome, Rule, RuleJson, Scope,
 };
 
 #[derive(Debug)]
@@ -25,6 +29,19 @@ pub enum Work {
     Batch(Batch),
     /// Mark devices that have been silent too long OFFLINE.
     MarkSilent,
+    /// Acknowledge an alarm the reader may see, with the corrective action.
+    Acknowledge {
+        alarm_id: i64,
+        scope: Scope,
+        by: String,
+        comment: String,
+    },
+    /// Replace a device's rules (already checked).
+    SetRules {
+        device_id: i64,
+        rules: Vec<Rule>,
+        by: String,
+    },
 }
 
 /// Why a job was refused without a storage failure.
@@ -32,66 +49,13 @@ pub enum Work {
 pub enum Rejection {
     /// The signed request's nonce was already used.
     Replayed,
-}
-
-/// When a device counts as silent: 3 x its interval (or the default) + the grace period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OfflinePolicy {
-    pub default_interval_s: i64,
-    pub grace_s: i64,
+    /// No such alarm or device, or not one the reader may see.
+    NotFound,
+    AlreadyAcknowledged,
 }
 
 /// One result per job, and the events to publish once the transaction has committed.
 pub type Applied = (Vec<Result<Outcome, Rejection>>, Vec<EventRow>);
-
-/// The statements of the write path, run inside the transaction the driver opened. Each
-/// returns once the database has answered.
-pub trait WriteTx {
-    /// Records (key, nonce) pairs; returns those that were new. The pairs must be distinct.
-    fn claim_nonces(
-        &mut self,
-        pairs: &[(&str, &str)],
-        now_ms: i64,
-    ) -> StoreResult<Vec<(String, String)>>;
-    /// Records delivery keys; returns those not seen before (the others are retries). The keys
-    /// must be distinct.
-    fn claim_deliveries(
-        &mut self,
-        claims: &[DeliveryClaim<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>>;
-    /// Every device whose devEUI or Milesight id is one of `ids`.
-    fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>>;
-    fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow>;
-    fn insert_device(
-        &mut self,
-        dev_eui: Option<&str>,
-        milesight_id: Option<&str>,
-        name: &str,
-        model: &str,
-        now_ms: i64,
-    ) -> StoreResult<i64>;
-    /// Fills in identifiers the device lacked and renames it; `None` leaves a column as it is.
-    fn update_device_identity(
-        &mut self,
-        id: i64,
-        dev_eui: Option<&str>,
-        milesight_id: Option<&str>,
-        name: Option<&str>,
-        model: Option<&str>,
-    ) -> StoreResult<()>;
-    fn update_device_state(&mut self, device: &DeviceRow) -> StoreResult<()>;
-    /// Stores the readings whose key is new; returns those keys.
-    fn insert_readings(
-        &mut self,
-        rows: &[ReadingInsert<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>>;
-    /// Devices silent longer than the policy allows that are not OFFLINE yet.
-    fn silent_devices(&mut self, now_ms: i64, policy: OfflinePolicy) -> StoreResult<Vec<i64>>;
-    /// Appends events; returns their ids, in order.
-    fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>>;
-}
 
 /// Applies every job inside the caller's write transaction. Returns one result per job and
 /// the events to publish once the transaction has committed.
@@ -106,6 +70,7 @@ pub fn apply_works(
         devices: Vec::new(),
         events: Vec::new(),
         committed: Vec::new(),
+        judge: Judge::default(),
     };
     let mut results = Vec::with_capacity(works.len());
     let mut rest = works;
@@ -115,11 +80,25 @@ pub fn apply_works(
             .iter()
             .map_while(|w| match w {
                 Work::Batch(b) => Some(b),
-                Work::MarkSilent => None,
+                _ => None,
             })
             .collect();
         if batches.is_empty() {
-            results.push(group.silent(conn, policy)?);
+            results.push(match rest[0] {
+                Work::MarkSilent => group.silent(conn, policy)?,
+                Work::Acknowledge {
+                    alarm_id,
+                    scope,
+                    by,
+                    comment,
+                } => group.acknowledge(conn, *alarm_id, scope, by, comment)?,
+                Work::SetRules {
+                    device_id,
+                    rules,
+                    by,
+                } => group.set_rules(conn, *device_id, rules, by)?,
+                Work::Batch(_) => unreachable!("batches are taken above"),
+            });
             rest = &rest[1..];
         } else {
             results.extend(group.batches(conn, &batches)?);
@@ -138,6 +117,7 @@ struct Group {
     events: Vec<EventInsert>,
     /// Events inserted, in id order.
     committed: Vec<EventRow>,
+    judge: Judge,
 }
 
 struct Device {
@@ -279,6 +259,9 @@ impl Group {
                 }
             }
         }
+        // Alarm state is read before the readings go in: "late" means older than stored.
+        let judged: Vec<i64> = rows.iter().map(|r| r.device_id).collect();
+        self.judge.load(conn, &judged)?;
         let stored = if rows.is_empty() {
             Vec::new()
         } else {
@@ -299,7 +282,7 @@ impl Group {
                 row.model = learnt.model;
             }
             for change in &p.delivery.changes {
-                self.change(p.device, change, &mut stored);
+                self.change(conn, p.device, change, &mut stored)?;
             }
         }
         self.flush(conn)?;
@@ -349,7 +332,7 @@ impl Group {
                     self.devices.len() - 1
                 }
             };
-            self.set_status(device, DeviceStatus::Offline);
+            self.set_status(conn, device, DeviceStatus::Offline)?;
         }
         self.flush(conn)?;
         Ok(Ok(Outcome {
@@ -451,45 +434,161 @@ impl Group {
     }
 
     /// `stored`: keys of the readings stored; each one's event is sent once.
-    fn change(&mut self, device: usize, change: &Change, stored: &mut HashSet<&str>) {
+    fn change(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device: usize,
+        change: &Change,
+        stored: &mut HashSet<&str>,
+    ) -> StoreResult<()> {
         match change {
             Change::Reading(r) => {
                 if !stored.remove(r.dedup_key.as_str()) {
-                    return;
+                    return Ok(());
                 }
                 let json = events::telemetry_json(&self.devices[device].row, r, self.now_ms);
                 self.event(device, events::NEW_TELEMETRY, json);
                 if !r.historical {
-                    self.seen(device);
+                    self.seen(conn, device)?;
                 }
+                let alarms = self
+                    .judge
+                    .reading(conn, &self.devices[device].row, r, self.now_ms)?;
+                self.alarm_events(device, alarms);
             }
-            Change::Status(DeviceStatus::Online) => self.seen(device),
-            Change::Status(DeviceStatus::Offline) => self.set_status(device, DeviceStatus::Offline),
+            Change::Status(DeviceStatus::Online) => self.seen(conn, device)?,
+            Change::Status(DeviceStatus::Offline) => {
+                self.set_status(conn, device, DeviceStatus::Offline)?
+            }
             Change::ReportInterval(secs) => {
                 let d = &mut self.devices[device];
                 d.row.report_interval_s = Some(*secs);
                 d.changed = true;
             }
         }
+        Ok(())
     }
 
     /// A live message: refresh "last seen" and bring the device back online.
-    fn seen(&mut self, device: usize) {
+    fn seen(&mut self, conn: &mut impl WriteTx, device: usize) -> StoreResult<()> {
         let d = &mut self.devices[device];
         d.row.last_seen_ms = Some(d.row.last_seen_ms.unwrap_or(0).max(self.now_ms));
         d.changed = true;
-        self.set_status(device, DeviceStatus::Online);
+        self.set_status(conn, device, DeviceStatus::Online)
     }
 
-    fn set_status(&mut self, device: usize, status: DeviceStatus) {
+    fn set_status(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device: usize,
+        status: DeviceStatus,
+    ) -> StoreResult<()> {
         let d = &mut self.devices[device];
         if d.row.status == status.as_str() {
-            return;
+            return Ok(());
         }
         d.row.status = status.as_str().to_string();
         d.changed = true;
         let json = events::status_json(&d.row, status, self.now_ms);
         self.event(device, events::DEVICE_STATUS_CHANGED, json);
+        let alarms = self
+            .judge
+            .status(conn, &self.devices[device].row, status, self.now_ms)?;
+        self.alarm_events(device, alarms);
+        Ok(())
+    }
+
+    fn alarm_events(&mut self, device: usize, alarms: Vec<AlarmEvent>) {
+        for (kind, json) in alarms {
+            self.event(device, kind, json);
+        }
+    }
+
+    /// The device at this id, read into the transaction if it was not.
+    fn device_at(&mut self, conn: &mut impl WriteTx, id: i64) -> StoreResult<usize> {
+        if let Some(i) = self.devices.iter().position(|d| d.row.id == id) {
+            return Ok(i);
+        }
+        let row = conn.device_by_id(id)?;
+        self.devices.push(Device::new(row));
+        Ok(self.devices.len() - 1)
+    }
+
+    fn acknowledge(
+        &mut self,
+        conn: &mut impl WriteTx,
+        alarm_id: i64,
+        scope: &Scope,
+        by: &str,
+        comment: &str,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let Some(alarm) = alarm_sql::alarm_by_id(conn, alarm_id)? else {
+            return Ok(Err(Rejection::NotFound));
+        };
+        let device = self.device_at(conn, alarm.device_id)?;
+        if !scope.allows(self.devices[device].row.site_id) {
+            return Ok(Err(Rejection::NotFound));
+        }
+        if alarm.acknowledged_ms.is_some() {
+            return Ok(Err(Rejection::AlreadyAcknowledged));
+        }
+        self.judge.load(conn, &[alarm.device_id])?;
+        let before = serde_json::json!({"acknowledged": false, "active": alarm.active});
+        let alarm = self
+            .judge
+            .acknowledge(conn, alarm, by, comment, self.now_ms)?;
+        let row = &self.devices[device].row;
+        let audit = AuditEntry::new(by, action::ALARM_ACKNOWLEDGED, &format!("alarm {alarm_id}"))
+            .before(before)
+            .after(serde_json::json!({
+                "acknowledged": true,
+                "comment": comment,
+                "device": row.public_id(),
+                "kind": alarm.kind,
+            }));
+        alarm_sql::insert_audit(conn, &audit, self.now_ms)?;
+        let json = events::alarm_event_json(events::ALARM_ACKNOWLEDGED, &alarm, row, self.now_ms);
+        self.event(device, events::ALARM_ACKNOWLEDGED, json);
+        self.flush(conn)?;
+        Ok(Ok(Outcome {
+            accepted: 1,
+            duplicates: 0,
+        }))
+    }
+
+    fn set_rules(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device_id: i64,
+        rules: &[Rule],
+        by: &str,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let device = self.device_at(conn, device_id)?;
+        let before: Vec<RuleJson> = alarm_sql::rules_of(conn, &[device_id])?
+            .iter()
+            .filter_map(|r| r.rule())
+            .map(|r| RuleJson::from(&r))
+            .collect();
+        let after: Vec<RuleJson> = rules.iter().map(RuleJson::from).collect();
+        alarm_sql::replace_rules(conn, device_id, rules)?;
+        let row = &self.devices[device].row;
+        let audit = AuditEntry::new(
+            by,
+            action::RULES_CHANGED,
+            &format!("device {}", row.public_id()),
+        )
+        .before(&before)
+        .after(&after);
+        alarm_sql::insert_audit(conn, &audit, self.now_ms)?;
+        let alarms =
+            self.judge
+                .rules_changed(conn, &self.devices[device].row, rules, self.now_ms)?;
+        self.alarm_events(device, alarms);
+        self.flush(conn)?;
+        Ok(Ok(Outcome {
+            accepted: rules.len(),
+            duplicates: 0,
+        }))
     }
 
     fn event(&mut self, device: usize, kind: &'static str, json: String) {

@@ -6,11 +6,14 @@
 //! `postgres.rs`; the write path (writer.rs, group.rs) runs the same group-commit logic on
 //! either database through its `WriteTx` statements (write_sqlite.rs, write_postgres.rs).
 
+mod alarm_sql;
+mod alarms;
 mod connect;
 mod devices;
 mod error;
 mod events;
 mod group;
+mod judging;
 mod operations;
 mod postgres;
 mod rows;
@@ -21,6 +24,7 @@ mod users;
 mod write_postgres;
 mod write_sqlite;
 mod write_statements;
+mod write_tx;
 mod writer;
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub struct SeriesPoint {
 
 /// A reading that carried alarms, with its device.
 #[derive(Debug, Clone, FromRow)]
-pub struct AlarmRow {
+pub struct AlarmReadingRow {
     pub device_name: String,
     pub milesight_id: Option<String>,
     pub dev_eui: Option<String>,
@@ -105,4 +105,23 @@ pub(crate) fn scope_sql(scope: &Scope, column: &str) -> String {
             format!("{column} IN ({})", list.join(","))
         }
     }
+}
+
+/// Which alarms a list shows: by start time, newest first.
+#[derive(Debug, Clone)]
+pub struct AlarmFilter {
+    pub open_only: bool,
+    pub device_id: Option<i64>,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub limit: i64,
+}
+
+/// Which audit rows a list shows: newest first.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub limit: i64,
 }

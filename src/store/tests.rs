@@ -197,6 +197,7 @@ fn reading(key: &str, temperature: f64, historical: bool) -> Change {
             ..Values::default()
         },
         alarms: None,
+        device_alarms: Vec::new(),
         raw: "{}".into(),
     })
 }

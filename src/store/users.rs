@@ -2,7 +2,7 @@
 //! web layer's (it bounds how many run at once).
 
 use super::{dispatch, SiteRow, Store, StoreError, StoreResult, UserListRow, UserRow, UserSiteRow};
-use crate::domain::{now_ms, Role, User};
+use crate::domain::{action, now_ms, AuditEntry, Role, User};
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -12,6 +12,8 @@ pub struct NewUser<'a> {
     pub role: Role,
     /// Site names, created on first use.
     pub sites: &'a [String],
+    /// Who creates it, for the audit trail.
+    pub by: &'a str,
 }
 
 /// What an administrator changes of a user's access, at once.
@@ -25,6 +27,8 @@ pub struct AccessChange<'a> {
     pub end_sessions: bool,
     /// The admin's own session, kept when they change their own account.
     pub keep: Option<&'a str>,
+    /// Who changes it, for the audit trail.
+    pub by: &'a str,
 }
 
 impl Store {
@@ -41,6 +45,9 @@ impl Store {
             )));
         }
         let (role, now) = (user.role.as_str(), now_ms());
+        let audit = AuditEntry::new(user.by, action::USER_CREATED, &email).after(
+            serde_json::json!({"email": email, "role": role, "sites": user.sites}),
+        );
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             let id = q::insert_user(&mut tx, &email, user.password_hash, role, now).await?;
@@ -48,6 +55,7 @@ impl Store {
                 let site_id = q::site_get_or_create(&mut tx, site.trim(), now).await?;
                 q::add_user_site(&mut tx, id, site_id).await?;
             }
+            q::insert_audit(&mut tx, &audit, now).await?;
             tx.commit().await.map(|()| id)
         })?)
     }
@@ -112,8 +120,20 @@ impl Store {
     /// Sets a user's role, sites and (optionally) password in one transaction.
     pub async fn change_access(&self, user_id: i64, change: AccessChange<'_>) -> StoreResult<()> {
         let role = change.role.as_str();
+        let (before, now) = (self.account_with_sites(user_id).await?, now_ms());
+        let target = before.as_ref().map_or(format!("user {user_id}"), |(u, _)| u.email.clone());
+        let access = AuditEntry::new(change.by, action::USER_ACCESS_CHANGED, &target)
+            .before(before.as_ref().map(|(u, sites)| serde_json::json!({"role": u.role, "siteIds": sites})))
+            .after(serde_json::json!({"role": role, "siteIds": change.site_ids}));
+        let password = change
+            .password_hash
+            .map(|_| AuditEntry::new(change.by, action::USER_PASSWORD_CHANGED, &target));
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
+            q::insert_audit(&mut tx, &access, now).await?;
+            if let Some(entry) = &password {
+                q::insert_audit(&mut tx, entry, now).await?;
+            }
             q::set_user_role(&mut tx, user_id, role).await?;
             q::clear_user_sites(&mut tx, user_id).await?;
             for site in change.site_ids {
@@ -130,9 +150,17 @@ impl Store {
     }
 
     /// Disables a user and ends their sessions in one transaction, or enables them.
-    pub async fn set_disabled(&self, user_id: i64, disabled: bool) -> StoreResult<()> {
+    pub async fn set_disabled(&self, user_id: i64, disabled: bool, by: &str) -> StoreResult<()> {
+        let target = match self.account(user_id).await? {
+            Some(u) => u.email,
+            None => format!("user {user_id}"),
+        };
+        let what = if disabled { action::USER_DISABLED } else { action::USER_ENABLED };
+        let audit = AuditEntry::new(by, what, &target);
+        let now = now_ms();
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
+            q::insert_audit(&mut tx, &audit, now).await?;
             q::set_user_disabled(&mut tx, user_id, disabled).await?;
             if disabled {
                 q::end_user_sessions(&mut tx, user_id, None).await?;

@@ -7,11 +7,10 @@ use sqlx::{PgConnection, PgPool};
 use tokio::runtime::Handle;
 
 use super::error::StoreResult;
-use super::group::{self, Applied, OfflinePolicy, Work, WriteTx};
+use super::group::{self, Applied, OfflinePolicy, Work};
 use super::postgres;
-use super::write_statements::{
-    self as sql, DeliveryClaim, EventInsert, ReadingInsert, ROWS_PER_STATEMENT,
-};
+use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT};
+use super::write_tx::{EventInsert, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
 /// Runs every job in one transaction, announcing new events to every instance at commit.
@@ -56,7 +55,54 @@ struct PgTx<'t> {
     events_inserted: bool,
 }
 
+/// Binds typed values to a query.
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    params: &'q [Val],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for p in params {
+        q = match p {
+            Val::Int(v) => q.bind(*v),
+            Val::Real(v) => q.bind(*v),
+            Val::Text(v) => q.bind(v.as_deref()),
+            Val::Bool(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
+/// Reads a row's columns as `columns` says.
+fn typed_row(r: &sqlx::postgres::PgRow, columns: &[Ty]) -> sqlx::Result<Vec<Val>> {
+    use sqlx::Row;
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            Ok(match ty {
+                Ty::Int => Val::Int(r.try_get(i)?),
+                Ty::Real => Val::Real(r.try_get(i)?),
+                Ty::Text => Val::Text(r.try_get(i)?),
+                Ty::Bool => Val::Bool(r.try_get(i)?),
+            })
+        })
+        .collect()
+}
+
 impl WriteTx for PgTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Val]) -> StoreResult<u64> {
+        let q = bind_all(sqlx::query(sql), params);
+        Ok(run(self.rt, q.execute(&mut *self.conn))?.rows_affected())
+    }
+
+    fn select(&mut self, sql: &str, params: &[Val], columns: &[Ty]) -> StoreResult<Vec<Vec<Val>>> {
+        let q = bind_all(sqlx::query(sql), params);
+        let rows = run(self.rt, q.fetch_all(&mut *self.conn))?;
+        Ok(rows
+            .iter()
+            .map(|r| typed_row(r, columns))
+            .collect::<sqlx::Result<_>>()?)
+    }
+
     fn claim_nonces(
         &mut self,
         pairs: &[(&str, &str)],

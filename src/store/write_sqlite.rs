@@ -9,10 +9,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row};
 
 use super::error::StoreResult;
-use super::group::{self, Applied, OfflinePolicy, Work, WriteTx};
-use super::write_statements::{
-    self as sql, DeliveryClaim, EventInsert, ReadingInsert, ROWS_PER_STATEMENT,
-};
+use super::group::{self, Applied, OfflinePolicy, Work};
+use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT};
+use super::write_tx::{EventInsert, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
 /// Runs every job in one transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so
@@ -65,7 +64,45 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     })
 }
 
+impl ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Val::Int(v) => v.to_sql(),
+            Val::Real(v) => v.to_sql(),
+            Val::Text(v) => v.to_sql(),
+            Val::Bool(v) => v.to_sql(),
+        }
+    }
+}
+
+/// Reads a row's columns as `columns` says.
+fn typed_row(r: &Row<'_>, columns: &[Ty]) -> rusqlite::Result<Vec<Val>> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            Ok(match ty {
+                Ty::Int => Val::Int(r.get(i)?),
+                Ty::Real => Val::Real(r.get(i)?),
+                Ty::Text => Val::Text(r.get(i)?),
+                Ty::Bool => Val::Bool(r.get(i)?),
+            })
+        })
+        .collect()
+}
+
 impl WriteTx for SqliteTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Val]) -> StoreResult<u64> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+        Ok(stmt.execute(&*params)? as u64)
+    }
+
+    fn select(&mut self, sql: &str, params: &[Val], columns: &[Ty]) -> StoreResult<Vec<Vec<Val>>> {
+        let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+        query_all(self.0, sql, &params, |r| typed_row(r, columns))
+    }
+
     fn claim_nonces(
         &mut self,
         pairs: &[(&str, &str)],

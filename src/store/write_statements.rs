@@ -136,14 +136,6 @@ pub struct ReadingInsert<'a> {
     pub alarms: Option<String>,
 }
 
-/// An event to append to the log.
-pub struct EventInsert {
-    pub kind: &'static str,
-    pub device_id: i64,
-    pub site_id: Option<i64>,
-    pub json: String,
-}
-
 /// Checks that an insert numbered every event, and sorts the ids into insertion order.
 pub fn event_ids(mut ids: Vec<i64>, inserted: usize) -> StoreResult<Vec<i64>> {
     if ids.len() != inserted {

@@ -12,6 +12,7 @@ pub async fn create(
     pw: &str,
     role: Role,
     sites: &[String],
+    by: &str,
 ) -> StoreResult<i64> {
     check_new_password(pw).map_err(|why| StoreError::Invalid(why.into()))?;
     let hash = password::hash(pw.to_string())
@@ -22,6 +23,7 @@ pub async fn create(
         password_hash: &hash,
         role,
         sites,
+        by,
     };
     store.create_user(user).await
 }

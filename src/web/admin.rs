@@ -20,7 +20,7 @@ use super::pages::Fleet;
 use super::password;
 use super::state::AppState;
 use super::view::{DeviceView, EventLine};
-use crate::domain::{Role, Scope};
+use crate::domain::{Role, Scope, User};
 use crate::ingest::health::HealthSnapshot;
 use crate::realtime::control;
 use crate::store::{AccessChange, DeliveryRow, SiteRow, StoreError};
@@ -202,7 +202,10 @@ pub async fn assign_device(
     let site_id: Option<i64> = form.text("site").and_then(|s| s.parse().ok());
     let message = match (new_name, site_id) {
         (Some(name), _) => {
-            state.store.assign_device_to_site(&device_id, &name).await?;
+            state
+                .store
+                .assign_device_to_site(&device_id, &name, &user.email)
+                .await?;
             format!("{} is now in {name}.", device.name)
         }
         (None, Some(site_id)) => {
@@ -211,11 +214,14 @@ pub async fn assign_device(
                 .into_iter()
                 .find(|s| s.id == site_id)
                 .ok_or_else(PageError::not_found)?;
-            state.store.place_device(device.id, Some(site.id)).await?;
+            state
+                .store
+                .place_device(&device, Some((site.id, &site.name)), &user.email)
+                .await?;
             format!("{} is now in {}.", device.name, site.name)
         }
         (None, None) if form.get("site") == Some("none") => {
-            state.store.place_device(device.id, None).await?;
+            state.store.place_device(&device, None, &user.email).await?;
             format!("{} is no longer in a site.", device.name)
         }
         (None, None) => {
@@ -246,7 +252,7 @@ pub async fn create_user(
         .into_iter()
         .map(|s| s.name)
         .collect();
-    match super::accounts::create(&state.store, &email, password, role, &names).await {
+    match super::accounts::create(&state.store, &email, password, role, &names, &user.email).await {
         Ok(id) => {
             tracing::info!(admin = user.id, user = id, "user created");
             set_flash(
@@ -338,6 +344,7 @@ pub async fn update_user(
         password_hash: hash.as_deref(),
         end_sessions: ends_sessions,
         keep: keep.as_deref(),
+        by: &user.email,
     };
     state.store.change_access(id, change).await?;
     if ends_sessions {
@@ -352,11 +359,12 @@ pub async fn update_user(
 /// `POST /admin/users/{id}/disable` and `/enable`.
 pub async fn set_disabled(
     state: &AppState,
-    admin: i64,
+    admin: &User,
     session: &Session,
     id: i64,
     disabled: bool,
 ) -> Result<Response, PageError> {
+    let (admin, by) = (admin.id, admin.email.as_str());
     if id == admin && disabled {
         set_flash(session, false, "You cannot disable your own account.").await;
         return Ok(Redirect::to("/admin#users").into_response());
@@ -366,7 +374,7 @@ pub async fn set_disabled(
         .account(id)
         .await?
         .ok_or_else(PageError::not_found)?;
-    state.store.set_disabled(id, disabled).await?;
+    state.store.set_disabled(id, disabled, by).await?;
     if disabled {
         control::end_user(&state.store, &state.hub, id).await;
     }
@@ -382,7 +390,7 @@ pub async fn disable_user(
     session: Session,
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    set_disabled(&state, user.id, &session, id, true).await
+    set_disabled(&state, &user, &session, id, true).await
 }
 
 pub async fn enable_user(
@@ -391,5 +399,5 @@ pub async fn enable_user(
     session: Session,
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    set_disabled(&state, user.id, &session, id, false).await
+    set_disabled(&state, &user, &session, id, false).await
 }

@@ -20,7 +20,7 @@ use super::layout::{render, Layout};
 use super::password;
 use super::state::AppState;
 use super::throttle::{self, Admission};
-use crate::domain::{Role, User};
+use crate::domain::{action, AuditEntry, Role, User};
 use crate::store::sessions::USER_ID_KEY;
 
 /// The signed-in user, for JSON endpoints: 401 JSON otherwise.
@@ -317,6 +317,8 @@ pub async fn login(
     };
     let Some(user) = active.filter(|_| ok) else {
         tracing::info!(email = %email, "failed sign-in");
+        // Bounded like the attempts themselves: the throttle admits only a few per window.
+        audit(&state, AuditEntry::new(&email, action::SIGN_IN_FAILED, &address)).await;
         return login_page(
             &session,
             &keys,
@@ -348,6 +350,7 @@ pub async fn login(
         return e.into_response();
     }
     tracing::info!(user_id = user.id, "signed in");
+    audit(&state, AuditEntry::new(&user.email, action::SIGN_IN, &address)).await;
     csrf::clear_nonce(&keys, Redirect::to(&next).into_response())
 }
 
@@ -358,7 +361,19 @@ fn with_retry_after(mut response: Response, secs: u64) -> Response {
     response
 }
 
+/// Appends an audit row; a failure is logged (the sign-in itself has happened).
+async fn audit(state: &AppState, entry: AuditEntry) {
+    if let Err(e) = state.store.audit(&entry).await {
+        tracing::warn!(error = %e, action = entry.action, "could not write the audit row");
+    }
+}
+
 pub async fn logout(State(state): State<AppState>, session: Session) -> Response {
+    if let Ok(Some(user_id)) = session.get::<i64>(USER_ID_KEY).await {
+        if let Ok(Some(account)) = state.store.account(user_id).await {
+            audit(&state, AuditEntry::new(&account.email, action::SIGN_OUT, "session")).await;
+        }
+    }
     if let Some(id) = session.id() {
         crate::realtime::control::end_session(&state.store, &state.hub, &id.to_string()).await;
     }

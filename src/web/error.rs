@@ -100,6 +100,12 @@ impl From<WriteError> for ApiError {
                 "request_replayed",
                 "This signature (webhook uuid and nonce) was already used.",
             ),
+            WriteError::Rejected(Rejection::NotFound) => ApiError::not_found("alarm"),
+            WriteError::Rejected(Rejection::AlreadyAcknowledged) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_acknowledged",
+                "This alarm was already acknowledged.",
+            ),
             WriteError::Store(e) if e.is_unavailable() => ApiError::unavailable(e),
             WriteError::Store(e) => ApiError::internal(e),
             WriteError::Stopped => ApiError::unavailable("writer stopped (shutting down)"),

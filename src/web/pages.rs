@@ -11,7 +11,7 @@ use super::layout::{dashboard_path, render, Layout};
 use super::state::AppState;
 use super::view::{self, DeviceView, Stats, DAY_MS};
 use crate::domain::{now_ms, public_device_id, Role, Scope, User};
-use crate::store::{AlarmRow, SeriesPoint, Store};
+use crate::store::{AlarmReadingRow, SeriesPoint, Store};
 
 pub async fn home(PageUser(user): PageUser) -> Redirect {
     Redirect::to(dashboard_path(user.role))
@@ -96,8 +96,8 @@ impl AlarmLine {
     }
 }
 
-impl From<AlarmRow> for AlarmLine {
-    fn from(a: AlarmRow) -> Self {
+impl From<AlarmReadingRow> for AlarmLine {
+    fn from(a: AlarmReadingRow) -> Self {
         AlarmLine {
             device_id: public_device_id(a.milesight_id.as_deref(), a.dev_eui.as_deref()),
             device_name: a.device_name,

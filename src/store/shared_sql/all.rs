@@ -16,3 +16,4 @@ include!("readings.rs");
 include!("events.rs");
 include!("sessions.rs");
 include!("sign_in.rs");
+include!("alarms.rs");

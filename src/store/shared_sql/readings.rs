@@ -75,7 +75,7 @@ pub async fn recent_alarms(
     scope: &Scope,
     since_ms: i64,
     limit: i64,
-) -> sqlx::Result<Vec<AlarmRow>> {
+) -> sqlx::Result<Vec<AlarmReadingRow>> {
     let sql = format!(
         "SELECT d.name AS device_name, d.milesight_id, d.dev_eui, r.measured_ms, r.temperature, \
          r.temperature2, r.alarms FROM readings r JOIN devices d ON d.id = r.device_id \

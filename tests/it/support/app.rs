@@ -298,7 +298,7 @@ impl TestApp {
 
     pub async fn add_user(&self, email: &str, role: Role, sites: &[&str]) -> i64 {
         let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
-        accounts::create(&self.state.store, email, PASSWORD, role, &sites)
+        accounts::create(&self.state.store, email, PASSWORD, role, &sites, "test")
             .await
             .expect("create user")
     }
@@ -306,7 +306,7 @@ impl TestApp {
     pub async fn assign(&self, device: &str, site: &str) {
         self.state
             .store
-            .assign_device_to_site(device, site)
+            .assign_device_to_site(device, site, "test")
             .await
             .map(|_| ())
             .expect("assign device")
