@@ -28,13 +28,16 @@ async fn main() -> anyhow::Result<()> {
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let id = accounts::create(&store, &email, password, role, &sites, "command line").await?;
+            let id =
+                accounts::create(&store, &email, password, role, &sites, "command line").await?;
             println!("created user {id} ({email}, {})", role.as_str());
             Ok(())
         }
         Command::Device(DeviceCommand::Assign { device, site }) => {
             let store = Store::open(&cli.db.database_url).await?;
-            store.assign_device_to_site(&device, &site, "command line").await?;
+            store
+                .assign_device_to_site(&device, &site, "command line")
+                .await?;
             println!("device {device} is now in site {site}");
             Ok(())
         }

@@ -12,7 +12,8 @@ impl Store {
         scope: &Scope,
         filter: &AlarmFilter,
     ) -> StoreResult<Vec<(AlarmRow, DeviceRow)>> {
-        let alarms = dispatch!(&self.db, |pool, q| q::list_alarms(pool, scope, filter).await)?;
+        let alarms = dispatch!(&self.db, |pool, q| q::list_alarms(pool, scope, filter)
+            .await)?;
         if alarms.is_empty() {
             return Ok(Vec::new());
         }
@@ -27,7 +28,11 @@ impl Store {
     }
 
     /// One alarm, if the scope may see it.
-    pub async fn alarm(&self, id: i64, scope: &Scope) -> StoreResult<Option<(AlarmRow, DeviceRow)>> {
+    pub async fn alarm(
+        &self,
+        id: i64,
+        scope: &Scope,
+    ) -> StoreResult<Option<(AlarmRow, DeviceRow)>> {
         let found = dispatch!(&self.db, |pool, q| q::alarm_in_scope(pool, id, scope).await)?;
         let Some(alarm) = found else {
             return Ok(None);

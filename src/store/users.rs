@@ -45,9 +45,8 @@ impl Store {
             )));
         }
         let (role, now) = (user.role.as_str(), now_ms());
-        let audit = AuditEntry::new(user.by, action::USER_CREATED, &email).after(
-            serde_json::json!({"email": email, "role": role, "sites": user.sites}),
-        );
+        let audit = AuditEntry::new(user.by, action::USER_CREATED, &email)
+            .after(serde_json::json!({"email": email, "role": role, "sites": user.sites}));
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             let id = q::insert_user(&mut tx, &email, user.password_hash, role, now).await?;
@@ -121,9 +120,15 @@ impl Store {
     pub async fn change_access(&self, user_id: i64, change: AccessChange<'_>) -> StoreResult<()> {
         let role = change.role.as_str();
         let (before, now) = (self.account_with_sites(user_id).await?, now_ms());
-        let target = before.as_ref().map_or(format!("user {user_id}"), |(u, _)| u.email.clone());
+        let target = before
+            .as_ref()
+            .map_or(format!("user {user_id}"), |(u, _)| u.email.clone());
         let access = AuditEntry::new(change.by, action::USER_ACCESS_CHANGED, &target)
-            .before(before.as_ref().map(|(u, sites)| serde_json::json!({"role": u.role, "siteIds": sites})))
+            .before(
+                before
+                    .as_ref()
+                    .map(|(u, sites)| serde_json::json!({"role": u.role, "siteIds": sites})),
+            )
             .after(serde_json::json!({"role": role, "siteIds": change.site_ids}));
         let password = change
             .password_hash
@@ -155,7 +160,11 @@ impl Store {
             Some(u) => u.email,
             None => format!("user {user_id}"),
         };
-        let what = if disabled { action::USER_DISABLED } else { action::USER_ENABLED };
+        let what = if disabled {
+            action::USER_DISABLED
+        } else {
+            action::USER_ENABLED
+        };
         let audit = AuditEntry::new(by, what, &target);
         let now = now_ms();
         Ok(dispatch!(&self.db, |pool, q| {

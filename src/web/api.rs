@@ -131,7 +131,7 @@ pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
         })
 }
 
-fn parse_limit(s: Option<&str>) -> Result<i64, ApiError> {
+pub(super) fn parse_limit(s: Option<&str>) -> Result<i64, ApiError> {
     match s {
         None => Ok(DEFAULT_LIMIT),
         Some(s) => match s.trim().parse::<i64>() {

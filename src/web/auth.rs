@@ -150,7 +150,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -318,7 +318,11 @@ pub async fn login(
     let Some(user) = active.filter(|_| ok) else {
         tracing::info!(email = %email, "failed sign-in");
         // Bounded like the attempts themselves: the throttle admits only a few per window.
-        audit(&state, AuditEntry::new(&email, action::SIGN_IN_FAILED, &address)).await;
+        audit(
+            &state,
+            AuditEntry::new(&email, action::SIGN_IN_FAILED, &address),
+        )
+        .await;
         return login_page(
             &session,
             &keys,
@@ -350,7 +354,11 @@ pub async fn login(
         return e.into_response();
     }
     tracing::info!(user_id = user.id, "signed in");
-    audit(&state, AuditEntry::new(&user.email, action::SIGN_IN, &address)).await;
+    audit(
+        &state,
+        AuditEntry::new(&user.email, action::SIGN_IN, &address),
+    )
+    .await;
     csrf::clear_nonce(&keys, Redirect::to(&next).into_response())
 }
 
@@ -371,7 +379,11 @@ async fn audit(state: &AppState, entry: AuditEntry) {
 pub async fn logout(State(state): State<AppState>, session: Session) -> Response {
     if let Ok(Some(user_id)) = session.get::<i64>(USER_ID_KEY).await {
         if let Ok(Some(account)) = state.store.account(user_id).await {
-            audit(&state, AuditEntry::new(&account.email, action::SIGN_OUT, "session")).await;
+            audit(
+                &state,
+                AuditEntry::new(&account.email, action::SIGN_OUT, "session"),
+            )
+            .await;
         }
     }
     if let Some(id) = session.id() {

@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use tower_sessions::cookie::Cookie;
 use tower_sessions::Session;
 
-use super::error::PageError;
+use super::error::{ApiError, PageError};
 use super::form::FormData;
 use crate::store::Store;
 
@@ -203,9 +203,10 @@ pub async fn guard(request: Request, next: Next) -> Response {
     ) {
         return next.run(request).await;
     }
+    let api = request.uri().path().starts_with("/api/");
     if !same_origin(request.headers()) {
         tracing::info!(path = %request.uri().path(), "cross-origin form refused");
-        return refused();
+        return refused(api);
     }
     let Some(session) = request.extensions().get::<Session>().cloned() else {
         return PageError::internal("csrf guard outside the session layer").into_response();
@@ -245,8 +246,9 @@ pub async fn guard(request: Request, next: Next) -> Response {
     };
     if !valid {
         tracing::info!(path = %parts.uri.path(), "missing or wrong anti-forgery token");
-        let mut page = refused();
+        let mut page = refused(api);
         if expected.is_none()
+            && !api
             && !sends_cookie(&parts.headers, super::SESSION_COOKIE)
             && !sends_cookie(&parts.headers, NONCE_COOKIE)
         {
@@ -281,7 +283,16 @@ async fn expected_token(
     }
 }
 
-fn refused() -> Response {
+/// 403: as the JSON error contract on `/api/*`, as a page elsewhere.
+fn refused(api: bool) -> Response {
+    if api {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "Missing or wrong anti-forgery token: send the page's token in X-CSRF-Token.",
+        )
+        .into_response();
+    }
     PageError::new(
         StatusCode::FORBIDDEN,
         "Form expired",

@@ -11,6 +11,7 @@ use time::{Date, PrimitiveDateTime};
 use tower_sessions::Session;
 
 use super::auth::PageUser;
+use super::csv::field;
 use super::error::PageError;
 use super::extract::{PagePath, PageQuery};
 use super::layout::{render, Layout};
@@ -246,15 +247,6 @@ fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
 /// A text field: always quoted (RFC 4180), so a spreadsheet splitting on `;` or tabs (as
 /// some locales do) still sees one cell, and never read as a formula. Numbers and booleans,
 /// which we format ourselves, stay bare.
-fn field(s: &str) -> String {
-    let defused = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        "'"
-    } else {
-        ""
-    };
-    format!("\"{defused}{}\"", s.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

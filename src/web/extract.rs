@@ -1,8 +1,8 @@
 //! Extractors whose refusals keep to our error contract: a bad path or query value on `/api/*`
 //! answers `{"error","message"}` JSON (a page answers an error page), never axum's plain text.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 
 use super::error::{ApiError, PageError};
@@ -16,6 +16,11 @@ pub struct ApiQuery<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// `Json` bodies for JSON endpoints.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
 
 /// `Path` for pages and forms.
 #[derive(FromRequestParts)]
@@ -41,6 +46,18 @@ impl From<PathRejection> for ApiError {
         ApiError::bad_request(
             "invalid_path",
             format!("The address is not valid: {}", e.body_text()),
+        )
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "The body is not valid JSON for this request: {}",
+                e.body_text()
+            ),
         )
     }
 }

@@ -3,9 +3,12 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alarms;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod csrf;
+pub mod csv;
 pub mod devices;
 pub mod error;
 pub mod extract;
@@ -110,6 +113,8 @@ fn routes(state: &AppState) -> Router<AppState> {
             "/admin/devices/{device_id}/site",
             post(admin::assign_device),
         )
+        .route("/admin/audit", get(audit::page))
+        .route("/admin/audit.csv", get(audit::csv))
         .route("/manager", get(pages::manager))
         .route("/employee", get(pages::employee))
         .route("/devices/{device_id}", get(devices::detail))
@@ -117,6 +122,16 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
+        .route(
+            "/api/devices/{device_id}/rules",
+            get(alarms::rules).put(alarms::put_rules),
+        )
+        .route("/api/alarms", get(alarms::list))
+        .route(
+            "/api/alarms/{alarm_id}/acknowledge",
+            post(alarms::acknowledge),
+        )
+        .route("/api/audit", get(audit::api))
         .route("/api/realtime", get(realtime::realtime))
         .route("/api/realtime/stats", get(api::realtime_stats))
         .method_not_allowed_fallback(method_not_allowed)
