@@ -1,11 +1,13 @@
 //! The bottom layer: the types every other layer shares — devices, readings, the batch a webhook
-//! becomes, the event log's rows and JSON, users, roles and scopes. It imports nothing of ours,
-//! so any layer may use it and it never changes because a layer above did.
+//! becomes, the commands a device can be sent, the event log's rows and JSON, users, roles and
+//! scopes. It imports nothing of ours, so any layer may use it and it never changes because a
+//! layer above did.
 //!
 //! Rows derive `sqlx::FromRow` so the store can read them directly; nothing here talks to a
 //! database.
 
 mod batch;
+mod command;
 mod device;
 mod event;
 mod reading;
@@ -13,6 +15,7 @@ mod time;
 mod user;
 
 pub use batch::*;
+pub use command::*;
 pub use device::*;
 pub use event::*;
 pub use reading::*;
