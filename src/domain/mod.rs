@@ -1,6 +1,7 @@
 //! The bottom layer: the types every other layer shares — devices, readings, the batch a webhook
-//! becomes, the event log's rows and JSON, users, roles and scopes. It imports nothing of ours,
-//! so any layer may use it and it never changes because a layer above did.
+//! becomes, the commands a device can be sent, the event log's rows and JSON, users, roles and
+//! scopes. It imports nothing of ours, so any layer may use it and it never changes because a
+//! layer above did.
 //!
 //! Rows derive `sqlx::FromRow` so the store can read them directly; nothing here talks to a
 //! database.
@@ -9,6 +10,7 @@ mod alarm;
 mod alarm_eval;
 mod audit;
 mod batch;
+mod command;
 mod device;
 mod event;
 mod reading;
@@ -19,6 +21,7 @@ pub use alarm::*;
 pub use alarm_eval::*;
 pub use audit::*;
 pub use batch::*;
+pub use command::*;
 pub use device::*;
 pub use event::*;
 pub use reading::*;
