@@ -189,7 +189,8 @@ mod tests {
     #[test]
     fn sequences_give_the_expected_alarms() {
         use Effect::*;
-        let cases: &[(&str, i64, &[(i64, f64)], &[Effect])] = &[
+        type Case<'a> = (&'a str, i64, &'a [(i64, f64)], &'a [Effect]);
+        let cases: &[Case] = &[
             ("in range: nothing", 0, &[(0, -20.0), (60, -18.0)], &[]),
             ("boundaries are inside", 0, &[(0, -15.0), (60, -25.0)], &[]),
             (

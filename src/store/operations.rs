@@ -12,6 +12,9 @@ pub enum Table {
     Users,
     Sessions,
     LoginAttempts,
+    Alarms,
+    AlarmRules,
+    AuditLog,
 }
 
 impl Table {
@@ -24,6 +27,9 @@ impl Table {
             Table::Users => "users",
             Table::Sessions => "sessions",
             Table::LoginAttempts => "login_attempts",
+            Table::Alarms => "alarms",
+            Table::AlarmRules => "alarm_rules",
+            Table::AuditLog => "audit_log",
         }
     }
 }

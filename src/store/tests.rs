@@ -451,20 +451,29 @@ async fn one_group_sees_its_own_writes(t: TestDb) {
         .iter()
         .map(|f| {
             let text = &f.json;
-            let kind = ["new_device", "new_telemetry", "device_status_changed"]
-                .into_iter()
-                .find(|k| text.contains(&format!("\"type\":\"{k}\"")))
-                .unwrap_or("?");
+            let kind = [
+                "new_device",
+                "new_telemetry",
+                "device_status_changed",
+                "alarm_raised",
+                "alarm_cleared",
+            ]
+            .into_iter()
+            .find(|k| text.contains(&format!("\"type\":\"{k}\"")))
+            .unwrap_or("?");
             (f.device_id, kind.to_string())
         })
         .collect();
-    let (d1, d2) = (frames[0].device_id, frames[5].device_id);
+    let (d1, d2) = (frames[0].device_id, frames[7].device_id);
+    // Going offline raises the offline alarm; coming back clears it.
     let expected = [
         (d1, "new_device"),
         (d1, "new_telemetry"),
         (d1, "device_status_changed"),
+        (d1, "alarm_raised"),
         (d1, "new_telemetry"),
         (d1, "device_status_changed"),
+        (d1, "alarm_cleared"),
         (d2, "new_device"),
         (d2, "new_telemetry"),
         (d2, "new_telemetry"),
@@ -536,13 +545,13 @@ async fn large_groups(t: TestDb) {
         assert_eq!(f.id, *id);
         assert_eq!(&f.json, json);
     }
-    // The devices go silent: one sweep marks all seven offline.
+    // The devices go silent: one sweep marks all seven offline, each with its offline alarm.
     let (results, frames) = t.apply(&[Work::MarkSilent], 1_000 + 3_600_000).await;
     assert_eq!(
         format!("{results:?}"),
         "[Ok(Outcome { accepted: 7, duplicates: 0 })]"
     );
-    assert_eq!(frames.len(), 7);
+    assert_eq!(frames.len(), 14);
     t.drop_pg().await;
 }
 

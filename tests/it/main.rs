@@ -6,6 +6,7 @@
 mod support;
 
 mod access_control;
+mod alarms;
 mod attacks;
 mod behind_nginx;
 mod browser_e2e;
