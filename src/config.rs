@@ -38,6 +38,61 @@ pub enum Command {
     /// Manage devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Manage a device's alarm rules.
+    #[command(subcommand)]
+    Rule(RuleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Set (add or replace) the rule of one quantity and probe.
+    Set {
+        /// Milesight device id or devEUI.
+        #[arg(long)]
+        device: String,
+        #[arg(long, value_parser = ["temperature", "humidity"])]
+        quantity: String,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=2))]
+        probe: i64,
+        /// Lowest value inside the range (°C or %RH).
+        #[arg(long, allow_hyphen_values = true)]
+        min: Option<f64>,
+        /// Highest value inside the range (°C or %RH).
+        #[arg(long, allow_hyphen_values = true)]
+        max: Option<f64>,
+        /// How long a value must stay outside before an alarm: 600, 600s, 10m, 1h.
+        #[arg(long, default_value = "0", value_parser = parse_delay)]
+        delay: i64,
+    },
+    /// Print a device's rules.
+    List {
+        #[arg(long)]
+        device: String,
+    },
+    /// Remove every rule of a device.
+    Clear {
+        #[arg(long)]
+        device: String,
+    },
+}
+
+/// Seconds from `600`, `600s`, `10m` or `1h`.
+pub fn parse_delay(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (number, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a delay like 600, 600s, 10m or 1h"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m or h")),
+    };
+    n.checked_mul(scale).ok_or_else(|| "delay too long".into())
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,5 +307,17 @@ impl ServeArgs {
             stream_threads: 1,
             ..cli.serve
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn delays_take_units() {
+        assert_eq!(super::parse_delay("600"), Ok(600));
+        assert_eq!(super::parse_delay("10m"), Ok(600));
+        assert_eq!(super::parse_delay("1h"), Ok(3600));
+        assert!(super::parse_delay("10x").is_err());
+        assert!(super::parse_delay("m").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! `app`, `config`, `demo` (assembly, flags, the demo fleet) → the binary.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;

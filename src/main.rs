@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
             println!("device {device} is now in site {site}");
             Ok(())
         }
+        Command::Rule(command) => {
+            let store = Store::open(&cli.db.database_url).await?;
+            sensorcast::cli::rules(&store, command, &cli.serve).await
+        }
         Command::Device(DeviceCommand::Variant { device, variant }) => {
             let store = Store::open(&cli.db.database_url).await?;
             let setting = (variant != "default").then_some(variant.as_str());

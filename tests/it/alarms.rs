@@ -592,3 +592,65 @@ async fn the_audit_trail_cannot_be_changed(backend: Backend) {
     assert!(app.count(Table::AuditLog).await > 0);
 }
 both_backends!(the_audit_trail_cannot_be_changed);
+
+async fn rules_from_the_command_line(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let site = two_sites(&app).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sensorcast"))
+            .args(["--database-url", &app.database_url])
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run sensorcast");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let set = [
+        "rule",
+        "set",
+        "--device",
+        DEVICE,
+        "--quantity",
+        "temperature",
+        "--probe",
+        "1",
+    ];
+    let (ok, text) = cli(&[
+        &set[..],
+        &["--min", "-25", "--max", "-15", "--delay", "10m"],
+    ]
+    .concat());
+    assert!(ok, "{text}");
+    let (ok, text) = cli(&[&set[..], &["--min", "-10", "--max", "-15"]].concat());
+    assert!(
+        !ok && text.contains("min must be below max"),
+        "refused in words: {text}"
+    );
+    let got = get_json(
+        &site.employee,
+        app.url(&format!("/api/devices/{DEVICE}/rules")),
+    )
+    .await;
+    assert_eq!(got, serde_json::from_str::<Value>(FREEZER_RULE).unwrap());
+    let (ok, text) = cli(&["rule", "list", "--device", EUI]);
+    assert!(ok && text.contains("\"delaySecs\":600"), "{text}");
+    let (ok, text) = cli(&["rule", "clear", "--device", DEVICE]);
+    assert!(ok, "{text}");
+    let got = get_json(
+        &site.employee,
+        app.url(&format!("/api/devices/{DEVICE}/rules")),
+    )
+    .await;
+    assert_eq!(got, json!({"rules": []}));
+    let admin = app.admin().await;
+    let audit = get_json(&admin, app.url("/api/audit?action=rules.changed")).await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "set and clear are audited");
+    assert_eq!(entries[0]["actor"], "command line");
+}
+both_backends!(rules_from_the_command_line);

@@ -36,7 +36,7 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     // The command line's flags and the log format: read by the assembly above.
     &["config", "logging"],
-    &["app", "demo"],
+    &["app", "cli", "demo"],
 ];
 
 /// What a check found wrong.
