@@ -8,9 +8,9 @@ use rand::Rng;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{now_ms, Role};
+use crate::domain::{check_rules, now_ms, Role, RuleJson, Scope};
 use crate::ingest::signature;
-use crate::store::Store;
+use crate::store::{Store, Work, Writer};
 use crate::web::accounts;
 
 /// The demo logins (also in the README).
@@ -36,8 +36,8 @@ struct SimDevice {
     name: &'static str,
     site: Option<&'static str>,
     base: (f64, f64),
-    /// Stops reporting after this many rounds (the device that goes silent).
-    silent_after: Option<u32>,
+    /// The band its rules hold both probes to (°C), with the delay.
+    band: (f64, f64, i64),
 }
 
 const FLEET: [SimDevice; 5] = [
@@ -45,41 +45,41 @@ const FLEET: [SimDevice; 5] = [
         id: "1988618061618307073",
         eui: "24e124707e040001",
         name: "Freezer A",
+        band: (-25.0, -15.0, 60),
         site: Some("Cold store North"),
         base: (-18.5, -17.9),
-        silent_after: None,
     },
     SimDevice {
         id: "1988618061618307074",
         eui: "24e124707e040002",
         name: "Freezer B",
+        band: (-25.0, -15.0, 60),
         site: Some("Cold store North"),
         base: (-20.0, -19.2),
-        silent_after: None,
     },
     SimDevice {
         id: "1988618061618307075",
         eui: "24e124707e040003",
         name: "Walk-in fridge",
+        band: (0.0, 5.0, 120),
         site: Some("Kitchen South"),
         base: (3.8, 4.4),
-        silent_after: None,
     },
     SimDevice {
         id: "1988618061618307076",
         eui: "24e124707e040004",
         name: "Blast chiller",
+        band: (-2.0, 8.0, 0),
         site: Some("Kitchen South"),
         base: (2.5, 1.0),
-        silent_after: Some(40),
     },
     SimDevice {
         id: "1988618061618307077",
         eui: "24e124707e040005",
         name: "New sensor (unplaced)",
+        band: (0.0, 10.0, 0),
         site: None,
         base: (6.0, 7.5),
-        silent_after: None,
     },
 ];
 
@@ -94,9 +94,21 @@ pub async fn seed(store: &Store) {
     }
 }
 
-/// Posts a reading for every simulated device every `every`, until shutdown.
+/// The scripted part of the demo, in rounds of a cycle that repeats (at 5 s a round, a cycle
+/// is 20 minutes): Freezer A's door is left open (a threshold excursion past its 1-minute
+/// delay), the walk-in fridge reports its own threshold alarm and its release, and the blast
+/// chiller goes offline and comes back.
+const CYCLE: u32 = 240;
+const DOOR_OPEN: std::ops::Range<u32> = 12..36;
+const DEVICE_ALARM: u32 = 18;
+const DEVICE_RELEASE: u32 = 48;
+const OFFLINE: std::ops::Range<u32> = 30..60;
+
+/// Posts a reading for every simulated device every `every`, until shutdown; places the
+/// devices and gives each its rules on the first round.
 pub fn spawn_fleet(
     store: Store,
+    writer: Writer,
     addr: SocketAddr,
     secret: String,
     every: Duration,
@@ -113,10 +125,14 @@ pub fn spawn_fleet(
                 _ = shutdown.cancelled() => break,
             }
             for (i, d) in FLEET.iter().enumerate() {
-                if d.silent_after.is_some_and(|n| round >= n) {
-                    continue;
-                }
-                let body = reading(d, i, round);
+                let body = if d.name == "Blast chiller" && OFFLINE.contains(&(round % CYCLE)) {
+                    if round % CYCLE != OFFLINE.start {
+                        continue;
+                    }
+                    offline(d)
+                } else {
+                    reading(d, i, round)
+                };
                 if let Err(e) = post(&client, &url, &secret, &body).await {
                     tracing::warn!(error = %e, "demo post failed");
                 }
@@ -124,6 +140,7 @@ pub fn spawn_fleet(
                     if let Some(site) = d.site {
                         let _ = store.assign_device_to_site(d.id, site, "demo").await;
                     }
+                    set_rules(&store, &writer, d).await;
                 }
             }
             round = round.wrapping_add(1);
@@ -137,12 +154,25 @@ fn reading(d: &SimDevice, i: usize, round: u32) -> String {
     let mut drift = |base: f64, phase: f64| {
         ((base + (t + phase).sin() * 0.6 + rng.gen_range(-0.15..0.15)) * 10.0).round() / 10.0
     };
-    let (t1, t2) = (drift(d.base.0, 0.0), drift(d.base.1, 1.3));
-    let mut payload = json!({ "temperature_left": t1, "temperature_right": t2, "battery": 100 - (round / 50) as i64 % 40 });
-    // Now and then a door left open: a threshold alarm.
-    if rng.gen_ratio(1, 25) {
-        payload["temperature_left"] = json!(t1 + 6.0);
-        payload["temperature_chn1_alarm"] = json!("threshold_alarm");
+    let (mut t1, t2) = (drift(d.base.0, 0.0), drift(d.base.1, 1.3));
+    let step = round % CYCLE;
+    if d.name == "Freezer A" && DOOR_OPEN.contains(&step) {
+        // The door left open: warming about 0.4 °C a round, then closed again.
+        let open = f64::from(step.min(DOOR_OPEN.end - 8) - DOOR_OPEN.start);
+        t1 = ((t1 + 1.0 + open * 0.4) * 10.0).round() / 10.0;
+    }
+    let battery = 100 - (round / 50) as i64 % 40;
+    let mut payload =
+        json!({ "temperature_left": t1, "temperature_right": t2, "battery": battery });
+    if d.name == "Walk-in fridge" && (step == DEVICE_ALARM || step == DEVICE_RELEASE) {
+        // The TS302's own threshold alarm on probe 1, and later its release (v1 names).
+        let cause = if step == DEVICE_ALARM {
+            "threshold_alarm"
+        } else {
+            "threshold_alarm_release"
+        };
+        payload["temperature_chn1"] = json!(t1);
+        payload["temperature_chn1_alarm"] = json!(cause);
     }
     let now = now_ms();
     json!({
@@ -156,6 +186,54 @@ fn reading(d: &SimDevice, i: usize, round: u32) -> String {
         }
     })
     .to_string()
+}
+
+/// The platform's OFFLINE notice for a device.
+fn offline(d: &SimDevice) -> String {
+    let now = now_ms();
+    json!({
+        "eventId": format!("demo-offline-{}-{now}", d.eui),
+        "eventCreatedTime": now / 1000,
+        "eventVersion": "1.0",
+        "eventType": "DEVICE_DATA",
+        "data": {
+            "deviceProfile": { "deviceId": d.id, "devEUI": d.eui, "name": d.name, "model": "TS302" },
+            "type": "OFFLINE", "ts": now,
+        }
+    })
+    .to_string()
+}
+
+/// Both probes held to the device's band, unless someone has set rules already.
+async fn set_rules(store: &Store, writer: &Writer, d: &SimDevice) {
+    let Ok(Some(device)) = store.device(d.id, &Scope::All).await else {
+        return;
+    };
+    if store.rules(device.id).await.is_ok_and(|r| !r.is_empty()) {
+        return;
+    }
+    let (min, max, delay_secs) = d.band;
+    let rules: Vec<RuleJson> = [1, 2]
+        .into_iter()
+        .map(|probe| RuleJson {
+            quantity: "temperature".into(),
+            probe,
+            min: Some(min),
+            max: Some(max),
+            delay_secs,
+        })
+        .collect();
+    let Ok(rules) = check_rules(&rules) else {
+        return;
+    };
+    let work = Work::SetRules {
+        device_id: device.id,
+        rules,
+        by: "demo".into(),
+    };
+    if let Err(e) = writer.submit(work).await {
+        tracing::warn!(error = %e, "demo rules not set");
+    }
 }
 
 async fn post(

@@ -70,6 +70,7 @@ async fn serve(database_url: &str, args: &sensorcast::config::ServeArgs) -> anyh
         demo::seed(&state.store).await;
         demo::spawn_fleet(
             state.store.clone(),
+            state.writer.clone(),
             addr,
             secret,
             Duration::from_secs(5),
