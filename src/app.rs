@@ -13,6 +13,7 @@ use crate::ingest::secrets::WebhookSecrets;
 use crate::realtime::feeder;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
+use crate::notify::NotifySettings;
 use crate::store::{OfflinePolicy, Publisher, Store, Writer};
 use crate::web::accounts;
 use crate::web::metrics::Metrics;
@@ -42,6 +43,7 @@ pub fn settings(args: &ServeArgs) -> Settings {
         body_timeout: Duration::from_secs(args.body_timeout_secs),
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         stall: Duration::from_secs(args.stall_secs),
+        smtp_configured: args.smtp_url.is_some(),
     }
 }
 
@@ -65,6 +67,21 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     let sweep = Duration::from_secs(args.offline_sweep_secs);
     crate::store::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
     spawn_housekeeping(store.clone(), shutdown.clone());
+    let public_url = match &args.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", args.listen),
+    };
+    let notify = NotifySettings {
+        smtp_url: args.smtp_url.clone(),
+        smtp_from: args.smtp_from.clone(),
+        public_url,
+        escalate_after: Duration::from_secs(
+            args.escalate_after_secs
+                .unwrap_or(args.escalate_after_mins * 60),
+        ),
+        retry_base: Duration::from_secs(args.notify_retry_secs),
+    };
+    crate::notify::spawn(store.clone(), writer.clone(), notify, shutdown.clone())?;
     tokio::spawn({
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         async move {

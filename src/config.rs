@@ -76,6 +76,13 @@ pub enum RuleCommand {
     },
 }
 
+/// An SMTP URL lettre can use: checked at start so a typo stops the server with the flag's name.
+pub fn parse_smtp_url(s: &str) -> Result<String, String> {
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(s.trim())
+        .map(|_| s.trim().to_string())
+        .map_err(|e| format!("not an SMTP URL (smtp://host:port or smtps://host:465): {e}"))
+}
+
 /// Seconds from `600`, `600s`, `10m` or `1h`.
 pub fn parse_delay(s: &str) -> Result<i64, String> {
     let s = s.trim();
@@ -271,6 +278,35 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "SENSORCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+
+    /// SMTP server for alarm emails: smtp://host:port (STARTTLS when offered),
+    /// smtp://user:pass@host:587?tls=required, smtps://host:465 (implicit TLS). Unset: no emails
+    /// (each is recorded as not sent).
+    #[arg(long, env = "SENSORCAST_SMTP_URL", hide_env_values = true, value_parser = parse_smtp_url)]
+    pub smtp_url: Option<String>,
+
+    /// The From address of alarm emails.
+    #[arg(long, env = "SENSORCAST_SMTP_FROM", default_value = "sensorcast <sensorcast@localhost>")]
+    pub smtp_from: String,
+
+    /// The address people reach this server at, for links in notifications
+    /// (https://sensorcast.example.com). Default: http://<--listen>.
+    #[arg(long, env = "SENSORCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Minutes after which an unacknowledged alarm is notified again, to the site's managers and
+    /// every admin (once).
+    #[arg(long, env = "SENSORCAST_ESCALATE_AFTER_MINS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub escalate_after_mins: u64,
+
+    /// The same in seconds, overriding the minutes (for tests and demos).
+    #[arg(long, env = "SENSORCAST_ESCALATE_AFTER_SECS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub escalate_after_secs: Option<u64>,
+
+    /// Seconds before the first retry of a failed notification; doubled each time (at most an
+    /// hour apart), given up 24 h after the alarm.
+    #[arg(long, env = "SENSORCAST_NOTIFY_RETRY_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub notify_retry_secs: u64,
 
     /// Also run a simulated TS302 fleet and create demo users and sites.
     #[arg(long, env = "SENSORCAST_DEMO")]

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod ingest;
 pub mod logging;
+pub mod notify;
 pub mod realtime;
 mod server;
 pub mod store;

@@ -267,6 +267,8 @@ pub struct AlarmJson<'a> {
     pub dev_eui: Option<&'a str>,
     pub device_name: &'a str,
     pub site_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<&'a str>,
     pub kind: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<&'a str>,
@@ -298,6 +300,7 @@ impl<'a> AlarmJson<'a> {
             dev_eui: d.dev_eui.as_deref(),
             device_name: &d.name,
             site_id: d.site_id,
+            site_name: d.site_name.as_deref(),
             kind: &a.kind,
             quantity: Some(a.quantity.as_str()).filter(|q| !q.is_empty()),
             probe: Some(a.probe).filter(|p| *p > 0),

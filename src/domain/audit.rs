@@ -15,6 +15,8 @@ pub mod action {
     pub const DEVICE_PLACED: &str = "device.placed";
     pub const REPORT_REVIEWED: &str = "report.reviewed";
     pub const COMMAND_SENT: &str = "command.sent";
+    pub const WEBHOOK_ADDED: &str = "webhook.added";
+    pub const WEBHOOK_REMOVED: &str = "webhook.removed";
     pub const SIGN_IN: &str = "session.sign_in";
     pub const SIGN_IN_FAILED: &str = "session.sign_in_failed";
     pub const SIGN_OUT: &str = "session.sign_out";
@@ -31,6 +33,8 @@ pub mod action {
         DEVICE_PLACED,
         REPORT_REVIEWED,
         COMMAND_SENT,
+        WEBHOOK_ADDED,
+        WEBHOOK_REMOVED,
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,

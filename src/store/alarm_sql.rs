@@ -233,6 +233,14 @@ pub fn open_alarms_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<V
         .collect()
 }
 
+/// Alarms by a query selecting `ALARM_COLUMNS`.
+pub fn alarms_where(conn: &mut impl WriteTx, sql: &str, params: &[Val]) -> StoreResult<Vec<AlarmRow>> {
+    conn.select(sql, params, &ALARM_TYPES)?
+        .into_iter()
+        .map(alarm_row)
+        .collect()
+}
+
 pub fn alarm_by_id(conn: &mut impl WriteTx, id: i64) -> StoreResult<Option<AlarmRow>> {
     let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = $1");
     let mut rows = conn.select(&sql, &[Val::int(id)], &ALARM_TYPES)?;

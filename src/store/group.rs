@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 
 use super::alarm_sql;
+use super::outbox;
 use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
 use super::write_statements::{DeliveryClaim, ReadingInsert};
@@ -36,6 +37,8 @@ pub enum Work {
         by: String,
         comment: String,
     },
+    /// Notify again of alarms nobody acknowledged within the escalation time.
+    Escalate { raised_before_ms: i64 },
     /// Replace a device's rules (already checked).
     SetRules {
         device_id: i64,
@@ -97,6 +100,7 @@ pub fn apply_works(
                     rules,
                     by,
                 } => group.set_rules(conn, *device_id, rules, by)?,
+                Work::Escalate { raised_before_ms } => group.escalate(conn, *raised_before_ms)?,
                 Work::Batch(_) => unreachable!("batches are taken above"),
             });
             rest = &rest[1..];
@@ -552,6 +556,25 @@ impl Group {
         self.flush(conn)?;
         Ok(Ok(Outcome {
             accepted: 1,
+            duplicates: 0,
+        }))
+    }
+
+    fn escalate(
+        &mut self,
+        conn: &mut impl WriteTx,
+        raised_before_ms: i64,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let due = outbox::due_for_escalation(conn, raised_before_ms)?;
+        for alarm in &due {
+            let device = self.device_at(conn, alarm.device_id)?;
+            let row = &self.devices[device].row;
+            outbox::mark_escalated(conn, alarm.id, self.now_ms)?;
+            let payload = events::alarm_event_json(events::ALARM_ESCALATED, alarm, row, self.now_ms);
+            outbox::enqueue(conn, alarm, row, events::ESCALATED, &payload, self.now_ms)?;
+        }
+        Ok(Ok(Outcome {
+            accepted: due.len(),
             duplicates: 0,
         }))
     }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::alarm_sql as sql;
 use super::error::StoreResult;
+use super::outbox;
 use super::write_tx::WriteTx;
 use crate::domain::{
     self as domain, past_excursion, AlarmKind, AlarmRow, DeviceRow, DeviceStatus, Effect,
@@ -151,7 +152,7 @@ impl Judge {
                         device,
                         rule_alarm(device.id, rule, &excursion, raised_ms),
                     )?;
-                    events.push(event(domain::ALARM_RAISED, &a, device, now_ms));
+                    events.push(raised(conn, &a, device, now_ms)?);
                 }
                 Some(Effect::Peak(peak)) => {
                     if let Some(i) = self.position(
@@ -201,7 +202,7 @@ impl Judge {
                 a.value = Some(b as f64);
                 a.peak = a.value;
                 let a = self.raise(conn, device, a)?;
-                events.push(event(domain::ALARM_RAISED, &a, device, now_ms));
+                events.push(raised(conn, &a, device, now_ms)?);
             }
         }
         for s in &r.device_alarms {
@@ -229,7 +230,7 @@ impl Judge {
             let mut a = blank(device.id, AlarmKind::Device, q, s.probe, r.measured_ms);
             (a.value, a.peak, a.cause) = (s.value, s.value, Some(s.cause.clone()));
             let a = self.raise(conn, device, a)?;
-            events.push(event(domain::ALARM_RAISED, &a, device, now_ms));
+            events.push(raised(conn, &a, device, now_ms)?);
             if s.mutation {
                 // A sudden change has no release: it is over as soon as it is reported.
                 if let Some(a) = self.clear(
@@ -264,7 +265,7 @@ impl Judge {
                 let mut a = blank(device.id, AlarmKind::Offline, "", 0, since);
                 a.raised_ms = now_ms;
                 let a = self.raise(conn, device, a)?;
-                vec![event(domain::ALARM_RAISED, &a, device, now_ms)]
+                vec![raised(conn, &a, device, now_ms)?]
             }
             (DeviceStatus::Online, true) => self
                 .clear(conn, device.id, AlarmKind::Offline, "", 0, now_ms)?
@@ -383,7 +384,7 @@ impl Judge {
             return Ok(Vec::new());
         }
         a.id = sql::insert_alarm(conn, &a)?;
-        let raised = event(domain::ALARM_RAISED, &a, device, now_ms);
+        let raised = raised(conn, &a, device, now_ms)?;
         a.active = false;
         a.ended_ms = Some(past.ended_ms);
         sql::update_alarm(conn, &a)?;
@@ -493,6 +494,18 @@ fn rule_alarm(device: i64, rule: &Rule, e: &Excursion, raised_ms: i64) -> AlarmR
     (a.min, a.max) = (rule.min, rule.max);
     (a.value, a.peak, a.raised_ms) = (Some(e.value), Some(e.peak), raised_ms);
     a
+}
+
+/// The `alarm_raised` event, and its notifications in the same transaction.
+fn raised(
+    conn: &mut impl WriteTx,
+    a: &AlarmRow,
+    d: &DeviceRow,
+    now_ms: i64,
+) -> StoreResult<AlarmEvent> {
+    let e = event(domain::ALARM_RAISED, a, d, now_ms);
+    outbox::enqueue(conn, a, d, domain::RAISED, &e.1, now_ms)?;
+    Ok(e)
 }
 
 fn event(kind: &'static str, a: &AlarmRow, d: &DeviceRow, now_ms: i64) -> AlarmEvent {

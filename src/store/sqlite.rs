@@ -20,4 +20,14 @@ pub(super) async fn begin_login_attempt(
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// The outbox's own transactions: on SQLite the write lock up front; on PostgreSQL a plain
+/// transaction (row locks suffice; the event log's advisory lock is not needed).
+async fn begin_outbox(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Row locks skipped by a claiming query: several instances claim the same outbox (PostgreSQL);
+/// SQLite has one writer at a time, so there is nothing to skip.
+const SKIP_LOCKED: &str = "";
+
 include!("shared_sql/all.rs");

@@ -34,7 +34,7 @@ pub struct Flash {
     pub text: String,
 }
 
-async fn set_flash(session: &Session, ok: bool, text: impl Into<String>) {
+pub(super) async fn set_flash(session: &Session, ok: bool, text: impl Into<String>) {
     let flash = Flash {
         ok,
         text: text.into(),

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod form;
 pub mod layout;
 pub mod metrics;
+pub mod notifications;
 pub mod pages;
 pub mod password;
 pub mod proxies;
@@ -114,6 +115,20 @@ fn routes(state: &AppState) -> Router<AppState> {
             post(admin::assign_device),
         )
         .route("/admin/audit", get(audit::page))
+        .route("/admin/notifications", get(notifications::page))
+        .route(
+            "/admin/notifications/webhooks",
+            post(notifications::add_webhook),
+        )
+        .route(
+            "/admin/notifications/webhooks/{id}/delete",
+            post(notifications::remove_webhook),
+        )
+        .route("/admin/notifications/test", post(notifications::send_test))
+        .route(
+            "/settings",
+            get(notifications::settings).post(notifications::save_settings),
+        )
         .route("/admin/audit.csv", get(audit::csv))
         .route("/manager", get(pages::manager))
         .route("/employee", get(pages::employee))

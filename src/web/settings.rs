@@ -35,6 +35,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Longest a write may wait for a client that reads nothing.
     pub stall: Duration,
+    /// An SMTP server is configured (the admin's notification page says so when not).
+    pub smtp_configured: bool,
 }
 
 /// How streams are written on the wire (see `src/server/`).

@@ -31,7 +31,7 @@ use syn::visit::{self, Visit};
 const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["ingest", "store"],
-    &["realtime"],
+    &["realtime", "notify"],
     &["web"],
     &["server"],
     // The command line's flags and the log format: read by the assembly above.

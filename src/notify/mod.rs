@@ -1,0 +1,199 @@
+//! Notifications nobody has to be watching for: a dispatcher that sends the outbox (rows the
+//! writer added in the alarm's transaction) by email and signed webhooks, at least once, with
+//! backoff for 24 h, and records every attempt; and the escalation sweep. Several instances
+//! share the outbox: each row is claimed for a lease, so one instance sends it at a time.
+
+mod email;
+mod render;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{self as domain, now_ms, NotificationRow};
+use crate::store::{Attempt, Store, Work, Writer};
+
+/// How often the outbox is looked at.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a claimed notification is ours before another dispatcher may take it.
+const LEASE_MS: i64 = 120_000;
+/// Notifications sent at once.
+const BATCH: i64 = 16;
+/// Longest a notification is retried, from when it was queued.
+const GIVE_UP_MS: i64 = 24 * 3_600_000;
+/// Longest pause between two attempts.
+const MAX_RETRY_MS: i64 = 3_600_000;
+
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+    /// Links in notifications start here, without a trailing slash.
+    pub public_url: String,
+    pub escalate_after: Duration,
+    pub retry_base: Duration,
+}
+
+struct Dispatcher {
+    store: Store,
+    settings: NotifySettings,
+    http: reqwest::Client,
+    mailer: Option<email::Mailer>,
+}
+
+/// Starts the dispatcher and the escalation sweep; both stop at shutdown.
+pub fn spawn(
+    store: Store,
+    writer: Writer,
+    settings: NotifySettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mailer = match &settings.smtp_url {
+        Some(url) => Some(email::Mailer::new(url, &settings.smtp_from)?),
+        None => None,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sensorcast/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let escalate_after = settings.escalate_after;
+    let d = Arc::new(Dispatcher {
+        store,
+        settings,
+        http,
+        mailer,
+    });
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => d.clone().round().await,
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30).min(escalate_after));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let before = now_ms() - escalate_after.as_millis() as i64;
+                    if let Err(e) = writer.submit(Work::Escalate { raised_before_ms: before }).await {
+                        tracing::warn!(error = %e, "escalation sweep failed");
+                    }
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Dispatcher {
+    /// Sends what is due, several at once, until nothing is.
+    async fn round(self: Arc<Self>) {
+        loop {
+            let due = match self.store.claim_notifications(now_ms(), LEASE_MS, BATCH).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the notification outbox");
+                    return;
+                }
+            };
+            let n = due.len() as i64;
+            let sends = due.into_iter().map(|row| {
+                let d = self.clone();
+                tokio::spawn(async move { d.send(row).await })
+            });
+            for s in sends.collect::<Vec<_>>() {
+                let _ = s.await;
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    async fn send(&self, row: NotificationRow) {
+        let result = match row.channel.as_str() {
+            domain::EMAIL => match &self.mailer {
+                Some(m) => m.send(&row, &self.settings.public_url).await,
+                None => Err(Failure::permanent("no SMTP server configured (--smtp-url)")),
+            },
+            domain::WEBHOOK => webhook::send(&self.http, &self.store, &row).await,
+            other => Err(Failure::permanent(format!("unknown channel {other}"))),
+        };
+        let (attempt, text) = match result {
+            Ok(text) => (Attempt::Delivered, text),
+            Err(f) => (self.after_failure(&row, f.permanent), f.text),
+        };
+        match attempt {
+            Attempt::Delivered => tracing::info!(id = row.id, channel = %row.channel, "notification delivered"),
+            _ => tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered"),
+        }
+        if let Err(e) = self.store.record_attempt(row.id, attempt, &text).await {
+            // The lease runs out and another round sends it again: at least once.
+            tracing::warn!(error = %e, id = row.id, "could not record a notification attempt");
+        }
+    }
+
+    fn after_failure(&self, row: &NotificationRow, permanent: bool) -> Attempt {
+        let wait = retry_after_ms(self.settings.retry_base, row.attempts);
+        let at_ms = now_ms() + wait;
+        if permanent || at_ms > row.created_ms + GIVE_UP_MS {
+            Attempt::Abandon
+        } else {
+            Attempt::Retry { at_ms }
+        }
+    }
+}
+
+/// The pause before the next attempt after `attempts` earlier ones: doubling, capped.
+fn retry_after_ms(base: Duration, attempts: i64) -> i64 {
+    let base = base.as_millis() as i64;
+    base.saturating_mul(1 << attempts.clamp(0, 20)).min(MAX_RETRY_MS)
+}
+
+/// Why a send failed, and whether trying again could help.
+#[derive(Debug)]
+pub struct Failure {
+    pub text: String,
+    pub permanent: bool,
+}
+
+impl Failure {
+    fn retry(text: impl Into<String>) -> Failure {
+        Failure {
+            text: text.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(text: impl Into<String>) -> Failure {
+        Failure {
+            text: text.into(),
+            permanent: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_and_are_capped() {
+        let base = Duration::from_secs(10);
+        assert_eq!(retry_after_ms(base, 0), 10_000);
+        assert_eq!(retry_after_ms(base, 1), 20_000);
+        assert_eq!(retry_after_ms(base, 3), 80_000);
+        assert_eq!(retry_after_ms(base, 40), MAX_RETRY_MS);
+    }
+}

@@ -1,0 +1,127 @@
+//! The notification outbox as the dispatcher and the admin pages see it, webhook endpoints, and
+//! each user's email opt-in. Rows are added in the alarm's transaction (`outbox.rs`); here they
+//! are claimed, their attempts recorded, and listed.
+
+use super::{dispatch, Store, StoreError, StoreResult};
+use crate::domain::{
+    self as domain, action, check_webhook, now_ms, AuditEntry, NotificationRow, Role,
+    WebhookEndpoint,
+};
+
+/// After a failed attempt: try again (when), or give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    Retry { at_ms: i64 },
+    Abandon,
+}
+
+impl Store {
+    pub async fn claim_notifications(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<NotificationRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::claim_notifications(
+            pool, now_ms, lease_ms, limit
+        )
+        .await)?)
+    }
+
+    pub async fn record_attempt(&self, id: i64, attempt: Attempt, result: &str) -> StoreResult<()> {
+        let now = now_ms();
+        let result: String = result.chars().take(500).collect();
+        let (ok, status, next) = match attempt {
+            Attempt::Delivered => (true, "delivered", now),
+            Attempt::Retry { at_ms } => (false, "pending", at_ms),
+            Attempt::Abandon => (false, "abandoned", now),
+        };
+        Ok(dispatch!(&self.db, |pool, q| q::record_attempt(
+            pool, id, ok, &result, status, next, now
+        )
+        .await)?)
+    }
+
+    pub async fn notifications(&self, limit: i64) -> StoreResult<Vec<NotificationRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::list_notifications(pool, limit).await)?)
+    }
+
+    pub async fn notifications_of_alarm(&self, alarm_id: i64) -> StoreResult<Vec<NotificationRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::notifications_of_alarm(
+            pool, alarm_id
+        )
+        .await)?)
+    }
+
+    /// Queues a test notification (no alarm) to one recipient; returns its id.
+    pub async fn enqueue_test(
+        &self,
+        channel: &str,
+        recipient: &str,
+        endpoint_id: Option<i64>,
+        payload: &str,
+    ) -> StoreResult<i64> {
+        let (now, id) = (now_ms(), domain::delivery_id(rand::random()));
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let n = q::insert_notification(
+                &mut tx, domain::TEST, channel, recipient, endpoint_id, &id, payload, now,
+            )
+            .await?;
+            tx.commit().await.map(|()| n)
+        })?)
+    }
+
+    pub async fn webhook_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>> {
+        Ok(dispatch!(&self.db, |pool, q| q::list_webhook_endpoints(pool).await)?)
+    }
+
+    /// Adds an outgoing webhook to a site (created on first use); `Invalid` names the problem.
+    pub async fn add_webhook_endpoint(
+        &self,
+        site: &str,
+        url: &str,
+        secret: &str,
+        by: &str,
+    ) -> StoreResult<i64> {
+        check_webhook(url, secret).map_err(StoreError::Invalid)?;
+        let (url, site, now) = (url.trim(), site.trim(), now_ms());
+        if site.is_empty() {
+            return Err(StoreError::Invalid("name the site".into()));
+        }
+        let audit = AuditEntry::new(by, action::WEBHOOK_ADDED, &format!("site {site}"))
+            .after(serde_json::json!({ "url": url }));
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let site_id = q::site_get_or_create(&mut tx, site, now).await?;
+            let id = q::insert_webhook_endpoint(&mut tx, site_id, url, secret, by, now).await?;
+            q::insert_audit(&mut tx, &audit, now).await?;
+            tx.commit().await.map(|()| id)
+        })?)
+    }
+
+    pub async fn remove_webhook_endpoint(&self, id: i64, by: &str) -> StoreResult<bool> {
+        let audit = AuditEntry::new(by, action::WEBHOOK_REMOVED, &format!("webhook {id}"));
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let n = q::delete_webhook_endpoint(&mut tx, id).await?;
+            if n > 0 {
+                q::insert_audit(&mut tx, &audit, now).await?;
+            }
+            tx.commit().await.map(|()| n > 0)
+        })?)
+    }
+
+    /// Whether this user gets alarm emails (their choice, else their role's default).
+    pub async fn email_alerts(&self, user_id: i64, role: Role) -> StoreResult<bool> {
+        let chosen = dispatch!(&self.db, |pool, q| q::user_email_alerts(pool, user_id).await)?;
+        Ok(chosen.unwrap_or_else(|| domain::email_alerts_default(role)))
+    }
+
+    pub async fn set_email_alerts(&self, user_id: i64, on: bool) -> StoreResult<()> {
+        dispatch!(&self.db, |pool, q| q::set_user_email_alerts(pool, user_id, on).await)?;
+        Ok(())
+    }
+}

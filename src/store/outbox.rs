@@ -1,0 +1,104 @@
+//! The notification outbox, written in the writer's transaction: when an alarm is raised (or
+//! escalated) one row per recipient, so the notification exists exactly when the alarm change
+//! committed. The dispatcher (`notify`) sends from here.
+
+use super::error::StoreResult;
+use super::write_tx::{Ty, Val, WriteTx};
+use crate::domain::{self as domain, AlarmRow, DeviceRow};
+
+/// Enqueues the notifications of an alarm change: email to who should hear of it, and the
+/// site's webhooks. `payload` is the JSON a webhook receives. Returns how many.
+pub fn enqueue(
+    conn: &mut impl WriteTx,
+    alarm: &AlarmRow,
+    device: &DeviceRow,
+    reason: &'static str,
+    payload: &str,
+    now_ms: i64,
+) -> StoreResult<usize> {
+    let site = Val::Int(device.site_id);
+    // Raised: who may see the device and has email alerts on. Escalated: the site's managers
+    // and every admin, whatever they chose.
+    let who = if reason == domain::ESCALATED {
+        "(u.role = 'admin' OR (u.role = 'manager' AND us.site_id = $1))"
+    } else {
+        "(u.role = 'admin' OR us.site_id = $1) AND COALESCE(u.email_alerts, u.role <> 'employee')"
+    };
+    let sql = format!(
+        "SELECT DISTINCT u.email FROM users u LEFT JOIN user_sites us ON us.user_id = u.id \
+         WHERE u.disabled = FALSE AND {who} ORDER BY u.email"
+    );
+    let emails = conn.select(&sql, std::slice::from_ref(&site), &[Ty::Text])?;
+    let hooks = conn.select(
+        "SELECT id, url FROM webhook_endpoints WHERE site_id = $1 ORDER BY id",
+        &[site],
+        &[Ty::Int, Ty::Text],
+    )?;
+    let mut n = 0;
+    for mut row in emails {
+        let email = std::mem::replace(&mut row[0], Val::Text(None)).into_text()?;
+        if let Some(email) = email {
+            insert(conn, Some(alarm.id), reason, domain::EMAIL, &email, None, payload, now_ms)?;
+            n += 1;
+        }
+    }
+    for mut row in hooks {
+        let id = row[0].as_int()?;
+        let url = std::mem::replace(&mut row[1], Val::Text(None)).into_text()?;
+        if let Some(url) = url {
+            insert(conn, Some(alarm.id), reason, domain::WEBHOOK, &url, id, payload, now_ms)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[allow(clippy::too_many_arguments)] // one row's columns
+fn insert(
+    conn: &mut impl WriteTx,
+    alarm_id: Option<i64>,
+    reason: &str,
+    channel: &str,
+    recipient: &str,
+    endpoint_id: Option<i64>,
+    payload: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO notifications (alarm_id, reason, channel, recipient, endpoint_id, \
+         delivery_id, payload, status, attempts, next_attempt_ms, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8)",
+        &[
+            Val::Int(alarm_id),
+            Val::text(reason),
+            Val::text(channel),
+            Val::text(recipient),
+            Val::Int(endpoint_id),
+            Val::text(&domain::delivery_id(rand::random())),
+            Val::text(payload),
+            Val::int(now_ms),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Unacknowledged alarms raised at or before `raised_before` that were not escalated yet.
+pub fn due_for_escalation(
+    conn: &mut impl WriteTx,
+    raised_before: i64,
+) -> StoreResult<Vec<AlarmRow>> {
+    let sql = format!(
+        "SELECT {} FROM alarms WHERE acknowledged_ms IS NULL AND escalated_ms IS NULL \
+         AND raised_ms <= $1 ORDER BY id LIMIT 200",
+        super::alarm_sql::ALARM_COLUMNS
+    );
+    super::alarm_sql::alarms_where(conn, &sql, &[Val::int(raised_before)])
+}
+
+pub fn mark_escalated(conn: &mut impl WriteTx, alarm_id: i64, now_ms: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE alarms SET escalated_ms = $1 WHERE id = $2",
+        &[Val::int(now_ms), Val::int(alarm_id)],
+    )?;
+    Ok(())
+}

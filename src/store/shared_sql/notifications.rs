@@ -1,0 +1,157 @@
+// The outbox's read side and the dispatcher's bookkeeping; webhook endpoints; email opt-in.
+
+const NOTIFICATION_COLUMNS: &str = "id, alarm_id, reason, channel, recipient, endpoint_id, \
+     delivery_id, payload, status, attempts, next_attempt_ms, last_result, created_ms, delivered_ms";
+
+/// Claims up to `limit` due notifications for `lease_ms`: another dispatcher (another
+/// instance) skips them until the lease runs out, so each is sent by one at a time.
+pub async fn claim_notifications(
+    pool: &Pool<DB>,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<NotificationRow>> {
+    let sql = format!(
+        "UPDATE notifications SET claimed_until_ms = $1 WHERE id IN (SELECT id FROM notifications \
+         WHERE status = 'pending' AND next_attempt_ms <= $2 \
+         AND (claimed_until_ms IS NULL OR claimed_until_ms < $2) ORDER BY id LIMIT $3 {SKIP_LOCKED}) \
+         RETURNING {NOTIFICATION_COLUMNS}"
+    );
+    let mut tx = begin_outbox(pool).await?;
+    let rows = sqlx::query_as(&sql)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Records one attempt: `status` is the notification's status after it, `next_attempt_ms`
+/// when it is tried again (pending only).
+pub async fn record_attempt(
+    pool: &Pool<DB>,
+    id: i64,
+    ok: bool,
+    result: &str,
+    status: &str,
+    next_attempt_ms: i64,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    let mut tx = begin_outbox(pool).await?;
+    sqlx::query(
+        "UPDATE notifications SET attempts = attempts + 1, last_result = $1, status = $2, \
+         next_attempt_ms = $3, claimed_until_ms = NULL, \
+         delivered_ms = CASE WHEN $4 THEN $5 ELSE delivered_ms END WHERE id = $6",
+    )
+    .bind(result)
+    .bind(status)
+    .bind(next_attempt_ms)
+    .bind(ok)
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, at_ms, ok, result) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .bind(ok)
+    .bind(result)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+pub async fn list_notifications(pool: &Pool<DB>, limit: i64) -> sqlx::Result<Vec<NotificationRow>> {
+    let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications ORDER BY id DESC LIMIT $1");
+    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
+}
+
+pub async fn notifications_of_alarm(pool: &Pool<DB>, alarm_id: i64) -> sqlx::Result<Vec<NotificationRow>> {
+    let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE alarm_id = $1 ORDER BY id");
+    sqlx::query_as(&sql).bind(alarm_id).fetch_all(pool).await
+}
+
+#[allow(clippy::too_many_arguments)] // one row's columns
+pub async fn insert_notification(
+    conn: &mut Conn,
+    reason: &str,
+    channel: &str,
+    recipient: &str,
+    endpoint_id: Option<i64>,
+    delivery_id: &str,
+    payload: &str,
+    now_ms: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO notifications (reason, channel, recipient, endpoint_id, delivery_id, payload, \
+         status, attempts, next_attempt_ms, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) RETURNING id",
+    )
+    .bind(reason)
+    .bind(channel)
+    .bind(recipient)
+    .bind(endpoint_id)
+    .bind(delivery_id)
+    .bind(payload)
+    .bind(now_ms)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn list_webhook_endpoints(pool: &Pool<DB>) -> sqlx::Result<Vec<WebhookEndpoint>> {
+    sqlx::query_as(
+        "SELECT w.id, w.site_id, s.name AS site_name, w.url, w.secret, w.created_ms, w.created_by \
+         FROM webhook_endpoints w JOIN sites s ON s.id = w.site_id ORDER BY s.name, w.id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn insert_webhook_endpoint(
+    conn: &mut Conn,
+    site_id: i64,
+    url: &str,
+    secret: &str,
+    by: &str,
+    now_ms: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO webhook_endpoints (site_id, url, secret, created_ms, created_by) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(site_id)
+    .bind(url)
+    .bind(secret)
+    .bind(now_ms)
+    .bind(by)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete_webhook_endpoint(conn: &mut Conn, id: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub async fn user_email_alerts(pool: &Pool<DB>, user_id: i64) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar("SELECT email_alerts FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn set_user_email_alerts(pool: &Pool<DB>, user_id: i64, on: bool) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE users SET email_alerts = $1 WHERE id = $2")
+        .bind(on)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
