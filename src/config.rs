@@ -41,6 +41,36 @@ pub enum Command {
     /// Manage a device's alarm rules.
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage notifications.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Outgoing webhooks per site.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Post this site's alarms to a URL, signed with the secret (at least 16 bytes).
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "SENSORCAST_WEBHOOK_SECRET_NEW", hide_env_values = true)]
+        secret: String,
+    },
+    /// Print every site's webhooks.
+    List,
+    /// Remove a webhook by its id (from `list`).
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,7 +316,11 @@ pub struct ServeArgs {
     pub smtp_url: Option<String>,
 
     /// The From address of alarm emails.
-    #[arg(long, env = "SENSORCAST_SMTP_FROM", default_value = "sensorcast <sensorcast@localhost>")]
+    #[arg(
+        long,
+        env = "SENSORCAST_SMTP_FROM",
+        default_value = "sensorcast <sensorcast@localhost>"
+    )]
     pub smtp_from: String,
 
     /// The address people reach this server at, for links in notifications

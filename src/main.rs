@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sensorcast::config::{Cli, Command, DeviceCommand, UserCommand};
+use sensorcast::config::{Cli, Command, DeviceCommand, NotifyCommand, UserCommand, WebhookCommand};
 use sensorcast::demo;
 use sensorcast::domain::Role;
 use sensorcast::store::Store;
@@ -39,6 +39,28 @@ async fn main() -> anyhow::Result<()> {
                 .assign_device_to_site(&device, &site, "command line")
                 .await?;
             println!("device {device} is now in site {site}");
+            Ok(())
+        }
+        Command::Notify(NotifyCommand::Webhook(command)) => {
+            let store = Store::open(&cli.db.database_url).await?;
+            match command {
+                WebhookCommand::Add { site, url, secret } => {
+                    let id = store
+                        .add_webhook_endpoint(&site, &url, &secret, "command line")
+                        .await?;
+                    println!("webhook {id}: {site} alarms are posted to {url}");
+                }
+                WebhookCommand::List => {
+                    for e in store.webhook_endpoints().await? {
+                        println!("{}\t{}\t{}", e.id, e.site_name, e.url);
+                    }
+                }
+                WebhookCommand::Remove { id } => {
+                    let removed = store.remove_webhook_endpoint(id, "command line").await?;
+                    anyhow::ensure!(removed, "no webhook {id}");
+                    println!("webhook {id} removed");
+                }
+            }
             Ok(())
         }
         Command::Rule(command) => {

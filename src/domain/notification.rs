@@ -104,7 +104,13 @@ mod tests {
         let secret = "0123456789abcdef";
         assert!(check_webhook("https://hooks.example.com/a?b=1", secret).is_ok());
         assert!(check_webhook("http://127.0.0.1:9000/x", secret).is_ok());
-        for bad in ["ftp://x.example", "https://", "https:///path", "example.com", "https://a b"] {
+        for bad in [
+            "ftp://x.example",
+            "https://",
+            "https:///path",
+            "example.com",
+            "https://a b",
+        ] {
             assert!(check_webhook(bad, secret).is_err(), "{bad}");
         }
         assert!(check_webhook("https://x.example", "short").is_err());

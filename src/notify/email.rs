@@ -50,7 +50,10 @@ impl Mailer {
             .multipart(body)
             .map_err(|e| Failure::permanent(format!("could not build the message: {e}")))?;
         match self.transport.send(message).await {
-            Ok(answer) => Ok(format!("250 {}", answer.message().collect::<Vec<_>>().join(" "))),
+            Ok(answer) => Ok(format!(
+                "250 {}",
+                answer.message().collect::<Vec<_>>().join(" ")
+            )),
             Err(e) if e.is_permanent() => Err(Failure::permanent(format!("refused: {e}"))),
             Err(e) => Err(Failure::retry(format!("not sent: {e}"))),
         }

@@ -100,7 +100,11 @@ impl Dispatcher {
     /// Sends what is due, several at once, until nothing is.
     async fn round(self: Arc<Self>) {
         loop {
-            let due = match self.store.claim_notifications(now_ms(), LEASE_MS, BATCH).await {
+            let due = match self
+                .store
+                .claim_notifications(now_ms(), LEASE_MS, BATCH)
+                .await
+            {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the notification outbox");
@@ -135,8 +139,12 @@ impl Dispatcher {
             Err(f) => (self.after_failure(&row, f.permanent), f.text),
         };
         match attempt {
-            Attempt::Delivered => tracing::info!(id = row.id, channel = %row.channel, "notification delivered"),
-            _ => tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered"),
+            Attempt::Delivered => {
+                tracing::info!(id = row.id, channel = %row.channel, "notification delivered")
+            }
+            _ => {
+                tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered")
+            }
         }
         if let Err(e) = self.store.record_attempt(row.id, attempt, &text).await {
             // The lease runs out and another round sends it again: at least once.
@@ -158,7 +166,8 @@ impl Dispatcher {
 /// The pause before the next attempt after `attempts` earlier ones: doubling, capped.
 fn retry_after_ms(base: Duration, attempts: i64) -> i64 {
     let base = base.as_millis() as i64;
-    base.saturating_mul(1 << attempts.clamp(0, 20)).min(MAX_RETRY_MS)
+    base.saturating_mul(1 << attempts.clamp(0, 20))
+        .min(MAX_RETRY_MS)
 }
 
 /// Why a send failed, and whether trying again could help.

@@ -80,7 +80,11 @@ fn fields(payload: &Value, public_url: &str) -> Fields {
     let number = |k: &str| a[k].as_f64().map(|v| format!("{v:.1}{}", unit(&quantity)));
     let what = match text("kind").as_str() {
         "threshold" => format!("{quantity} of probe {} out of range", a["probe"]),
-        "device" => format!("the sensor's own alarm ({}) on probe {}", text("cause"), a["probe"]),
+        "device" => format!(
+            "the sensor's own alarm ({}) on probe {}",
+            text("cause"),
+            a["probe"]
+        ),
         "offline" => "the device stopped reporting".to_string(),
         "battery" => "battery low".to_string(),
         "" => payload["message"].as_str().unwrap_or("a test").to_string(),
@@ -113,7 +117,11 @@ fn fields(payload: &Value, public_url: &str) -> Fields {
             .unwrap_or_default(),
         link: (!device_id.is_empty()).then(|| format!("{public_url}/devices/{device_id}")),
         settings: Some(format!("{public_url}/settings")),
-        device: if device.is_empty() { "—".into() } else { device },
+        device: if device.is_empty() {
+            "—".into()
+        } else {
+            device
+        },
     }
 }
 
@@ -146,7 +154,12 @@ pub fn email(payload: &str, public_url: &str) -> Email {
     };
     Email {
         // A subject is one line, whatever a device name holds.
-        subject: f.headline.replace(['\r', '\n'], " ").chars().take(200).collect(),
+        subject: f
+            .headline
+            .replace(['\r', '\n'], " ")
+            .chars()
+            .take(200)
+            .collect(),
         text: text.render().unwrap_or_else(|_| f.headline.clone()),
         html: html.render().unwrap_or_default(),
     }
@@ -160,10 +173,18 @@ mod tests {
         let e = super::email(payload, "https://sc.example");
         assert!(!e.subject.contains('\n'), "{}", e.subject);
         assert!(e.subject.starts_with("Alarm: Freezer <A>"));
-        assert!(e.text.contains("-12.0 °C") && e.text.contains("-10.5 °C"), "{}", e.text);
+        assert!(
+            e.text.contains("-12.0 °C") && e.text.contains("-10.5 °C"),
+            "{}",
+            e.text
+        );
         assert!(e.text.contains("-25.0 to -15.0 °C"));
         assert!(e.text.contains("2026-09-21T"), "{}", e.text);
         assert!(e.text.contains("https://sc.example/devices/1988"));
-        assert!(e.html.contains("Freezer &#60;A&#62;"), "escaped: {}", e.html);
+        assert!(
+            e.html.contains("Freezer &#60;A&#62;"),
+            "escaped: {}",
+            e.html
+        );
     }
 }

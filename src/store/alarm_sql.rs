@@ -234,7 +234,11 @@ pub fn open_alarms_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<V
 }
 
 /// Alarms by a query selecting `ALARM_COLUMNS`.
-pub fn alarms_where(conn: &mut impl WriteTx, sql: &str, params: &[Val]) -> StoreResult<Vec<AlarmRow>> {
+pub fn alarms_where(
+    conn: &mut impl WriteTx,
+    sql: &str,
+    params: &[Val],
+) -> StoreResult<Vec<AlarmRow>> {
     conn.select(sql, params, &ALARM_TYPES)?
         .into_iter()
         .map(alarm_row)

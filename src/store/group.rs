@@ -14,9 +14,9 @@
 use std::collections::HashSet;
 
 use super::alarm_sql;
-use super::outbox;
 use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
+use super::outbox;
 use super::write_statements::{DeliveryClaim, ReadingInsert};
 pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, WriteTx};
@@ -38,7 +38,9 @@ pub enum Work {
         comment: String,
     },
     /// Notify again of alarms nobody acknowledged within the escalation time.
-    Escalate { raised_before_ms: i64 },
+    Escalate {
+        raised_before_ms: i64,
+    },
     /// Replace a device's rules (already checked).
     SetRules {
         device_id: i64,
@@ -570,7 +572,8 @@ impl Group {
             let device = self.device_at(conn, alarm.device_id)?;
             let row = &self.devices[device].row;
             outbox::mark_escalated(conn, alarm.id, self.now_ms)?;
-            let payload = events::alarm_event_json(events::ALARM_ESCALATED, alarm, row, self.now_ms);
+            let payload =
+                events::alarm_event_json(events::ALARM_ESCALATED, alarm, row, self.now_ms);
             outbox::enqueue(conn, alarm, row, events::ESCALATED, &payload, self.now_ms)?;
         }
         Ok(Ok(Outcome {

@@ -44,7 +44,10 @@ impl Store {
     }
 
     pub async fn notifications(&self, limit: i64) -> StoreResult<Vec<NotificationRow>> {
-        Ok(dispatch!(&self.db, |pool, q| q::list_notifications(pool, limit).await)?)
+        Ok(dispatch!(&self.db, |pool, q| q::list_notifications(
+            pool, limit
+        )
+        .await)?)
     }
 
     pub async fn notifications_of_alarm(&self, alarm_id: i64) -> StoreResult<Vec<NotificationRow>> {
@@ -66,7 +69,14 @@ impl Store {
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             let n = q::insert_notification(
-                &mut tx, domain::TEST, channel, recipient, endpoint_id, &id, payload, now,
+                &mut tx,
+                domain::TEST,
+                channel,
+                recipient,
+                endpoint_id,
+                &id,
+                payload,
+                now,
             )
             .await?;
             tx.commit().await.map(|()| n)
@@ -74,7 +84,10 @@ impl Store {
     }
 
     pub async fn webhook_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        Ok(dispatch!(&self.db, |pool, q| q::list_webhook_endpoints(pool).await)?)
+        Ok(dispatch!(&self.db, |pool, q| q::list_webhook_endpoints(
+            pool
+        )
+        .await)?)
     }
 
     /// Adds an outgoing webhook to a site (created on first use); `Invalid` names the problem.
@@ -116,12 +129,16 @@ impl Store {
 
     /// Whether this user gets alarm emails (their choice, else their role's default).
     pub async fn email_alerts(&self, user_id: i64, role: Role) -> StoreResult<bool> {
-        let chosen = dispatch!(&self.db, |pool, q| q::user_email_alerts(pool, user_id).await)?;
+        let chosen = dispatch!(&self.db, |pool, q| q::user_email_alerts(pool, user_id)
+            .await)?;
         Ok(chosen.unwrap_or_else(|| domain::email_alerts_default(role)))
     }
 
     pub async fn set_email_alerts(&self, user_id: i64, on: bool) -> StoreResult<()> {
-        dispatch!(&self.db, |pool, q| q::set_user_email_alerts(pool, user_id, on).await)?;
+        dispatch!(&self.db, |pool, q| q::set_user_email_alerts(
+            pool, user_id, on
+        )
+        .await)?;
         Ok(())
     }
 }

@@ -38,7 +38,16 @@ pub fn enqueue(
     for mut row in emails {
         let email = std::mem::replace(&mut row[0], Val::Text(None)).into_text()?;
         if let Some(email) = email {
-            insert(conn, Some(alarm.id), reason, domain::EMAIL, &email, None, payload, now_ms)?;
+            insert(
+                conn,
+                Some(alarm.id),
+                reason,
+                domain::EMAIL,
+                &email,
+                None,
+                payload,
+                now_ms,
+            )?;
             n += 1;
         }
     }
@@ -46,7 +55,16 @@ pub fn enqueue(
         let id = row[0].as_int()?;
         let url = std::mem::replace(&mut row[1], Val::Text(None)).into_text()?;
         if let Some(url) = url {
-            insert(conn, Some(alarm.id), reason, domain::WEBHOOK, &url, id, payload, now_ms)?;
+            insert(
+                conn,
+                Some(alarm.id),
+                reason,
+                domain::WEBHOOK,
+                &url,
+                id,
+                payload,
+                now_ms,
+            )?;
             n += 1;
         }
     }

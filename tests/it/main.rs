@@ -14,6 +14,7 @@ mod cluster;
 mod faults;
 mod health_and_metrics;
 mod layers;
+mod notifications;
 mod parser_properties;
 mod sessions_and_pages;
 mod stream;

@@ -6,6 +6,7 @@ mod app;
 mod checks;
 mod db;
 mod sign_in;
+pub mod smtp;
 pub mod sse;
 
 pub use app::*;
