@@ -44,6 +44,7 @@ pub fn settings(args: &ServeArgs) -> Settings {
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         stall: Duration::from_secs(args.stall_secs),
         smtp_configured: args.smtp_url.is_some(),
+        push_allow_http: args.push_insecure_endpoints,
     }
 }
 
@@ -81,7 +82,7 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
         ),
         retry_base: Duration::from_secs(args.notify_retry_secs),
     };
-    crate::notify::spawn(store.clone(), writer.clone(), notify, shutdown.clone())?;
+    crate::notify::spawn(store.clone(), writer.clone(), notify, shutdown.clone()).await?;
     tokio::spawn({
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         async move {

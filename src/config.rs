@@ -342,6 +342,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_NOTIFY_RETRY_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub notify_retry_secs: u64,
 
+    /// Accept Web Push subscriptions whose endpoint is plain http:// (tests that play the push
+    /// service only; browsers' push services are https).
+    #[arg(long, env = "SENSORCAST_PUSH_INSECURE_ENDPOINTS", hide = true)]
+    pub push_insecure_endpoints: bool,
+
     /// Also run a simulated TS302 fleet and create demo users and sites.
     #[arg(long, env = "SENSORCAST_DEMO")]
     pub demo: bool,

@@ -18,13 +18,25 @@ CREATE TABLE webhook_endpoints (
 );
 CREATE INDEX webhook_endpoints_site ON webhook_endpoints (site_id);
 
+-- Browsers that opted in to Web Push, per user (removed when the push service says 404/410).
+CREATE TABLE push_subscriptions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    endpoint    TEXT NOT NULL UNIQUE,
+    p256dh      TEXT NOT NULL,
+    auth        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
+
 CREATE TABLE notifications (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     alarm_id         INTEGER REFERENCES alarms(id) ON DELETE CASCADE,
     reason           TEXT NOT NULL CHECK (reason IN ('raised', 'escalated', 'test')),
-    channel          TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    channel          TEXT NOT NULL CHECK (channel IN ('email', 'webhook', 'push')),
     recipient        TEXT NOT NULL,
-    endpoint_id      INTEGER REFERENCES webhook_endpoints(id) ON DELETE SET NULL,
+    -- The webhook endpoint or push subscription it goes to (gone: the send is abandoned).
+    endpoint_id      INTEGER,
     -- The same on every attempt, so a receiver can de-duplicate.
     delivery_id      TEXT NOT NULL UNIQUE,
     -- The alarm event's JSON (the webhook body; the email is written from it).

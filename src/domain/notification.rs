@@ -7,6 +7,7 @@ use super::Role;
 
 pub const EMAIL: &str = "email";
 pub const WEBHOOK: &str = "webhook";
+pub const PUSH: &str = "push";
 
 pub const RAISED: &str = "raised";
 pub const ESCALATED: &str = "escalated";

@@ -4,6 +4,7 @@
 //! share the outbox: each row is claimed for a lease, so one instance sends it at a time.
 
 mod email;
+mod push;
 mod render;
 mod webhook;
 
@@ -41,10 +42,20 @@ struct Dispatcher {
     settings: NotifySettings,
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
+    vapid: p256::SecretKey,
+}
+
+/// The VAPID key pair's private half: made by whichever instance starts first, then shared
+/// through the database.
+pub async fn vapid_key(store: &Store) -> anyhow::Result<p256::SecretKey> {
+    let fresh = p256::SecretKey::random(&mut rand::rngs::OsRng).to_bytes();
+    let stored = store.server_key("vapid", &fresh).await?;
+    p256::SecretKey::from_slice(&stored)
+        .map_err(|_| anyhow::anyhow!("the stored VAPID key is broken"))
 }
 
 /// Starts the dispatcher and the escalation sweep; both stop at shutdown.
-pub fn spawn(
+pub async fn spawn(
     store: Store,
     writer: Writer,
     settings: NotifySettings,
@@ -61,11 +72,13 @@ pub fn spawn(
         .user_agent(concat!("sensorcast/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let escalate_after = settings.escalate_after;
+    let vapid = vapid_key(&store).await?;
     let d = Arc::new(Dispatcher {
         store,
         settings,
         http,
         mailer,
+        vapid,
     });
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -132,6 +145,10 @@ impl Dispatcher {
                 None => Err(Failure::permanent("no SMTP server configured (--smtp-url)")),
             },
             domain::WEBHOOK => webhook::send(&self.http, &self.store, &row).await,
+            domain::PUSH => {
+                let url = &self.settings.public_url;
+                push::send(&self.http, &self.store, &self.vapid, url, &row).await
+            }
             other => Err(Failure::permanent(format!("unknown channel {other}"))),
         };
         let (attempt, text) = match result {

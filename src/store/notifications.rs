@@ -4,8 +4,8 @@
 
 use super::{dispatch, Store, StoreError, StoreResult};
 use crate::domain::{
-    self as domain, action, check_webhook, now_ms, AuditEntry, NotificationRow, Role,
-    WebhookEndpoint,
+    self as domain, action, check_webhook, now_ms, AuditEntry, NotificationRow,
+    PushSubscriptionRow, Role, WebhookEndpoint,
 };
 
 /// After a failed attempt: try again (when), or give up.
@@ -132,6 +132,43 @@ impl Store {
         let chosen = dispatch!(&self.db, |pool, q| q::user_email_alerts(pool, user_id)
             .await)?;
         Ok(chosen.unwrap_or_else(|| domain::email_alerts_default(role)))
+    }
+
+    /// Stores a browser's subscription for this user (a known endpoint moves to them).
+    pub async fn add_push_subscription(
+        &self,
+        user_id: i64,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> StoreResult<i64> {
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| q::upsert_push_subscription(
+            pool, user_id, endpoint, p256dh, auth, now
+        )
+        .await)?)
+    }
+
+    pub async fn push_subscription(&self, id: i64) -> StoreResult<Option<PushSubscriptionRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::push_subscription_by_id(
+            pool, id
+        )
+        .await)?)
+    }
+
+    pub async fn remove_push_subscription(&self, id: i64) -> StoreResult<()> {
+        dispatch!(&self.db, |pool, q| q::delete_push_subscription(pool, id)
+            .await)?;
+        Ok(())
+    }
+
+    /// Removes this user's subscription of `endpoint`; false if they had none.
+    pub async fn unsubscribe_push(&self, user_id: i64, endpoint: &str) -> StoreResult<bool> {
+        let n = dispatch!(&self.db, |pool, q| q::delete_user_push_subscription(
+            pool, user_id, endpoint
+        )
+        .await)?;
+        Ok(n > 0)
     }
 
     pub async fn set_email_alerts(&self, user_id: i64, on: bool) -> StoreResult<()> {

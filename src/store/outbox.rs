@@ -29,6 +29,18 @@ pub fn enqueue(
          WHERE u.disabled = FALSE AND {who} ORDER BY u.email"
     );
     let emails = conn.select(&sql, std::slice::from_ref(&site), &[Ty::Text])?;
+    // Browsers that opted in, of the same people (push has no setting of its own: subscribing is
+    // the choice).
+    let push_who = if reason == domain::ESCALATED {
+        "(u.role = 'admin' OR (u.role = 'manager' AND us.site_id = $1))"
+    } else {
+        "(u.role = 'admin' OR us.site_id = $1)"
+    };
+    let sql = format!(
+        "SELECT DISTINCT p.id, p.endpoint FROM push_subscriptions p JOIN users u ON u.id = p.user_id \
+         LEFT JOIN user_sites us ON us.user_id = u.id WHERE u.disabled = FALSE AND {push_who} ORDER BY p.id"
+    );
+    let pushes = conn.select(&sql, std::slice::from_ref(&site), &[Ty::Int, Ty::Text])?;
     let hooks = conn.select(
         "SELECT id, url FROM webhook_endpoints WHERE site_id = $1 ORDER BY id",
         &[site],
@@ -61,6 +73,23 @@ pub fn enqueue(
                 reason,
                 domain::WEBHOOK,
                 &url,
+                id,
+                payload,
+                now_ms,
+            )?;
+            n += 1;
+        }
+    }
+    for mut row in pushes {
+        let id = row[0].as_int()?;
+        let endpoint = std::mem::replace(&mut row[1], Val::Text(None)).into_text()?;
+        if let Some(endpoint) = endpoint {
+            insert(
+                conn,
+                Some(alarm.id),
+                reason,
+                domain::PUSH,
+                &endpoint,
                 id,
                 payload,
                 now_ms,

@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod pages;
 pub mod password;
 pub mod proxies;
+pub mod push;
 pub mod realtime;
 pub mod settings;
 pub mod state;
@@ -147,6 +148,11 @@ fn routes(state: &AppState) -> Router<AppState> {
             post(alarms::acknowledge),
         )
         .route("/api/audit", get(audit::api))
+        .route("/api/push/key", get(push::key))
+        .route(
+            "/api/push/subscriptions",
+            post(push::subscribe).delete(push::unsubscribe),
+        )
         .route("/api/realtime", get(realtime::realtime))
         .route("/api/realtime/stats", get(api::realtime_stats))
         .method_not_allowed_fallback(method_not_allowed)
@@ -180,6 +186,7 @@ fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/static/sw.js", get(push::service_worker))
         .route("/static/{version}/{*file}", get(asset))
 }
 
@@ -220,6 +227,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("js/dom.js", JS),
     asset!("js/format.js", JS),
     asset!("js/chart.js", JS),
+    asset!("js/push.js", JS),
 ];
 
 /// The script modules, for pages to preload them all at once.

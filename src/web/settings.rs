@@ -37,6 +37,8 @@ pub struct Settings {
     pub stall: Duration,
     /// An SMTP server is configured (the admin's notification page says so when not).
     pub smtp_configured: bool,
+    /// Accept push subscriptions to plain-HTTP endpoints (only a test's own push service).
+    pub push_allow_http: bool,
 }
 
 /// How streams are written on the wire (see `src/server/`).

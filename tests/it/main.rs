@@ -16,6 +16,7 @@ mod health_and_metrics;
 mod layers;
 mod notifications;
 mod parser_properties;
+mod push;
 mod sessions_and_pages;
 mod stream;
 mod stream_wire;

@@ -155,3 +155,49 @@ pub async fn set_user_email_alerts(pool: &Pool<DB>, user_id: i64, on: bool) -> s
         .await
         .map(|r| r.rows_affected())
 }
+
+pub async fn upsert_push_subscription(
+    pool: &Pool<DB>,
+    user_id: i64,
+    endpoint: &str,
+    p256dh: &str,
+    auth: &str,
+    now_ms: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, created_ms) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, \
+         p256dh = excluded.p256dh, auth = excluded.auth RETURNING id",
+    )
+    .bind(user_id)
+    .bind(endpoint)
+    .bind(p256dh)
+    .bind(auth)
+    .bind(now_ms)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn push_subscription_by_id(pool: &Pool<DB>, id: i64) -> sqlx::Result<Option<PushSubscriptionRow>> {
+    sqlx::query_as("SELECT id, user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn delete_push_subscription(pool: &Pool<DB>, id: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM push_subscriptions WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub async fn delete_user_push_subscription(pool: &Pool<DB>, user_id: i64, endpoint: &str) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1 AND endpoint = $2")
+        .bind(user_id)
+        .bind(endpoint)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
