@@ -16,10 +16,10 @@ use super::error::PageError;
 use super::extract::PagePath;
 use super::form::FormData;
 use super::layout::{render, Layout};
-use super::pages::Fleet;
+use super::pages::{open_alarms, Fleet};
 use super::password;
 use super::state::AppState;
-use super::view::{DeviceView, EventLine};
+use super::view::{AlarmView, DeviceView, EventLine};
 use crate::domain::{Role, Scope, User};
 use crate::ingest::health::HealthSnapshot;
 use crate::realtime::control;
@@ -64,6 +64,7 @@ struct AdminPage {
     layout: Layout,
     flash: Option<Flash>,
     fleet: Fleet,
+    alarms: Vec<AlarmView>,
     unassigned: Vec<DeviceView>,
     clients: usize,
     sites: Vec<SiteRow>,
@@ -88,6 +89,7 @@ pub async fn page(
     let last_event_id = state.hub.last_id();
     let store = &state.store;
     let fleet = Fleet::load(store, &Scope::All, false).await?;
+    let alarms = open_alarms(store, &Scope::All).await?;
     let sites = store.sites().await?;
     let events = store.recent_events(&Scope::All, 30).await?;
     let deliveries = store.recent_deliveries(false, 8).await?;
@@ -105,6 +107,7 @@ pub async fn page(
             .cloned()
             .collect(),
         fleet,
+        alarms,
         clients: state.hub.stats.total_clients(),
         sites,
         users,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alarm_forms;
 pub mod alarms;
 pub mod api;
 pub mod audit;
@@ -134,6 +135,11 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/employee", get(pages::employee))
         .route("/devices/{device_id}", get(devices::detail))
         .route("/devices/{device_id}/export.csv", get(devices::export_csv))
+        .route("/devices/{device_id}/rules", post(alarm_forms::rules))
+        .route(
+            "/alarms/{alarm_id}/acknowledge",
+            post(alarm_forms::acknowledge),
+        )
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
