@@ -222,6 +222,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("app.css", CSS),
     asset!("js/main.js", JS),
     asset!("js/live.js", JS),
+    asset!("js/alarms.js", JS),
     asset!("js/stream.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/format.js", JS),
