@@ -7,13 +7,14 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::auth::safe_next;
 use super::auth::Admin;
 use super::error::PageError;
 use super::extract::PagePath;
+// Re-exported: other pages' forms (notifications) take them from here.
+pub use super::flash::{set_flash, take_flash, Flash};
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::pages::{open_alarms, Fleet};
@@ -24,29 +25,6 @@ use crate::domain::{Role, Scope, User};
 use crate::ingest::health::HealthSnapshot;
 use crate::realtime::control;
 use crate::store::{AccessChange, DeliveryRow, SiteRow, StoreError};
-
-const FLASH_KEY: &str = "flash";
-
-/// A one-time message shown after a form redirects back.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Flash {
-    pub ok: bool,
-    pub text: String,
-}
-
-pub(super) async fn set_flash(session: &Session, ok: bool, text: impl Into<String>) {
-    let flash = Flash {
-        ok,
-        text: text.into(),
-    };
-    if let Err(e) = session.insert(FLASH_KEY, flash).await {
-        tracing::warn!(error = %e, "could not keep the flash message");
-    }
-}
-
-pub async fn take_flash(session: &Session) -> Option<Flash> {
-    session.remove::<Flash>(FLASH_KEY).await.ok().flatten()
-}
 
 pub struct UserLine {
     pub id: i64,

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use tower_sessions::Session;
 
-use super::admin::set_flash;
 use super::alarms::{acknowledge_as, set_rules_as};
 use super::auth::{safe_next, PageUser};
 use super::error::{ApiError, PageError};
 use super::extract::PagePath;
+use super::flash::set_flash;
 use super::form::FormData;
 use super::layout::dashboard_path;
 use super::state::AppState;

@@ -10,12 +10,12 @@ use time::macros::format_description;
 use time::{Date, PrimitiveDateTime};
 use tower_sessions::Session;
 
-use super::admin::{take_flash, Flash};
 use super::alarms::may_edit_rules;
 use super::auth::PageUser;
 use super::csv::field;
 use super::error::PageError;
 use super::extract::{PagePath, PageQuery};
+use super::flash::{take_flash, Flash};
 use super::layout::{render, Layout};
 use super::state::AppState;
 use super::view::{self, rule_fields, AlarmView, DeviceView, RuleField, RuleView, DAY_MS};

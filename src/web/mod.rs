@@ -13,6 +13,7 @@ pub mod csv;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod flash;
 pub mod form;
 pub mod layout;
 pub mod metrics;

@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-use super::admin::{take_flash, Flash};
 use super::auth::PageUser;
 use super::error::PageError;
+use super::flash::{take_flash, Flash};
 use super::layout::{dashboard_path, render, Layout};
 use super::state::AppState;
 use super::view::{self, AlarmView, DeviceView, Stats, DAY_MS};
