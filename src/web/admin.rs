@@ -7,46 +7,24 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::auth::safe_next;
 use super::auth::Admin;
 use super::error::PageError;
 use super::extract::PagePath;
+// Re-exported: other pages' forms (notifications) take them from here.
+pub use super::flash::{set_flash, take_flash, Flash};
 use super::form::FormData;
 use super::layout::{render, Layout};
-use super::pages::Fleet;
+use super::pages::{open_alarms, Fleet};
 use super::password;
 use super::state::AppState;
-use super::view::{DeviceView, EventLine};
+use super::view::{AlarmView, DeviceView, EventLine};
 use crate::domain::{Role, Scope, User};
 use crate::ingest::health::HealthSnapshot;
 use crate::realtime::control;
 use crate::store::{AccessChange, DeliveryRow, SiteRow, StoreError};
-
-const FLASH_KEY: &str = "flash";
-
-/// A one-time message shown after a form redirects back.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Flash {
-    pub ok: bool,
-    pub text: String,
-}
-
-pub(super) async fn set_flash(session: &Session, ok: bool, text: impl Into<String>) {
-    let flash = Flash {
-        ok,
-        text: text.into(),
-    };
-    if let Err(e) = session.insert(FLASH_KEY, flash).await {
-        tracing::warn!(error = %e, "could not keep the flash message");
-    }
-}
-
-pub async fn take_flash(session: &Session) -> Option<Flash> {
-    session.remove::<Flash>(FLASH_KEY).await.ok().flatten()
-}
 
 pub struct UserLine {
     pub id: i64,
@@ -64,6 +42,7 @@ struct AdminPage {
     layout: Layout,
     flash: Option<Flash>,
     fleet: Fleet,
+    alarms: Vec<AlarmView>,
     unassigned: Vec<DeviceView>,
     clients: usize,
     sites: Vec<SiteRow>,
@@ -88,6 +67,7 @@ pub async fn page(
     let last_event_id = state.hub.last_id();
     let store = &state.store;
     let fleet = Fleet::load(store, &Scope::All, false).await?;
+    let alarms = open_alarms(store, &Scope::All).await?;
     let sites = store.sites().await?;
     let events = store.recent_events(&Scope::All, 30).await?;
     let deliveries = store.recent_deliveries(false, 8).await?;
@@ -105,6 +85,7 @@ pub async fn page(
             .cloned()
             .collect(),
         fleet,
+        alarms,
         clients: state.hub.stats.total_clients(),
         sites,
         users,

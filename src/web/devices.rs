@@ -10,19 +10,23 @@ use time::macros::format_description;
 use time::{Date, PrimitiveDateTime};
 use tower_sessions::Session;
 
+use super::alarms::may_edit_rules;
 use super::auth::PageUser;
 use super::csv::field;
 use super::error::PageError;
 use super::extract::{PagePath, PageQuery};
+use super::flash::{take_flash, Flash};
 use super::layout::{render, Layout};
 use super::state::AppState;
-use super::view::{self, DeviceView, DAY_MS};
+use super::view::{self, rule_fields, AlarmView, DeviceView, RuleField, RuleView, DAY_MS};
 use crate::domain::{DeviceRow, ReadingRow, Role, User};
-use crate::store::{SiteRow, TelemetryQuery};
+use crate::store::{AlarmFilter, SiteRow, TelemetryQuery};
 
 /// Most rows in one CSV file.
 pub const EXPORT_MAX_ROWS: i64 = 100_000;
 const RECENT_ROWS: i64 = 50;
+/// Most alarms the device page lists.
+pub const ALARM_HISTORY_MAX: i64 = 200;
 
 const RANGES: [(&str, &str, i64); 3] = [
     ("24h", "24 hours", DAY_MS),
@@ -97,6 +101,16 @@ struct DevicePage {
     /// Sites to place the device into (admins only).
     sites: Option<Vec<SiteRow>>,
     export_max: i64,
+    flash: Option<Flash>,
+    rules: Vec<RuleView>,
+    /// The rules for the chart's bands (JSON safe in a `<script>`).
+    rules_json: String,
+    /// The rows of the rules form, for who may edit the rules.
+    rule_form: Option<Vec<RuleField>>,
+    /// Every alarm of the device, newest first.
+    alarms: Vec<AlarmView>,
+    /// This page's path, where its forms return to.
+    back: String,
 }
 
 pub async fn detail(
@@ -128,6 +142,17 @@ pub async fn detail(
     } else {
         None
     };
+    let rule_rows = store.rules(id).await?;
+    let rule_form = may_edit_rules(&user, &row).then(|| rule_fields(&rule_rows));
+    let rules: Vec<RuleView> = rule_rows.iter().map(RuleView::of).collect();
+    let history = AlarmFilter {
+        open_only: false,
+        device_id: Some(id),
+        since_ms: i64::MIN,
+        until_ms: i64::MAX,
+        limit: ALARM_HISTORY_MAX,
+    };
+    let alarms = AlarmView::list(&store.alarms(&scope, &history).await?);
     let ids = [(id, row.public_id())];
     let devices = DeviceView::build(vec![row], latest);
     let chart_json = view::chart_json(&devices, &ids, points);
@@ -135,6 +160,7 @@ pub async fn detail(
         .into_iter()
         .next()
         .ok_or_else(PageError::not_found)?;
+    let back = format!("/devices/{}", view::path_segment(&device.id));
     let page = DevicePage {
         layout: Layout::signed_in(&user, &session, &device.name)
             .await?
@@ -147,6 +173,12 @@ pub async fn detail(
         readings: recent.into_iter().map(ReadingLine::from).collect(),
         sites,
         export_max: EXPORT_MAX_ROWS,
+        flash: take_flash(&session).await,
+        rules_json: view::script_json(&rules),
+        rules,
+        rule_form,
+        alarms,
+        back,
     };
     Ok(render(&page))
 }

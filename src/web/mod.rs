@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alarm_forms;
 pub mod alarms;
 pub mod api;
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod csv;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod flash;
 pub mod form;
 pub mod layout;
 pub mod metrics;
@@ -135,6 +137,11 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/employee", get(pages::employee))
         .route("/devices/{device_id}", get(devices::detail))
         .route("/devices/{device_id}/export.csv", get(devices::export_csv))
+        .route("/devices/{device_id}/rules", post(alarm_forms::rules))
+        .route(
+            "/alarms/{alarm_id}/acknowledge",
+            post(alarm_forms::acknowledge),
+        )
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
@@ -223,6 +230,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("app.css", CSS),
     asset!("js/main.js", JS),
     asset!("js/live.js", JS),
+    asset!("js/alarms.js", JS),
     asset!("js/stream.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/format.js", JS),

@@ -7,11 +7,12 @@ use tower_sessions::Session;
 
 use super::auth::PageUser;
 use super::error::PageError;
+use super::flash::{take_flash, Flash};
 use super::layout::{dashboard_path, render, Layout};
 use super::state::AppState;
-use super::view::{self, DeviceView, Stats, DAY_MS};
-use crate::domain::{now_ms, public_device_id, Role, Scope, User};
-use crate::store::{AlarmReadingRow, SeriesPoint, Store};
+use super::view::{self, AlarmView, DeviceView, Stats, DAY_MS};
+use crate::domain::{now_ms, Role, Scope, User};
+use crate::store::{AlarmFilter, SeriesPoint, Store};
 
 pub async fn home(PageUser(user): PageUser) -> Redirect {
     Redirect::to(dashboard_path(user.role))
@@ -67,49 +68,29 @@ fn own_dashboard(user: &User, role: Role) -> Option<Response> {
     (user.role != role).then(|| Redirect::to(dashboard_path(user.role)).into_response())
 }
 
+/// Most open alarms a dashboard lists.
+pub const OPEN_ALARMS_MAX: i64 = 500;
+
+/// The open alarms a user may see, as the dashboards list them (most severe, then oldest, first).
+pub async fn open_alarms(store: &Store, scope: &Scope) -> Result<Vec<AlarmView>, PageError> {
+    let filter = AlarmFilter {
+        open_only: true,
+        device_id: None,
+        since_ms: i64::MIN,
+        until_ms: i64::MAX,
+        limit: OPEN_ALARMS_MAX,
+    };
+    let rows = store.alarms(scope, &filter).await?;
+    Ok(AlarmView::open_list(&rows))
+}
+
 #[derive(Template)]
 #[template(path = "manager.html")]
 struct ManagerPage {
     layout: Layout,
+    flash: Option<Flash>,
     fleet: Fleet,
-    alarms: Vec<AlarmLine>,
-}
-
-pub struct AlarmLine {
-    pub device_id: String,
-    pub device_name: String,
-    pub at_ms: i64,
-    pub text: String,
-    pub values: String,
-}
-
-impl AlarmLine {
-    /// An empty line, for the `<template>` of live alarms.
-    pub fn blank() -> AlarmLine {
-        AlarmLine {
-            device_id: String::new(),
-            device_name: String::new(),
-            at_ms: 0,
-            text: String::new(),
-            values: String::new(),
-        }
-    }
-}
-
-impl From<AlarmReadingRow> for AlarmLine {
-    fn from(a: AlarmReadingRow) -> Self {
-        AlarmLine {
-            device_id: public_device_id(a.milesight_id.as_deref(), a.dev_eui.as_deref()),
-            device_name: a.device_name,
-            at_ms: a.measured_ms,
-            text: view::describe_alarms(&a.alarms),
-            values: format!(
-                "{} / {}",
-                view::temp(a.temperature),
-                view::temp(a.temperature2)
-            ),
-        }
-    }
+    alarms: Vec<AlarmView>,
 }
 
 pub async fn manager(
@@ -124,14 +105,14 @@ pub async fn manager(
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
     let fleet = Fleet::load(&state.store, &scope, true).await?;
-    let since = now_ms() - 7 * DAY_MS;
-    let alarms = state.store.recent_alarms(&scope, since, 20).await?;
+    let alarms = open_alarms(&state.store, &scope).await?;
     let page = ManagerPage {
         layout: Layout::signed_in(&user, &session, "My sites")
             .await?
             .live(last_event_id),
+        flash: take_flash(&session).await,
         fleet,
-        alarms: alarms.into_iter().map(AlarmLine::from).collect(),
+        alarms,
     };
     Ok(render(&page))
 }
@@ -140,7 +121,9 @@ pub async fn manager(
 #[template(path = "employee.html")]
 struct EmployeePage {
     layout: Layout,
+    flash: Option<Flash>,
     fleet: Fleet,
+    alarms: Vec<AlarmView>,
 }
 
 pub async fn employee(
@@ -152,12 +135,16 @@ pub async fn employee(
         return Ok(r);
     }
     let last_event_id = state.hub.last_id();
-    let fleet = Fleet::load(&state.store, &user.scope(), true).await?;
+    let scope = user.scope();
+    let fleet = Fleet::load(&state.store, &scope, true).await?;
+    let alarms = open_alarms(&state.store, &scope).await?;
     let page = EmployeePage {
         layout: Layout::signed_in(&user, &session, "Devices")
             .await?
             .live(last_event_id),
+        flash: take_flash(&session).await,
         fleet,
+        alarms,
     };
     Ok(render(&page))
 }

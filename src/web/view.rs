@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::DeviceRow;
+use crate::domain::{AlarmKind, AlarmRow, DeviceRow, Rule};
 use crate::store::{LatestReading, SeriesPoint};
 
 pub const DAY_MS: i64 = 24 * 3_600_000;
@@ -395,9 +395,329 @@ impl EventLine {
     }
 }
 
+/// What an alarm is about, in words (the kind's badge).
+pub fn alarm_kind_label(kind: &str) -> &'static str {
+    match kind {
+        "threshold" => "Out of range",
+        "device" => "Device alarm",
+        "offline" => "Offline",
+        "battery" => "Low battery",
+        _ => "Alarm",
+    }
+}
+
+/// The quantity an alarm watches: "Probe 1 temperature", "Battery", "No contact"; a device
+/// alarm adds the device's own cause in words.
+pub fn alarm_what(
+    kind: &str,
+    quantity: Option<&str>,
+    probe: Option<i64>,
+    cause: Option<&str>,
+) -> String {
+    let words = |s: &str| s.replace('_', " ");
+    let base = match (quantity.filter(|q| !q.is_empty()), probe.filter(|p| *p > 0)) {
+        (Some(q), Some(p)) => format!("Probe {p} {q}"),
+        (Some("battery"), None) => "Battery".to_string(),
+        (Some(q), None) => words(q),
+        (None, _) if kind == "offline" => "No contact".to_string(),
+        (None, _) => String::new(),
+    };
+    match cause.filter(|c| !c.is_empty()) {
+        Some(c) if base.is_empty() => words(c),
+        Some(c) => format!("{base} ({})", words(c)),
+        None => base,
+    }
+}
+
+/// A value of an alarm's quantity with its unit; `None` when there is none.
+pub fn alarm_amount(quantity: Option<&str>, v: Option<f64>) -> Option<String> {
+    let v = v.filter(|v| v.is_finite())?;
+    Some(match quantity {
+        Some("temperature") => temp(Some(v)),
+        Some("humidity") | Some("battery") => percent(Some(v)),
+        _ => format!("{v}"),
+    })
+}
+
+/// The allowed band: "-25.0 °C to -15.0 °C", "at most -15.0 °C", "at least 2.0 °C".
+pub fn alarm_range(quantity: Option<&str>, min: Option<f64>, max: Option<f64>) -> Option<String> {
+    match (alarm_amount(quantity, min), alarm_amount(quantity, max)) {
+        (Some(lo), Some(hi)) => Some(format!("{lo} to {hi}")),
+        (None, Some(hi)) => Some(format!("at most {hi}")),
+        (Some(lo), None) => Some(format!("at least {lo}")),
+        (None, None) => None,
+    }
+}
+
+/// The texts of an alarm that depend on its values only (shared with static/js/format.js).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmTexts {
+    pub kind: &'static str,
+    pub what: String,
+    pub value: Option<String>,
+    /// The worst value, when it reads differently from `value`.
+    pub peak: Option<String>,
+    pub range: Option<String>,
+    pub state: &'static str,
+}
+
+/// The facts of an alarm its texts are made of.
+pub struct AlarmFacts<'a> {
+    pub kind: &'a str,
+    pub quantity: Option<&'a str>,
+    pub probe: Option<i64>,
+    pub cause: Option<&'a str>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub value: Option<f64>,
+    pub peak: Option<f64>,
+    pub active: bool,
+}
+
+impl AlarmFacts<'_> {
+    pub fn texts(&self) -> AlarmTexts {
+        let value = alarm_amount(self.quantity, self.value);
+        let peak = alarm_amount(self.quantity, self.peak).filter(|p| Some(p) != value.as_ref());
+        AlarmTexts {
+            kind: alarm_kind_label(self.kind),
+            what: alarm_what(self.kind, self.quantity, self.probe, self.cause),
+            value,
+            peak,
+            range: alarm_range(self.quantity, self.min, self.max),
+            state: if self.active { "Active" } else { "Cleared" },
+        }
+    }
+}
+
+/// An alarm on a dashboard or the device page (templates/partials/alarm_item.html).
+#[derive(Debug, Clone)]
+pub struct AlarmView {
+    pub id: i64,
+    pub device_id: String,
+    pub device_name: String,
+    pub kind: String,
+    pub severity: u8,
+    pub texts: AlarmTexts,
+    pub started_ms: i64,
+    pub raised_ms: i64,
+    pub active: bool,
+    pub ended_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_ms: Option<i64>,
+    pub comment: Option<String>,
+}
+
+impl AlarmView {
+    pub fn of(a: &AlarmRow, d: &DeviceRow) -> AlarmView {
+        let quantity = Some(a.quantity.as_str()).filter(|q| !q.is_empty());
+        let facts = AlarmFacts {
+            kind: &a.kind,
+            quantity,
+            probe: Some(a.probe).filter(|p| *p > 0),
+            cause: a.cause.as_deref(),
+            min: a.min,
+            max: a.max,
+            value: a.value,
+            peak: a.peak,
+            active: a.active,
+        };
+        AlarmView {
+            id: a.id,
+            device_id: d.public_id(),
+            device_name: d.name.clone(),
+            kind: a.kind.clone(),
+            severity: a.kind().map_or(0, AlarmKind::severity),
+            texts: facts.texts(),
+            started_ms: a.started_ms,
+            raised_ms: a.raised_ms,
+            active: a.active,
+            ended_ms: a.ended_ms,
+            acknowledged_by: a.acknowledged_by.clone(),
+            acknowledged_ms: a.acknowledged_ms,
+            comment: a.comment.clone(),
+        }
+    }
+
+    pub fn list(rows: &[(AlarmRow, DeviceRow)]) -> Vec<AlarmView> {
+        rows.iter().map(|(a, d)| AlarmView::of(a, d)).collect()
+    }
+
+    /// Open alarms as the dashboards list them: the most severe first, then the oldest.
+    pub fn open_list(rows: &[(AlarmRow, DeviceRow)]) -> Vec<AlarmView> {
+        let mut v = AlarmView::list(rows);
+        sort_open(&mut v);
+        v
+    }
+
+    /// An empty alarm, for the `<template>` of alarms that arrive live.
+    pub fn blank() -> AlarmView {
+        AlarmView {
+            id: 0,
+            device_id: String::new(),
+            device_name: String::new(),
+            kind: String::new(),
+            severity: 0,
+            texts: AlarmTexts {
+                kind: "",
+                what: String::new(),
+                value: None,
+                peak: None,
+                range: None,
+                state: "Active",
+            },
+            started_ms: 0,
+            raised_ms: 0,
+            active: true,
+            ended_ms: None,
+            acknowledged_by: None,
+            acknowledged_ms: None,
+            comment: None,
+        }
+    }
+
+    pub fn acknowledged(&self) -> bool {
+        self.acknowledged_ms.is_some()
+    }
+}
+
+/// The dashboards' order of open alarms (static/js/alarms.js keeps it live): the most severe
+/// first, then the oldest.
+pub fn sort_open(v: &mut [AlarmView]) {
+    v.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.started_ms.cmp(&b.started_ms))
+            .then(a.id.cmp(&b.id))
+    });
+}
+
+/// One rule of a device, for its page: the read-only table and the chart's band.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleView {
+    pub quantity: &'static str,
+    pub probe: i64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub delay_secs: i64,
+}
+
+impl RuleView {
+    pub fn of(r: &Rule) -> RuleView {
+        RuleView {
+            quantity: r.quantity.as_str(),
+            probe: r.probe,
+            min: r.min,
+            max: r.max,
+            delay_secs: r.delay_secs,
+        }
+    }
+
+    pub fn blank() -> RuleView {
+        RuleView {
+            quantity: "",
+            probe: 0,
+            min: None,
+            max: None,
+            delay_secs: 0,
+        }
+    }
+
+    pub fn what(&self) -> String {
+        alarm_what("threshold", Some(self.quantity), Some(self.probe), None)
+    }
+
+    pub fn min_text(&self) -> String {
+        alarm_amount(Some(self.quantity), self.min).unwrap_or_else(|| "–".into())
+    }
+
+    pub fn max_text(&self) -> String {
+        alarm_amount(Some(self.quantity), self.max).unwrap_or_else(|| "–".into())
+    }
+
+    pub fn delay_text(&self) -> String {
+        delay_words(self.delay_secs)
+    }
+}
+
+/// A rule's delay in words: "none", "90 s", "10 min", "1 h 30 min".
+pub fn delay_words(secs: i64) -> String {
+    if secs <= 0 {
+        return "none".into();
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m} min"));
+    }
+    if s > 0 {
+        parts.push(format!("{s} s"));
+    }
+    parts.join(" ")
+}
+
+/// One row of the rules form: a quantity of a probe, with the current rule's values if any.
+#[derive(Debug, Clone)]
+pub struct RuleField {
+    /// Form field prefix: `temperature-1`.
+    pub key: String,
+    pub what: String,
+    pub unit: &'static str,
+    pub min: String,
+    pub max: String,
+    /// The delay in minutes.
+    pub delay_min: String,
+}
+
+/// The rows of the rules form: every quantity of both probes, filled from `rules`.
+pub fn rule_fields(rules: &[Rule]) -> Vec<RuleField> {
+    use crate::domain::Quantity;
+    let mut out = Vec::new();
+    for (quantity, unit) in [(Quantity::Temperature, "°C"), (Quantity::Humidity, "%RH")] {
+        for probe in [1, 2] {
+            let rule = rules
+                .iter()
+                .find(|r| r.quantity == quantity && r.probe == probe);
+            out.push(RuleField {
+                key: format!("{}-{probe}", quantity.as_str()),
+                what: alarm_what("threshold", Some(quantity.as_str()), Some(probe), None),
+                unit,
+                min: field_number(rule.and_then(|r| r.min)),
+                max: field_number(rule.and_then(|r| r.max)),
+                delay_min: rule
+                    .map(|r| field_number(Some(r.delay_secs as f64 / 60.0)))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// A device's public id in a path (they are digits or hex; anything else is escaped).
+pub fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A number as a form field's value: "-15", "-15.5"; empty for none.
+pub fn field_number(v: Option<f64>) -> String {
+    v.map(|v| format!("{v}")).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RuleJson;
 
     #[test]
     fn script_json_cannot_close_the_element() {
@@ -449,6 +769,75 @@ mod tests {
             );
             assert_eq!(line.unwrap_or(Value::Null), c[1], "event {}", c[0]);
         }
+    }
+
+    /// The alarm cases static/js/format.js is tested with (tests/e2e/format.test.mjs).
+    #[test]
+    fn alarm_texts_shared_with_the_browser() {
+        let cases: Value =
+            serde_json::from_str(include_str!("../../tests/e2e/alarm-cases.json")).unwrap();
+        for c in cases["alarms"].as_array().unwrap() {
+            let a = &c[0];
+            let facts = AlarmFacts {
+                kind: a["kind"].as_str().unwrap(),
+                quantity: a["quantity"].as_str(),
+                probe: a["probe"].as_i64(),
+                cause: a["cause"].as_str(),
+                min: a["min"].as_f64(),
+                max: a["max"].as_f64(),
+                value: a["value"].as_f64(),
+                peak: a["peak"].as_f64(),
+                active: a["active"].as_bool().unwrap(),
+            };
+            assert_eq!(serde_json::to_value(facts.texts()).unwrap(), c[1], "{a}");
+        }
+        for c in cases["delays"].as_array().unwrap() {
+            assert_eq!(delay_words(c[0].as_i64().unwrap()), c[1], "delay {}", c[0]);
+        }
+    }
+
+    #[test]
+    fn open_alarms_most_severe_then_oldest() {
+        let alarm = |id, kind: &str, started_ms| AlarmView {
+            id,
+            kind: kind.into(),
+            severity: AlarmKind::parse(kind).map_or(0, AlarmKind::severity),
+            started_ms,
+            ..AlarmView::blank()
+        };
+        let mut v = [
+            alarm(1, "battery", 1),
+            alarm(2, "offline", 5),
+            alarm(3, "threshold", 9),
+            alarm(4, "device", 3),
+            alarm(5, "threshold", 3),
+        ];
+        sort_open(&mut v);
+        assert_eq!(v.map(|a| a.id), [4, 5, 3, 2, 1]);
+    }
+
+    #[test]
+    fn rule_form_rows() {
+        let rule = RuleJson {
+            quantity: "temperature".into(),
+            probe: 2,
+            min: None,
+            max: Some(-15.0),
+            delay_secs: 90,
+        }
+        .check()
+        .unwrap();
+        let rows = rule_fields(&[rule]);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[1].key, "temperature-2");
+        assert_eq!((rows[1].min.as_str(), rows[1].max.as_str()), ("", "-15"));
+        assert_eq!(rows[1].delay_min, "1.5");
+        assert_eq!(
+            (rows[0].max.as_str(), rows[2].what.as_str()),
+            ("", "Probe 1 humidity")
+        );
+        assert_eq!(RuleView::of(&rule).delay_text(), "1 min 30 s");
+        assert_eq!(RuleView::of(&rule).min_text(), "–");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 // Charts: inline SVG drawn from the series the page embeds (<script id="chart-data">, per device
-// id in columns t, a, b, h as `web::view::Series` writes them), extended by live readings.
+// id in columns t, a, b, h as `web::view::Series` writes them), extended by live readings. The
+// device page's large chart also draws the allowed band of each of its rules (<script
+// id="rules-data">, as `web::view::RuleView` writes them).
 
 import { clone } from "./dom.js";
 import { clockFmt, dateFmt, isNumber, timeFmt } from "./format.js";
@@ -9,10 +11,16 @@ const SVG = "http://www.w3.org/2000/svg";
 const empty = () => ({ t: [], a: [], b: [], h: [] });
 
 let series = {};
+let bands = {};
 
 /** The series of a freshly loaded page. */
 export function setSeries(data) {
   series = data || {};
+}
+
+/** The rules of device `id`, whose bands its large chart draws. */
+export function setBands(id, rules) {
+  if (typeof id === "string") bands[id] = Array.isArray(rules) ? rules : [];
 }
 
 const boxes = (id) => document.querySelectorAll(`[data-chart="${CSS.escape(id)}"]`);
@@ -65,6 +73,7 @@ function draw(box) {
   const pts = s.t.length - first;
   box.dataset.points = String(pts);
   if (!pts) {
+    box.dataset.bands = "0";
     box.replaceChildren(clone("tpl-chart-empty") ?? "");
     return;
   }
@@ -75,6 +84,15 @@ function draw(box) {
       if (v != null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     }
     if (s.h[i] != null) { hlo = Math.min(hlo, s.h[i]); hhi = Math.max(hhi, s.h[i]); }
+  }
+  const rules = large ? (bands[box.dataset.chart] || []) : [];
+  const limits = (r) => [r.min, r.max].filter(isNumber);
+  // The temperature limits stay in view, so that the band shows where the readings stand.
+  if (lo !== Infinity) {
+    for (const r of rules) {
+      if (r.quantity !== "temperature") continue;
+      for (const v of limits(r)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
   }
   if (lo === Infinity) { lo = 0; hi = 1; }
   if (hi - lo < 1) { lo -= 0.5; hi += 0.5; }
@@ -134,9 +152,31 @@ function draw(box) {
     root.append(svg("path", { d, class: `line ${cls}` }));
     return last;
   }
+  // Each rule's band: what lies outside it shaded, its limits dashed and labelled.
+  let drawn = 0;
+  function band(r, scale, unit) {
+    const [y0, y1] = [top, h - bottom];
+    const clamp = (v) => Math.min(y1, Math.max(y0, v));
+    const cls = r.quantity === "humidity" ? "h" : String(r.probe);
+    const shade = (from, to) => {
+      if (to > from) root.append(svg("rect", { x: left, width: Math.max(0, w - left - right), y: from, height: to - from, class: "band-out" }));
+    };
+    if (isNumber(r.max)) shade(y0, clamp(scale(r.max)));
+    if (isNumber(r.min)) shade(clamp(scale(r.min)), y1);
+    for (const [name, v] of [["min", r.min], ["max", r.max]]) {
+      if (!isNumber(v)) continue;
+      const ly = clamp(scale(v));
+      root.append(svg("line", { x1: left, x2: w - right, y1: ly, y2: ly, class: `limit limit-${cls}` }));
+      const label = `P${r.probe} ${name} ${v}${unit}`;
+      root.append(svg("text", { x: left + 4, y: name === "max" ? ly - 3 : ly + 11, class: `axis limit-label limit-label-${cls}` }, label));
+    }
+    drawn += 1;
+  }
+  for (const r of rules) if (r.quantity === "temperature") band(r, y, "°");
   if (large && hlo !== Infinity) {
     const hspan = Math.max(hhi - hlo, 5);
     const hy = (v) => top + ((hlo + hspan - v) / hspan) * (h - top - bottom);
+    for (const r of rules) if (r.quantity === "humidity") band(r, hy, "%");
     line(s.h, "line-h", hy);
     root.append(svg("text", { x: w - right + 6, y: top + 8, class: "axis" }, `${Math.round(hlo + hspan)}%`));
     root.append(svg("text", { x: w - right + 6, y: h - bottom, class: "axis" }, `${Math.round(hlo)}%`));
@@ -145,5 +185,6 @@ function draw(box) {
     const last = line(s[key], `line-${n}`, y);
     if (last) root.append(svg("circle", { cx: last[0], cy: last[1], r: 3, class: `last last-${n}` }));
   }
+  box.dataset.bands = String(drawn);
   box.replaceChildren(root);
 }

@@ -45,9 +45,6 @@ export function humidityOf(d) {
 /** `DeviceView::status_label` */
 export const statusLabel = (status) => (status === "ONLINE" ? "Online" : "Offline");
 
-/** `AlarmLine::from` (src/web/pages.rs): the two temperatures of an alarm. */
-export const alarmValues = (d) => `${temp(d.temperature)} / ${temp(d.temperature2)}`;
-
 /** serde_json's `Value` Display: compact JSON, `null` for what is missing. */
 const json = (v) => JSON.stringify(v === undefined ? null : v);
 const words = (s) => s.replaceAll("_", " ");
@@ -100,6 +97,80 @@ export function eventSummary(type, d) {
   }
   if (type === "device_status_changed") return typeof d.status === "string" ? d.status : "";
   return typeof d.model === "string" ? d.model : "";
+}
+
+// ---- alarms and rules (`alarm_kind_label`, `alarm_what`, `alarm_amount`, `alarm_range`,
+// `AlarmFacts::texts`, `delay_words`); tests/e2e/alarm-cases.json holds the cases both test.
+
+const KIND_LABELS = { threshold: "Out of range", device: "Device alarm", offline: "Offline", battery: "Low battery" };
+const SEVERITY = { threshold: 3, device: 3, offline: 2, battery: 1 };
+
+/** `alarm_kind_label` */
+export const alarmKindLabel = (kind) => KIND_LABELS[kind] ?? "Alarm";
+
+/** `AlarmKind::severity` (src/domain/alarm.rs): higher is worse; 0 for an unknown kind. */
+export const alarmSeverity = (kind) => SEVERITY[kind] ?? 0;
+
+/** `alarm_what` */
+export function alarmWhat(kind, quantity, probe, cause) {
+  const q = typeof quantity === "string" && quantity !== "" ? quantity : null;
+  const p = Number.isInteger(probe) && probe > 0 ? probe : null;
+  let base;
+  if (q !== null && p !== null) base = `Probe ${p} ${q}`;
+  else if (q === "battery") base = "Battery";
+  else if (q !== null) base = words(q);
+  else base = kind === "offline" ? "No contact" : "";
+  if (typeof cause !== "string" || cause === "") return base;
+  return base === "" ? words(cause) : `${base} (${words(cause)})`;
+}
+
+/** `alarm_amount`: null when there is no value. */
+export function alarmAmount(quantity, v) {
+  if (!isNumber(v)) return null;
+  if (quantity === "temperature") return temp(v);
+  if (quantity === "humidity" || quantity === "battery") return percent(v);
+  return String(v);
+}
+
+/** `alarm_range`: null when the alarm has no band. */
+export function alarmRange(quantity, min, max) {
+  const lo = alarmAmount(quantity, min);
+  const hi = alarmAmount(quantity, max);
+  if (lo !== null && hi !== null) return `${lo} to ${hi}`;
+  if (hi !== null) return `at most ${hi}`;
+  if (lo !== null) return `at least ${lo}`;
+  return null;
+}
+
+/** `AlarmFacts::texts`, from an alarm's JSON (the API's and the alarm_* events'). */
+export function alarmTexts(a) {
+  const value = alarmAmount(a.quantity, a.value);
+  const peak = alarmAmount(a.quantity, a.peak);
+  return {
+    kind: alarmKindLabel(a.kind),
+    what: alarmWhat(a.kind, a.quantity, a.probe, a.cause),
+    value,
+    peak: peak === value ? null : peak,
+    range: alarmRange(a.quantity, a.min, a.max),
+    state: a.active ? "Active" : "Cleared",
+  };
+}
+
+/** `delay_words`: a rule's delay. */
+export function delayWords(secs) {
+  if (!Number.isInteger(secs) || secs <= 0) return "none";
+  const h = Math.floor(secs / 3600), m = Math.floor((secs % 3600) / 60), s = secs % 60;
+  return [h && `${h} h`, m && `${m} min`, s && `${s} s`].filter(Boolean).join(" ");
+}
+
+/** `RuleView`'s texts: what it watches, its min and max ("–" for none) and its delay. */
+export function ruleTexts(r) {
+  return {
+    what: alarmWhat("threshold", r.quantity, r.probe, null),
+    min: alarmAmount(r.quantity, r.min) ?? "–",
+    max: alarmAmount(r.quantity, r.max) ?? "–",
+    delay: delayWords(r.delaySecs),
+  };
 }
 
 // ---- times: the server writes them in UTC (`utc`, into <time data-ts>); the browser shows

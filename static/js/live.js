@@ -1,8 +1,9 @@
 // What each stream event changes on the page, from the event JSON alone (nothing is fetched per
 // event): the device's card, table row and device page, the figures, the lists (devices to
-// place, alarms, readings, the event log) and toasts. New items are clones of the page's
+// place, alarms (alarms.js), readings, the event log) and toasts. New items are clones of the page's
 // templates (dom.js); device names and every other text go in as text only.
 
+import { showAlarm } from "./alarms.js";
 import { addPoint } from "./chart.js";
 import {
   clone, deviceViews, fill, flash, linkDevice, prepend, setTime, show, slots,
@@ -80,17 +81,6 @@ function showReading(view, d) {
   for (const b of slots(view, "battery")) b.classList.toggle("low", fmt.batteryLow(d.battery));
   setTime(view, "updated", d.measuredAt);
   flash(view, "flash");
-}
-
-function addAlarm(d) {
-  const list = byId("alarm-list");
-  const li = list && clone("tpl-alarm");
-  if (!li) return;
-  linkDevice(li, d.deviceId);
-  fill(li, { name: nameOf(d), values: fmt.alarmValues(d), alarms: fmt.describeAlarms(d.alarms) });
-  setTime(li, "at", d.measuredAt);
-  prepend(list, li, 20); // as many as the page lists (`recent_alarms`)
-  hideEmpty("alarm-empty");
 }
 
 function addReadingRow(d) {
@@ -179,11 +169,8 @@ function onTelemetry(d, msg, id) {
   }
   bumpStat("readings", 1);
   addPoint(d);
+  // What a reading's alarms raise comes as alarm_raised (a toast and the alarm lists).
   if (!d.historical) views.forEach((v) => showReading(v, d));
-  if (fmt.hasAlarms(d)) {
-    toast("alarm", `Alarm · ${nameOf(d)}`, fmt.describeAlarms(d.alarms));
-    addAlarm(d);
-  }
   addReadingRow(d);
   logEvent(msg, id);
 }
@@ -213,9 +200,20 @@ function onNewDevice(d, msg, id) {
   logEvent(msg, id);
 }
 
+/** An alarm raised: a toast, and the alarm lists. */
+function onAlarmRaised(a) {
+  const t = fmt.alarmTexts(a);
+  const what = [t.what, t.value].filter(Boolean).join(": ");
+  toast("alarm", `Alarm · ${nameOf(a)}`, `${t.kind} · ${what}${t.range ? ` (allowed ${t.range})` : ""}`);
+  showAlarm(a);
+}
+
 /** Stream handlers by event type. */
 export const handlers = {
   new_telemetry: onTelemetry,
   device_status_changed: onStatus,
   new_device: onNewDevice,
+  alarm_raised: onAlarmRaised,
+  alarm_acknowledged: showAlarm,
+  alarm_cleared: showAlarm,
 };

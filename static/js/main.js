@@ -2,7 +2,8 @@
 // keeps everything current from /api/realtime. Loaded as a module by templates/base.html on
 // pages rendered with an event id (<body data-last-event-id>); no inline script anywhere.
 
-import { drawAll, setSeries } from "./chart.js";
+import { listen, refreshAlarms } from "./alarms.js";
+import { drawAll, setBands, setSeries } from "./chart.js";
 import { flash, localizeTimes, readJson } from "./dom.js";
 import { handlers } from "./live.js";
 import { openStream } from "./stream.js";
@@ -18,7 +19,10 @@ function setLive(open) {
 /** Everything that reads the server-rendered <main>: on load and after a resync. */
 function enhance() {
   setSeries(readJson("chart-data"));
+  const detail = document.querySelector("[data-detail]")?.dataset.detail;
+  if (detail) setBands(detail, readJson("rules-data"));
   localizeTimes();
+  refreshAlarms();
   drawAll();
   exportInLocalTime();
 }
@@ -83,6 +87,7 @@ function pollClients() {
   setInterval(ask, 15000);
 }
 
+listen();
 enhance();
 pollClients();
 let resizeTimer;

@@ -34,3 +34,10 @@ test("event log lines, as EventLine::parse", () => {
     );
   }
 });
+
+const alarmCases = JSON.parse(readFileSync(join(ROOT, "tests/e2e/alarm-cases.json"), "utf8"));
+
+test("alarms and rules in words, as AlarmFacts::texts and delay_words", () => {
+  for (const [alarm, want] of alarmCases.alarms) assert.deepEqual(fmt.alarmTexts(alarm), want, JSON.stringify(alarm));
+  for (const [secs, want] of alarmCases.delays) assert.equal(fmt.delayWords(secs), want, `delay ${secs}`);
+});
