@@ -7,6 +7,7 @@ import { drawAll, setBands, setSeries } from "./chart.js";
 import { flash, localizeTimes, readJson } from "./dom.js";
 import { handlers } from "./live.js";
 import { openStream } from "./stream.js";
+import "./push.js";
 
 function setLive(open) {
   const live = document.getElementById("live");

@@ -45,6 +45,6 @@ if (button && "serviceWorker" in navigator && "PushManager" in window) {
       button.disabled = false;
     }
   });
-} else if (status) {
+} else if (status && button) {
   say("This browser cannot receive push notifications.");
 }
