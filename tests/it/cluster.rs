@@ -86,12 +86,18 @@ async fn a_silent_device_goes_offline_once_not_once_per_instance() {
             .status(),
         200
     );
-    // new_device, new_telemetry, then (after 3 s of silence) one device_status_changed.
+    // new_device, new_telemetry, then (after 3 s of silence) one device_status_changed and its
+    // offline alarm.
     for sse in [&mut on_a, &mut on_b] {
         let got = sse.events_through(3, Duration::from_secs(8)).await;
         assert_eq!(got[2].kind(), "device_status_changed");
         assert_eq!(got[2].json["data"]["status"], "OFFLINE");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(a.count(Table::Events).await, 3, "offline detected once");
+    for sse in [&mut on_a, &mut on_b] {
+        let alarm = sse.events_through(4, Duration::from_secs(8)).await;
+        assert_eq!(alarm.last().map(|m| m.kind()), Some("alarm_raised"));
+    }
+    assert_eq!(a.count(Table::Events).await, 4, "offline detected once");
+    assert_eq!(a.count(Table::Alarms).await, 1, "one offline alarm");
 }
