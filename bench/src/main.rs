@@ -16,6 +16,7 @@ mod http;
 mod pace;
 mod publish;
 mod reader;
+mod rules;
 mod run;
 mod servers;
 mod soak;
@@ -48,6 +49,8 @@ struct Cli {
 enum Cmd {
     /// Measure sensorcast and nchan and print the table.
     Run(RunArgs),
+    /// What alarm rules cost at ingest: a fleet without rules, then with two per device.
+    Rules(rules::RulesArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
     /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Floor(args) => floor::main(args),
         Cmd::Run(args) => runtime()?.block_on(run_all(args)),
         Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
+        Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
     }
 }
 

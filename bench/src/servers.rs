@@ -272,7 +272,7 @@ fn session_cookie(head: &crate::http::Head) -> Option<String> {
 }
 
 /// (name, value) of every `<input type="hidden" …>` in a page.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let len = tag[start..].find('"')?;
