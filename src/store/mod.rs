@@ -8,6 +8,8 @@
 
 mod alarm_sql;
 mod alarms;
+mod command_sql;
+mod commands;
 mod connect;
 mod devices;
 mod error;
@@ -34,7 +36,8 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use error::{StoreError, StoreResult};
 pub use events::{Change, Changes};
-pub use group::{OfflinePolicy, Rejection, Work};
+pub use commands::ClaimedCommand;
+pub use group::{Dispatched, OfflinePolicy, Rejection, Work};
 pub use operations::Table;
 pub use rows::*;
 pub use sign_in::LoginCounts;

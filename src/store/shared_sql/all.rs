@@ -17,3 +17,4 @@ include!("events.rs");
 include!("sessions.rs");
 include!("sign_in.rs");
 include!("alarms.rs");
+include!("commands.rs");
