@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use crate::downlink::Downlink;
 pub use super::settings::{Settings, StreamTransport};
 use crate::ingest::health::WebhookHealth;
 use crate::realtime::hub::Hub;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
     pub metrics: Arc<Metrics>,
+    /// The dispatcher of device commands; `None` when the gateway API is not configured.
+    pub downlink: Option<Downlink>,
     /// Cancelled on shutdown: stops the background tasks, and the hub then ends every stream.
     pub shutdown: CancellationToken,
 }

@@ -31,7 +31,8 @@ use syn::visit::{self, Visit};
 const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["ingest", "store"],
-    &["realtime"],
+    // Device commands to the gateway: the store and HTTP, nothing of the web or the streams.
+    &["realtime", "downlink"],
     &["web"],
     &["server"],
     // The command line's flags and the log format: read by the assembly above.
