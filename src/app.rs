@@ -98,7 +98,11 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
 
 /// The gateway API settings, when `--gateway-api-url` is given (then user and password too).
 fn gateway_api(args: &ServeArgs) -> anyhow::Result<Option<GatewayApi>> {
-    let Some(url) = args.gateway_api_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+    let Some(url) = args
+        .gateway_api_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    else {
         return Ok(None);
     };
     let user = args.gateway_api_user.as_deref().unwrap_or_default();
@@ -107,7 +111,6 @@ fn gateway_api(args: &ServeArgs) -> anyhow::Result<Option<GatewayApi>> {
     tracing::info!(url = %api.url, user = %api.user, "device commands go through the gateway API");
     Ok(Some(api))
 }
-
 
 async fn bootstrap_admin(store: &Store, args: &ServeArgs) -> anyhow::Result<()> {
     let users = store.count_users().await?;

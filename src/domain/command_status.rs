@@ -207,9 +207,10 @@ impl ReplyPiece {
             }
             // The official v2 decoder reads only the type of this echo, not its data byte.
             (ReplyPiece::Echo(frame), Command::SyncTime {}) => frame.starts_with(&[0xff, 0x4a]),
-            (ReplyPiece::Echo(frame), Command::SetThreshold { .. } | Command::FetchHistory { .. }) => {
-                !downlink.is_empty() && frame.as_slice() == downlink
-            }
+            (
+                ReplyPiece::Echo(frame),
+                Command::SetThreshold { .. } | Command::FetchHistory { .. },
+            ) => !downlink.is_empty() && frame.as_slice() == downlink,
             _ => false,
         }
     }
@@ -249,9 +250,15 @@ mod tests {
     fn report_interval_reply_confirms_the_oldest_matching_command() {
         let open = [interval(20), interval(10), interval(10)];
         assert_eq!(confirmed_by(&[ReplyPiece::ReportInterval(10)], &open), [1]);
-        assert_eq!(confirmed_by(&[ReplyPiece::ReportInterval(5)], &open), [0; 0]);
+        assert_eq!(
+            confirmed_by(&[ReplyPiece::ReportInterval(5)], &open),
+            [0; 0]
+        );
         // Two replies in one uplink confirm two commands, oldest first.
-        let two = [ReplyPiece::ReportInterval(10), ReplyPiece::ReportInterval(10)];
+        let two = [
+            ReplyPiece::ReportInterval(10),
+            ReplyPiece::ReportInterval(10),
+        ];
         assert_eq!(confirmed_by(&two, &open), [1, 2]);
         assert_eq!(confirmed_by(&[], &open), [0; 0]);
     }
@@ -270,7 +277,10 @@ mod tests {
         let threshold_bytes = hex::decode("ff064406ff6aff00000000").unwrap();
         let open = vec![
             (Command::Reboot {}, vec![0xff, 0x10, 0xff]),
-            (history.clone(), hex::decode("fd6c08996464f09c9a64").unwrap()),
+            (
+                history.clone(),
+                hex::decode("fd6c08996464f09c9a64").unwrap(),
+            ),
             (threshold.clone(), threshold_bytes.clone()),
             (Command::SyncTime {}, vec![0xff, 0x4a, 0x00]),
         ];

@@ -245,7 +245,10 @@ mod tests {
     fn settings_are_checked() {
         let api = GatewayApi::new(" http://192.168.1.1:8080/ ", "admin", "pw").unwrap();
         assert_eq!(api.url, "http://192.168.1.1:8080");
-        assert!(!format!("{api:?}").contains("pw"), "the password stays out of logs");
+        assert!(
+            !format!("{api:?}").contains("pw"),
+            "the password stays out of logs"
+        );
         for (url, user, pw) in [
             ("https://192.168.1.1:8080", "admin", "pw"),
             ("192.168.1.1:8080", "admin", "pw"),

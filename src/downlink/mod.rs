@@ -20,10 +20,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use client::{encrypt_password, GatewayApi, GatewayClient, Queued};
 use crate::domain::now_ms;
 use crate::ingest::ts302::downlink::FPORT;
 use crate::store::{ClaimedCommand, Dispatched, Store, Work, Writer};
+pub use client::{encrypt_password, GatewayApi, GatewayClient, Queued};
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, WriteTx};
 use crate::domain::{
     self as events, action, bounded_error, confirmed_by, public_device_id, AuditEntry, Batch,
-    Change, Command, CommandRow, CommandStatus, Delivery, DeviceIdentity, DeviceRow,
-    DeviceStatus, EventRow, Outcome, ReplyPiece, Rule, RuleJson, Scope,
+    Change, Command, CommandRow, CommandStatus, Delivery, DeviceIdentity, DeviceRow, DeviceStatus,
+    EventRow, Outcome, ReplyPiece, Rule, RuleJson, Scope,
 };
 
 #[derive(Debug)]
@@ -59,7 +59,9 @@ pub enum Work {
         result: Dispatched,
     },
     /// Mark commands still pending or sent `timeout_ms` after they were asked for expired.
-    ExpireCommands { timeout_ms: i64 },
+    ExpireCommands {
+        timeout_ms: i64,
+    },
 }
 
 /// The gateway's answer to a downlink, as the command's status records it.
@@ -547,8 +549,7 @@ impl Group {
             .enumerate()
             .filter_map(|(i, c)| Some((i, (c.request()?, c.downlink()))))
             .collect();
-        let candidates: Vec<(Command, Vec<u8>)> =
-            requests.iter().map(|(_, r)| r.clone()).collect();
+        let candidates: Vec<(Command, Vec<u8>)> = requests.iter().map(|(_, r)| r.clone()).collect();
         let rows: Vec<CommandRow> = confirmed_by(pieces, &candidates)
             .into_iter()
             .map(|k| open[requests[k].0].clone())

@@ -34,9 +34,9 @@ mod tests;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use commands::ClaimedCommand;
 pub use error::{StoreError, StoreResult};
 pub use events::{Change, Changes};
-pub use commands::ClaimedCommand;
 pub use group::{Dispatched, OfflinePolicy, Rejection, Work};
 pub use operations::Table;
 pub use rows::*;

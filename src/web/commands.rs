@@ -64,15 +64,10 @@ pub async fn request(
              (--gateway-api-url, --gateway-api-user, --gateway-api-password).",
         ));
     };
-    let command: Command = serde_json::from_value(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_command",
-            format!("The command is not valid: {e}."),
-        )
-    })?;
-    command.validate().map_err(|e| {
-        ApiError::bad_request("invalid_command", format!("{}: {e}.", e.field()))
-    })?;
+    let command = parse_command(body)?;
+    command
+        .validate()
+        .map_err(|e| ApiError::bad_request("invalid_command", format!("{}: {e}.", e.field())))?;
     if device.dev_eui.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -84,7 +79,10 @@ pub async fn request(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "unsupported_device",
-            format!("Commands exist for the TS302 only, not for a {}.", device.model),
+            format!(
+                "Commands exist for the TS302 only, not for a {}.",
+                device.model
+            ),
         ));
     }
     let variant = device
@@ -92,9 +90,8 @@ pub async fn request(
         .as_deref()
         .and_then(|v| v.parse().ok())
         .unwrap_or(state.settings.ts302_default);
-    let downlink_hex = downlink::encode_hex(&command, variant).map_err(|e| {
-        ApiError::bad_request("invalid_command", format!("{}: {e}.", e.field()))
-    })?;
+    let downlink_hex = downlink::encode_hex(&command, variant)
+        .map_err(|e| ApiError::bad_request("invalid_command", format!("{}: {e}.", e.field())))?;
     let work = Work::RequestCommand {
         device_id: device.id,
         command,
@@ -110,6 +107,23 @@ pub async fn request(
         StatusCode::ACCEPTED,
         Json(json!({ "commandId": id, "status": "pending" })),
     ))
+}
+
+/// The command in a request body, or a refusal naming what is wrong with it.
+fn parse_command(body: Value) -> Result<Command, ApiError> {
+    // serde names the field of a missing or unknown one, not of one of the wrong type.
+    let mistyped = body.as_object().and_then(|o| {
+        ["minutes", "probe", "min", "max", "from", "to"]
+            .into_iter()
+            .find(|f| o.get(*f).is_some_and(|v| !v.is_number() && !v.is_null()))
+    });
+    serde_json::from_value(body).map_err(|e| {
+        let message = match mistyped {
+            Some(field) => format!("{field}: must be a number ({e})."),
+            None => format!("The command is not valid: {e}."),
+        };
+        ApiError::bad_request("invalid_command", message)
+    })
 }
 
 pub async fn list(

@@ -6,8 +6,8 @@ use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::downlink::Downlink;
 pub use super::settings::{Settings, StreamTransport};
+use crate::downlink::Downlink;
 use crate::ingest::health::WebhookHealth;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;

@@ -389,7 +389,10 @@ mod tests {
         // The v1 README's history example: 1694145223, -6.7 °C and 24.6 °C.
         let rec = decode(&unhex("20cec79afa6444bdfff600"), Variant::V1).unwrap();
         assert_eq!(rec.history.len(), 1);
-        assert_eq!(reply_pieces(&rec), [ReplyPiece::HistoryRecord(1_694_145_223)]);
+        assert_eq!(
+            reply_pieces(&rec),
+            [ReplyPiece::HistoryRecord(1_694_145_223)]
+        );
         let at = 1_694_145_223_000;
         let v = Variant::V1;
         assert!(confirms(&history(at, at), v, &rec));
@@ -416,10 +419,18 @@ mod tests {
             }
         }
         // Another threshold (probe 2) is not this one's echo.
-        let other = decode(&encode(&threshold(2, Some(-25.0), Some(-15.0)), v).unwrap(), v).unwrap();
+        let other = decode(
+            &encode(&threshold(2, Some(-25.0), Some(-15.0)), v).unwrap(),
+            v,
+        )
+        .unwrap();
         assert!(!confirms(&freezer, v, &other));
         // The time sync echo is read by its type alone, as the official decoder does.
-        assert!(confirms(&Command::SyncTime {}, v, &decode(&unhex("ff4a01"), v).unwrap()));
+        assert!(confirms(
+            &Command::SyncTime {},
+            v,
+            &decode(&unhex("ff4a01"), v).unwrap()
+        ));
         // Echoes do not change what else the uplink says.
         let mixed = decode(&unhex("ff4a000175640367f100"), v).unwrap();
         assert_eq!(mixed.battery, Some(100));
