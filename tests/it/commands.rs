@@ -649,3 +649,33 @@ async fn two_instances_send_each_command_once() {
     data.dedup();
     assert_eq!(data.len(), ids.len());
 }
+
+/// The watchdog sweeps with `--offline-sweep-secs` and expires by `--command-timeout-mins`.
+async fn the_watchdog_expires_old_commands(backend: Backend) {
+    let gw = FakeGateway::start().await;
+    let mut args = gateway_args(&gw);
+    args.offline_sweep_secs = 1;
+    args.command_timeout_mins = 1;
+    let app = spawn_or_skip!(backend, args);
+    let (manager, _, _) = seed(&app).await;
+    let mut stream = sse::open(&app, &manager.client, "", None).await;
+    let id = send_ok(&app, &manager, EUI, json!({"command": "reboot"})).await;
+    expect_status(&mut stream, id, "pending").await;
+    expect_status(&mut stream, id, "sent").await;
+    // Asked for two minutes ago, as far as the sweep can tell.
+    let old = sensorcast::domain::now_ms() - 2 * 60_000;
+    execute(
+        app.db(),
+        "UPDATE commands SET created_ms = $1 WHERE $2 AND id = $3",
+        old,
+        true,
+        id,
+    )
+    .await;
+    let expired = expect_status(&mut stream, id, "expired").await;
+    assert_eq!(
+        expired.json["data"]["error"],
+        "No confirmation from the device within 1 min."
+    );
+}
+both_backends!(the_watchdog_expires_old_commands);
