@@ -435,5 +435,9 @@ mod tests {
         let mixed = decode(&unhex("ff4a000175640367f100"), v).unwrap();
         assert_eq!(mixed.battery, Some(100));
         assert_eq!(mixed.echoes, [unhex("ff4a00")]);
+        let raw = serde_json::to_value(&mixed).unwrap();
+        assert_eq!(raw["echoes"], serde_json::json!(["ff4a00"]));
+        let plain = serde_json::to_value(decode(&unhex("0175640367f100"), v).unwrap()).unwrap();
+        assert!(plain.get("echoes").is_none(), "absent when there are none");
     }
 }

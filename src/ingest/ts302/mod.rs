@@ -92,11 +92,16 @@ pub struct Decoded {
     /// data; an `FE` channel written `FF`): the `FF`/`FE` replies other than the report
     /// interval, and v2's `FD` history-request echoes. They confirm commands
     /// (`domain::ReplyPiece::Echo`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "hex_frames")]
     pub echoes: Vec<Vec<u8>>,
     /// Frames only v2 firmware sends were seen (9A humidity, 93/94 67 mutation,
     /// B3/B4 status, 21 CE history); they are decoded whatever the variant.
     pub v2_only: bool,
+}
+
+/// Frames as lower-case hex in the stored raw JSON (`["ff4a00"]`), as Milesight shows them.
+fn hex_frames<S: serde::Serializer>(frames: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(frames.iter().map(hex::encode))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
