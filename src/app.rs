@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeArgs;
 use crate::domain::{now_ms, Role};
+use crate::downlink::{self, DispatchSettings, GatewayApi};
 use crate::ingest::health::WebhookHealth;
 use crate::ingest::secrets::WebhookSecrets;
 use crate::notify::NotifySettings;
@@ -66,7 +67,15 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     };
     let writer = Writer::spawn(&store, publisher, policy);
     let sweep = Duration::from_secs(args.offline_sweep_secs);
-    crate::store::spawn_watchdog(writer.clone(), sweep, shutdown.clone());
+    let command_timeout = Duration::from_secs(args.command_timeout_mins * 60);
+    crate::store::spawn_watchdog(writer.clone(), sweep, command_timeout, shutdown.clone());
+    let downlink = gateway_api(args)?.map(|api| {
+        let settings = DispatchSettings {
+            api,
+            retry_base: Duration::from_secs(args.gateway_api_retry_secs),
+        };
+        downlink::spawn(store.clone(), writer.clone(), settings, shutdown.clone())
+    });
     spawn_housekeeping(store.clone(), shutdown.clone());
     let public_url = match &args.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
@@ -100,8 +109,25 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
         limits: StreamLimits::new(args.max_streams_per_user, args.max_streams),
         health,
         metrics,
+        downlink,
         shutdown,
     })
+}
+
+/// The gateway API settings, when `--gateway-api-url` is given (then user and password too).
+fn gateway_api(args: &ServeArgs) -> anyhow::Result<Option<GatewayApi>> {
+    let Some(url) = args
+        .gateway_api_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let user = args.gateway_api_user.as_deref().unwrap_or_default();
+    let password = args.gateway_api_password.as_deref().unwrap_or_default();
+    let api = GatewayApi::new(url, user, password).map_err(anyhow::Error::msg)?;
+    tracing::info!(url = %api.url, user = %api.user, "device commands go through the gateway API");
+    Ok(Some(api))
 }
 
 async fn bootstrap_admin(store: &Store, args: &ServeArgs) -> anyhow::Result<()> {

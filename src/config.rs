@@ -305,6 +305,30 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// The Milesight gateway's own HTTP API, for device commands (downlinks): its web
+    /// server's address, http://HOST[:PORT] (e.g. http://192.168.23.150:8080). Unset: commands
+    /// are refused with 409 downlink_not_configured.
+    #[arg(long, env = "SENSORCAST_GATEWAY_API_URL")]
+    pub gateway_api_url: Option<String>,
+
+    /// User the gateway API is signed in as (the gateway's web UI user, e.g. admin).
+    #[arg(long, env = "SENSORCAST_GATEWAY_API_USER")]
+    pub gateway_api_user: Option<String>,
+
+    /// That user's password (sent AES-encrypted, as the gateway's login expects).
+    #[arg(long, env = "SENSORCAST_GATEWAY_API_PASSWORD", hide_env_values = true)]
+    pub gateway_api_password: Option<String>,
+
+    /// Seconds before a downlink the gateway could not take (5xx, unreachable) is tried again;
+    /// doubled on each further try, at most 5 minutes.
+    #[arg(long, env = "SENSORCAST_GATEWAY_API_RETRY_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub gateway_api_retry_secs: u64,
+
+    /// A command not confirmed by the device this many minutes after it was asked for is
+    /// marked expired.
+    #[arg(long, env = "SENSORCAST_COMMAND_TIMEOUT_MINS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=10_080))]
+    pub command_timeout_mins: u64,
+
     /// Log format: text or json.
     #[arg(long, env = "SENSORCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom to top; a module uses only those below it (tests/it/layers.rs checks it):
 //! `domain` (shared types) → `ingest` (verify, parse, decode) and `store` (SQLite/PostgreSQL
-//! behind one facade, the writer) → `realtime` (hub, gates, stream engine) → `web` (HTTP:
+//! behind one facade, the writer) → `realtime` (hub, gates, stream engine) and `downlink`
+//! (device commands to the gateway's API) → `web` (HTTP:
 //! sessions, pages, JSON, webhooks, the stream handler, `AppState`) → `server` (accept loop) →
 //! `app`, `config`, `demo` (assembly, flags, the demo fleet) → the binary.
 
@@ -11,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod downlink;
 pub mod ingest;
 pub mod logging;
 pub mod notify;

@@ -1,6 +1,6 @@
 //! What a webhook means, independent of which path it came through: the writer stores this.
 
-use super::{DeviceIdentity, DeviceStatus, NewReading};
+use super::{DeviceIdentity, DeviceStatus, NewReading, ReplyPiece};
 
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // nearly every change is a reading; boxing would buy nothing
@@ -10,6 +10,9 @@ pub enum Change {
     Status(DeviceStatus),
     /// The device's reporting interval became known (seconds).
     ReportInterval(i64),
+    /// What in the uplink can answer a command sent to the device (its configuration replies,
+    /// a power-on, stored records): matched to the device's open commands.
+    DeviceReply(Vec<ReplyPiece>),
 }
 
 /// One delivered event (one element of an MDP array, or one gateway post).
@@ -38,4 +41,7 @@ pub struct Batch {
 pub struct Outcome {
     pub accepted: usize,
     pub duplicates: usize,
+    /// The id of the row a job created (a command).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }

@@ -64,6 +64,20 @@ pub enum CommandError {
     HistoryOrder { from: i64, to: i64 },
 }
 
+impl CommandError {
+    /// The JSON field the problem is in, for the API's answer.
+    pub fn field(&self) -> &'static str {
+        match self {
+            CommandError::ReportInterval(_) => "minutes",
+            CommandError::Probe(_) => "probe",
+            CommandError::NotFinite(_) | CommandError::ThresholdRange(_) => "min/max",
+            CommandError::MinNotBelowMax { .. } => "min",
+            CommandError::HistoryTime(_) => "from/to",
+            CommandError::HistoryOrder { .. } => "from",
+        }
+    }
+}
+
 impl Command {
     /// The command's name in JSON (`set_report_interval`, …).
     pub fn name(&self) -> &'static str {

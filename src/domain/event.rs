@@ -28,7 +28,7 @@ pub struct Envelope<'a, T: Serialize> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DeviceHead<'a> {
+pub(super) struct DeviceHead<'a> {
     device_id: String,
     #[serde(rename = "devEUI", skip_serializing_if = "Option::is_none")]
     dev_eui: Option<&'a str>,
@@ -36,7 +36,7 @@ struct DeviceHead<'a> {
 }
 
 impl<'a> DeviceHead<'a> {
-    fn of(d: &'a DeviceRow) -> Self {
+    pub(super) fn of(d: &'a DeviceRow) -> Self {
         DeviceHead {
             device_id: d.public_id(),
             dev_eui: d.dev_eui.as_deref(),

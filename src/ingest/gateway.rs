@@ -214,6 +214,12 @@ pub fn uplink_delivery(u: &Uplink, variant: Variant, now_ms: i64) -> Result<Deli
             .changes
             .push(Change::ReportInterval(i64::from(min) * 60));
     }
+    // After the readings: a back-filled record is stored before the request it answers is
+    // marked confirmed, in the same transaction either way.
+    let replies = ts302::downlink::reply_pieces(&decoded);
+    if !replies.is_empty() {
+        delivery.changes.push(Change::DeviceReply(replies));
+    }
     Ok(delivery)
 }
 
@@ -316,6 +322,33 @@ mod tests {
             parse(br#"{"devEUI":"24e124527f418093","acknowledged":true}"#).unwrap(),
             Message::Notice { .. }
         ));
+    }
+
+    #[test]
+    fn replies_become_a_device_reply() {
+        // The TS302's report-interval reply (10 min), alone in an uplink.
+        let body = r#"{"devEUI":"24e124136b502217","data":"/44ACgA=","fPort":85,"fCnt":9}"#;
+        let Message::Uplink(u) = parse(body.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let d = uplink_delivery(&u, Variant::V1, 5).unwrap();
+        assert_eq!(
+            d.changes,
+            [
+                Change::Status(DeviceStatus::Online),
+                Change::ReportInterval(600),
+                Change::DeviceReply(vec![crate::domain::ReplyPiece::ReportInterval(10)]),
+            ]
+        );
+        // A plain reading carries none.
+        let Message::Uplink(u) = parse(UPLINK.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let d = uplink_delivery(&u, Variant::V1, 0).unwrap();
+        assert!(!d
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::DeviceReply(_))));
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //! memory, in the order the batches arrived, so the outcome and the events are those of storing
 //! the batches one after the other.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use super::alarm_sql;
+use super::command_sql;
 use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
 use super::outbox;
@@ -21,8 +23,9 @@ use super::write_statements::{DeliveryClaim, ReadingInsert};
 pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, WriteTx};
 use crate::domain::{
-    self as events, action, public_device_id, AuditEntry, Batch, Change, Delivery, DeviceIdentity,
-    DeviceRow, DeviceStatus, EventRow, Outcome, Rule, RuleJson, Scope,
+    self as events, action, bounded_error, confirmed_by, public_device_id, AuditEntry, Batch,
+    Change, Command, CommandRow, CommandStatus, Delivery, DeviceIdentity, DeviceRow, DeviceStatus,
+    EventRow, Outcome, ReplyPiece, Rule, RuleJson, Scope,
 };
 
 #[derive(Debug)]
@@ -47,6 +50,32 @@ pub enum Work {
         rules: Vec<Rule>,
         by: String,
     },
+    /// Store a command for a device (checked, encoded as `downlink_hex`, and the person
+    /// allowed to), pending; audited. `Outcome::created` is its id.
+    RequestCommand {
+        device_id: i64,
+        command: Command,
+        downlink_hex: String,
+        by: String,
+    },
+    /// What the gateway answered to a pending command's downlink.
+    CommandDispatched {
+        command_id: i64,
+        result: Dispatched,
+    },
+    /// Mark commands still pending or sent `timeout_ms` after they were asked for expired.
+    ExpireCommands {
+        timeout_ms: i64,
+    },
+}
+
+/// The gateway's answer to a downlink, as the command's status records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatched {
+    /// The network server queued it.
+    Sent,
+    /// It refused it, for this reason (its answer).
+    Refused(String),
 }
 
 /// Why a job was refused without a storage failure.
@@ -76,6 +105,7 @@ pub fn apply_works(
         events: Vec::new(),
         committed: Vec::new(),
         judge: Judge::default(),
+        commands: HashMap::new(),
     };
     let mut results = Vec::with_capacity(works.len());
     let mut rest = works;
@@ -103,6 +133,16 @@ pub fn apply_works(
                     by,
                 } => group.set_rules(conn, *device_id, rules, by)?,
                 Work::Escalate { raised_before_ms } => group.escalate(conn, *raised_before_ms)?,
+                Work::RequestCommand {
+                    device_id,
+                    command,
+                    downlink_hex,
+                    by,
+                } => group.request_command(conn, *device_id, command, downlink_hex, by)?,
+                Work::CommandDispatched { command_id, result } => {
+                    group.dispatched(conn, *command_id, result)?
+                }
+                Work::ExpireCommands { timeout_ms } => group.expire_commands(conn, *timeout_ms)?,
                 Work::Batch(_) => unreachable!("batches are taken above"),
             });
             rest = &rest[1..];
@@ -124,6 +164,8 @@ struct Group {
     /// Events inserted, in id order.
     committed: Vec<EventRow>,
     judge: Judge,
+    /// Open commands (pending, sent) of the devices whose replies were matched, oldest first.
+    commands: HashMap<i64, Vec<CommandRow>>,
 }
 
 struct Device {
@@ -343,7 +385,7 @@ impl Group {
         self.flush(conn)?;
         Ok(Ok(Outcome {
             accepted: ids.len(),
-            duplicates: 0,
+            ..Outcome::default()
         }))
     }
 
@@ -471,8 +513,185 @@ impl Group {
                 d.row.report_interval_s = Some(*secs);
                 d.changed = true;
             }
+            Change::DeviceReply(pieces) => self.replies(conn, device, pieces)?,
         }
         Ok(())
+    }
+
+    /// The device's open commands, read once per transaction.
+    fn open_commands(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device_id: i64,
+    ) -> StoreResult<&mut Vec<CommandRow>> {
+        match self.commands.entry(device_id) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => Ok(e.insert(command_sql::open_commands_of(conn, device_id)?)),
+        }
+    }
+
+    /// Keeps the open commands read so far in step with a command's new state.
+    fn track(&mut self, row: &CommandRow) {
+        if let Some(open) = self.commands.get_mut(&row.device_id) {
+            open.retain(|c| c.id != row.id);
+            if row.status().is_some_and(CommandStatus::is_open) {
+                let at = open.partition_point(|c| c.id < row.id);
+                open.insert(at, row.clone());
+            }
+        }
+    }
+
+    /// What an uplink answered: confirms the oldest open command each piece answers.
+    fn replies(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device: usize,
+        pieces: &[ReplyPiece],
+    ) -> StoreResult<()> {
+        let device_id = self.devices[device].row.id;
+        let open = self.open_commands(conn, device_id)?;
+        let requests: Vec<(usize, (Command, Vec<u8>))> = open
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, (c.request()?, c.downlink()))))
+            .collect();
+        let candidates: Vec<(Command, Vec<u8>)> = requests.iter().map(|(_, r)| r.clone()).collect();
+        let rows: Vec<CommandRow> = confirmed_by(pieces, &candidates)
+            .into_iter()
+            .map(|k| open[requests[k].0].clone())
+            .collect();
+        for mut row in rows {
+            row.error = None;
+            self.change_status(conn, device, row, CommandStatus::Confirmed)?;
+        }
+        Ok(())
+    }
+
+    /// Moves an open command to `to` (pending only, for `sent` and `failed`), with its event;
+    /// nothing when another change came first.
+    fn change_status(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device: usize,
+        mut row: CommandRow,
+        to: CommandStatus,
+    ) -> StoreResult<bool> {
+        let from: &[CommandStatus] = match to {
+            CommandStatus::Sent | CommandStatus::Failed => &[CommandStatus::Pending],
+            _ => &[CommandStatus::Pending, CommandStatus::Sent],
+        };
+        row.updated_ms = self.now_ms;
+        if !command_sql::set_status(conn, &row, from, to)? {
+            return Ok(false);
+        }
+        row.status = to.as_str().to_string();
+        self.track(&row);
+        let json = events::command_status_json(&row, &self.devices[device].row, self.now_ms);
+        self.event(device, events::COMMAND_STATUS, json);
+        Ok(true)
+    }
+
+    fn request_command(
+        &mut self,
+        conn: &mut impl WriteTx,
+        device_id: i64,
+        command: &Command,
+        downlink_hex: &str,
+        by: &str,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let device = self.device_at(conn, device_id)?;
+        let body = serde_json::to_string(command).unwrap_or_default();
+        let row = command_sql::insert_command(
+            conn,
+            device_id,
+            command.name(),
+            &body,
+            downlink_hex,
+            by,
+            self.now_ms,
+        )?;
+        self.track(&row);
+        let d = &self.devices[device].row;
+        let audit = AuditEntry::new(
+            by,
+            action::COMMAND_SENT,
+            &format!("device {}", d.public_id()),
+        )
+        .after(serde_json::json!({
+            "commandId": row.id,
+            "request": command,
+            "downlink": downlink_hex,
+        }));
+        alarm_sql::insert_audit(conn, &audit, self.now_ms)?;
+        let json = events::command_status_json(&row, d, self.now_ms);
+        self.event(device, events::COMMAND_STATUS, json);
+        self.flush(conn)?;
+        Ok(Ok(Outcome {
+            accepted: 1,
+            duplicates: 0,
+            created: Some(row.id),
+        }))
+    }
+
+    fn dispatched(
+        &mut self,
+        conn: &mut impl WriteTx,
+        command_id: i64,
+        result: &Dispatched,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let Some(mut row) = command_sql::command_by_id(conn, command_id)? else {
+            return Ok(Err(Rejection::NotFound));
+        };
+        let device = self.device_at(conn, row.device_id)?;
+        let to = match result {
+            Dispatched::Sent => {
+                row.error = None;
+                CommandStatus::Sent
+            }
+            Dispatched::Refused(why) => {
+                row.error = Some(bounded_error(why));
+                CommandStatus::Failed
+            }
+        };
+        let changed = self.change_status(conn, device, row, to)?;
+        self.flush(conn)?;
+        Ok(Ok(Outcome {
+            accepted: usize::from(changed),
+            duplicates: 0,
+            created: None,
+        }))
+    }
+
+    fn expire_commands(
+        &mut self,
+        conn: &mut impl WriteTx,
+        timeout_ms: i64,
+    ) -> StoreResult<Result<Outcome, Rejection>> {
+        let stale = command_sql::open_commands_before(conn, self.now_ms - timeout_ms)?;
+        let minutes = timeout_ms / 60_000;
+        let mut expired = 0;
+        for mut row in stale {
+            let device = self.device_at(conn, row.device_id)?;
+            let why = match (row.status(), row.error.as_deref()) {
+                (Some(CommandStatus::Pending), Some(last)) => format!(
+                    "The gateway did not take it within {minutes} min (last error: {last})."
+                ),
+                (Some(CommandStatus::Pending), None) => {
+                    format!("The gateway did not take it within {minutes} min.")
+                }
+                _ => format!("No confirmation from the device within {minutes} min."),
+            };
+            row.error = Some(bounded_error(&why));
+            if self.change_status(conn, device, row, CommandStatus::Expired)? {
+                expired += 1;
+            }
+        }
+        self.flush(conn)?;
+        Ok(Ok(Outcome {
+            accepted: expired,
+            duplicates: 0,
+            created: None,
+        }))
     }
 
     /// A live message: refresh "last seen" and bring the device back online.
@@ -558,7 +777,7 @@ impl Group {
         self.flush(conn)?;
         Ok(Ok(Outcome {
             accepted: 1,
-            duplicates: 0,
+            ..Outcome::default()
         }))
     }
 
@@ -578,7 +797,7 @@ impl Group {
         }
         Ok(Ok(Outcome {
             accepted: due.len(),
-            duplicates: 0,
+            ..Outcome::default()
         }))
     }
 
@@ -613,7 +832,7 @@ impl Group {
         self.flush(conn)?;
         Ok(Ok(Outcome {
             accepted: rules.len(),
-            duplicates: 0,
+            ..Outcome::default()
         }))
     }
 

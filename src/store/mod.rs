@@ -8,6 +8,8 @@
 
 mod alarm_sql;
 mod alarms;
+mod command_sql;
+mod commands;
 mod connect;
 mod devices;
 mod error;
@@ -34,9 +36,10 @@ mod tests;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use commands::ClaimedCommand;
 pub use error::{StoreError, StoreResult};
 pub use events::{Change, Changes};
-pub use group::{OfflinePolicy, Rejection, Work};
+pub use group::{Dispatched, OfflinePolicy, Rejection, Work};
 pub use notifications::Attempt;
 pub use operations::Table;
 pub use rows::*;

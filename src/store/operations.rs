@@ -15,6 +15,7 @@ pub enum Table {
     Alarms,
     AlarmRules,
     AuditLog,
+    Commands,
 }
 
 impl Table {
@@ -30,6 +31,7 @@ impl Table {
             Table::Alarms => "alarms",
             Table::AlarmRules => "alarm_rules",
             Table::AuditLog => "audit_log",
+            Table::Commands => "commands",
         }
     }
 }

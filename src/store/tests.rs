@@ -343,7 +343,7 @@ async fn one_group_sees_its_own_writes(t: TestDb) {
     let (results, _) = t.apply(&[batch(Some("used"), vec![])], 1_000).await;
     assert_eq!(
         format!("{results:?}"),
-        "[Ok(Outcome { accepted: 0, duplicates: 0 })]"
+        "[Ok(Outcome { accepted: 0, duplicates: 0, created: None })]"
     );
     let works = [
         // A nonce used by an earlier transaction, then one used twice in this group.
@@ -429,7 +429,8 @@ async fn one_group_sees_its_own_writes(t: TestDb) {
             "{:?}",
             Ok::<_, Rejection>(Outcome {
                 accepted: a,
-                duplicates: d
+                duplicates: d,
+                created: None,
             })
         )
     };
@@ -549,7 +550,7 @@ async fn large_groups(t: TestDb) {
     let (results, frames) = t.apply(&[Work::MarkSilent], 1_000 + 3_600_000).await;
     assert_eq!(
         format!("{results:?}"),
-        "[Ok(Outcome { accepted: 7, duplicates: 0 })]"
+        "[Ok(Outcome { accepted: 7, duplicates: 0, created: None })]"
     );
     assert_eq!(frames.len(), 14);
     t.drop_pg().await;

@@ -202,12 +202,15 @@ fn answer(jobs: Vec<Job>, committed: Committed) -> Vec<Job> {
     }
 }
 
-/// Periodically marks silent devices OFFLINE through the writer.
+/// Periodically marks silent devices OFFLINE, and commands unconfirmed `command_timeout` after
+/// they were asked for expired, through the writer.
 pub fn spawn_watchdog(
     writer: Writer,
     every: Duration,
+    command_timeout: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let timeout_ms = i64::try_from(command_timeout.as_millis()).unwrap_or(i64::MAX);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,6 +219,9 @@ pub fn spawn_watchdog(
                 _ = tick.tick() => {
                     if let Err(err) = writer.submit(Work::MarkSilent).await {
                         tracing::warn!(error = %err, "offline sweep failed");
+                    }
+                    if let Err(err) = writer.submit(Work::ExpireCommands { timeout_ms }).await {
+                        tracing::warn!(error = %err, "command expiry sweep failed");
                     }
                 }
                 _ = shutdown.cancelled() => break,

@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod commands;
 pub mod csrf;
 pub mod csv;
 pub mod devices;
@@ -148,6 +149,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/devices/{device_id}/rules",
             get(alarms::rules).put(alarms::put_rules),
+        )
+        .route(
+            "/api/devices/{device_id}/commands",
+            get(commands::list).post(commands::request),
         )
         .route("/api/alarms", get(alarms::list))
         .route(

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 pub use super::settings::{Settings, StreamTransport};
+use crate::downlink::Downlink;
 use crate::ingest::health::WebhookHealth;
 use crate::realtime::hub::Hub;
 use crate::realtime::limits::StreamLimits;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub limits: Arc<StreamLimits>,
     pub health: Arc<WebhookHealth>,
     pub metrics: Arc<Metrics>,
+    /// The dispatcher of device commands; `None` when the gateway API is not configured.
+    pub downlink: Option<Downlink>,
     /// Cancelled on shutdown: stops the background tasks, and the hub then ends every stream.
     pub shutdown: CancellationToken,
 }

@@ -31,7 +31,8 @@ use syn::visit::{self, Visit};
 const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["ingest", "store"],
-    &["realtime", "notify"],
+    // Notifications and device commands: the store and the network, nothing of the web.
+    &["realtime", "notify", "downlink"],
     &["web"],
     &["server"],
     // The command line's flags and the log format: read by the assembly above.

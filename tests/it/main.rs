@@ -11,6 +11,7 @@ mod attacks;
 mod behind_nginx;
 mod browser_e2e;
 mod cluster;
+mod commands;
 mod faults;
 mod health_and_metrics;
 mod layers;

@@ -28,7 +28,7 @@
 use base64::Engine;
 
 use super::{Decoded, Variant};
-use crate::domain::{self, Command, CommandError};
+use crate::domain::{self, Command, CommandError, ReplyPiece};
 
 /// The LoRaWAN port TS302 configuration downlinks are sent on.
 pub const FPORT: u8 = 85;
@@ -109,56 +109,38 @@ fn threshold(
 // Confirmation
 // ---------------------------------------------------------------------------
 
-/// What in a later uplink answers a command, as far as [`Decoded`] shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
-    /// An `FF 8E` frame with this interval ([`Decoded::report_interval_min`]); both
-    /// generations' official decoders read it as the device's report-interval reply.
-    ReportInterval(u16),
-    /// The power-on frame `FF 0B` (`device_info.device_status == "on"`), part of the
-    /// information packet a device sends when it joins; after a reboot it rejoins. This says
-    /// the device restarted, not why.
-    PowerOn,
-    /// A stored record (`20 CE` / `21 CE`) timed within `from_s..=to_s`, epoch seconds.
-    /// Records the device resends on its own (retransmission) look the same.
-    History { from_s: u32, to_s: u32 },
-}
-
-impl Reply {
-    /// Whether this uplink carries the reply.
-    pub fn matches(&self, decoded: &Decoded) -> bool {
-        match *self {
-            Reply::ReportInterval(minutes) => decoded.report_interval_min == Some(minutes),
-            Reply::PowerOn => decoded.device_info.device_status.as_deref() == Some("on"),
-            Reply::History { from_s, to_s } => decoded
-                .history
-                .iter()
-                .any(|rec| (i64::from(from_s)..=i64::from(to_s)).contains(&rec.timestamp)),
-        }
+/// What in a decoded uplink can answer a command, as the store matches it
+/// (`domain::confirmed_by`): an `FF 8E` report-interval reply (both generations' official
+/// decoders read it as the device's reply), the power-on frame `FF 0B` (part of the
+/// information packet a device sends when it joins; after a reboot it rejoins), every stored
+/// record (`20 CE` / `21 CE`) by its time, and the configuration frames the device echoed
+/// (v2's `handle_downlink_response`: `FF 06` threshold, `FF 4A` time sync, `FD 6C` history).
+pub fn reply_pieces(decoded: &Decoded) -> Vec<ReplyPiece> {
+    let mut pieces = Vec::new();
+    if let Some(minutes) = decoded.report_interval_min {
+        pieces.push(ReplyPiece::ReportInterval(minutes));
     }
-}
-
-/// The uplink that will confirm a command, if any can. `None` for `sync_time` and
-/// `set_threshold`, whose echoes (`FF 4A`, `FF 06`) the decoder steps over without keeping,
-/// and for a command that does not validate.
-pub fn expected_reply(cmd: &Command) -> Option<Reply> {
-    cmd.validate().ok()?;
-    match *cmd {
-        Command::SetReportInterval { minutes } => {
-            u16::try_from(minutes).ok().map(Reply::ReportInterval)
-        }
-        Command::Reboot {} => Some(Reply::PowerOn),
-        Command::SyncTime {} | Command::SetThreshold { .. } => None,
-        Command::FetchHistory { from, to } => Some(Reply::History {
-            from_s: domain::epoch_seconds(from).ok()?,
-            to_s: domain::epoch_seconds(to).ok()?,
-        }),
+    if decoded.device_info.device_status.as_deref() == Some("on") {
+        pieces.push(ReplyPiece::PowerOn);
     }
+    pieces.extend(
+        decoded
+            .history
+            .iter()
+            .map(|rec| ReplyPiece::HistoryRecord(rec.timestamp)),
+    );
+    pieces.extend(decoded.echoes.iter().cloned().map(ReplyPiece::Echo));
+    pieces
 }
 
-/// Whether this decoded uplink confirms a pending command.
-pub fn confirms(cmd: &Command, decoded: &Decoded) -> bool {
-    expected_reply(cmd).is_some_and(|reply| reply.matches(decoded))
+/// Whether this decoded uplink confirms `cmd`, sent to a device of this generation.
+pub fn confirms(cmd: &Command, variant: Variant, decoded: &Decoded) -> bool {
+    let Ok(bytes) = encode(cmd, variant) else {
+        return false;
+    };
+    reply_pieces(decoded)
+        .iter()
+        .any(|piece| piece.answers(cmd, &bytes))
 }
 
 #[cfg(test)]
@@ -345,7 +327,6 @@ mod tests {
         for v in BOTH {
             for (cmd, err) in &cases {
                 assert_eq!(encode(cmd, v).as_ref(), Err(err), "{cmd:?} {v}");
-                assert_eq!(expected_reply(cmd), None, "{cmd:?}");
             }
             let nan = encode(&threshold(1, Some(f64::NAN), None), v);
             assert!(matches!(nan, Err(CommandError::NotFinite(x)) if x.is_nan()));
@@ -380,26 +361,27 @@ mod tests {
         for v in BOTH {
             let echo = decode(&encode(&interval(20), v).unwrap(), v).unwrap();
             assert_eq!(echo.report_interval_min, Some(20));
-            assert!(confirms(&interval(20), &echo));
-            assert!(!confirms(&interval(10), &echo));
+            assert_eq!(reply_pieces(&echo), [ReplyPiece::ReportInterval(20)]);
+            assert!(confirms(&interval(20), v, &echo));
+            assert!(!confirms(&interval(10), v, &echo));
             // A plain reading does not confirm anything.
             let reading = decode(&unhex("0175640367f100"), v).unwrap();
-            assert!(!confirms(&interval(20), &reading));
+            assert!(reply_pieces(&reading).is_empty());
+            assert!(!confirms(&interval(20), v, &reading));
         }
-        assert_eq!(
-            expected_reply(&interval(20)),
-            Some(Reply::ReportInterval(20))
-        );
     }
 
     #[test]
     fn reboot_is_confirmed_by_power_on() {
         // Power on, IPSO version, then a reading.
         let joined = decode(&unhex("ff0bffff01010175640367f100"), Variant::V1).unwrap();
-        assert!(confirms(&Command::Reboot {}, &joined));
+        assert!(confirms(&Command::Reboot {}, Variant::V1, &joined));
+        assert_eq!(reply_pieces(&joined), [ReplyPiece::PowerOn]);
         let reading = decode(&unhex("0175640367f100"), Variant::V1).unwrap();
-        assert!(!confirms(&Command::Reboot {}, &reading));
-        assert_eq!(expected_reply(&Command::Reboot {}), Some(Reply::PowerOn));
+        assert!(!confirms(&Command::Reboot {}, Variant::V1, &reading));
+        // The reboot command's own echo (v2 `FF 10`) is no proof that it restarted.
+        let echo = decode(&unhex("ff10ff"), Variant::V2).unwrap();
+        assert!(!confirms(&Command::Reboot {}, Variant::V2, &echo));
     }
 
     #[test]
@@ -407,29 +389,55 @@ mod tests {
         // The v1 README's history example: 1694145223, -6.7 °C and 24.6 °C.
         let rec = decode(&unhex("20cec79afa6444bdfff600"), Variant::V1).unwrap();
         assert_eq!(rec.history.len(), 1);
-        let at = 1_694_145_223_000;
-        assert!(confirms(&history(at, at), &rec));
-        assert!(confirms(&history(at - 3_600_000, at + 999), &rec));
-        assert!(!confirms(&history(at - 3_600_000, at - 1), &rec));
-        assert!(!confirms(&history(at + 1000, at + 3_600_000), &rec));
         assert_eq!(
-            expected_reply(&history(at, at + 1999)),
-            Some(Reply::History {
-                from_s: 1_694_145_223,
-                to_s: 1_694_145_224
-            })
+            reply_pieces(&rec),
+            [ReplyPiece::HistoryRecord(1_694_145_223)]
         );
+        let at = 1_694_145_223_000;
+        let v = Variant::V1;
+        assert!(confirms(&history(at, at), v, &rec));
+        assert!(confirms(&history(at - 3_600_000, at + 999), v, &rec));
+        assert!(!confirms(&history(at - 3_600_000, at - 1), v, &rec));
+        assert!(!confirms(&history(at + 1000, at + 3_600_000), v, &rec));
     }
 
     #[test]
-    fn sync_time_and_threshold_have_no_decoded_reply() {
-        for v in BOTH {
-            for cmd in [Command::SyncTime {}, threshold(1, Some(-25.0), Some(-15.0))] {
-                assert_eq!(expected_reply(&cmd), None);
-                // Not even their own echo, which the decoder steps over.
-                let echo = decode(&encode(&cmd, v).unwrap(), v).unwrap();
-                assert!(!confirms(&cmd, &echo), "{cmd:?} {v}");
+    fn echoed_settings_confirm_their_command() {
+        let v = Variant::V2;
+        let freezer = threshold(1, Some(-25.0), Some(-15.0));
+        let history_range = history(1_718_188_800_000, 1_718_275_200_000);
+        for cmd in [Command::SyncTime {}, freezer.clone(), history_range.clone()] {
+            // v2 echoes the frame it applied; an FE channel counts like FF.
+            let bytes = encode(&cmd, v).unwrap();
+            let echo = decode(&bytes, v).unwrap();
+            assert_eq!(echo.echoes, std::slice::from_ref(&bytes), "{cmd:?}");
+            assert!(confirms(&cmd, v, &echo), "{cmd:?}");
+            let mut fe = bytes.clone();
+            if fe[0] == 0xff {
+                fe[0] = 0xfe;
+                assert!(confirms(&cmd, v, &decode(&fe, v).unwrap()), "{cmd:?} on FE");
             }
         }
+        // Another threshold (probe 2) is not this one's echo.
+        let other = decode(
+            &encode(&threshold(2, Some(-25.0), Some(-15.0)), v).unwrap(),
+            v,
+        )
+        .unwrap();
+        assert!(!confirms(&freezer, v, &other));
+        // The time sync echo is read by its type alone, as the official decoder does.
+        assert!(confirms(
+            &Command::SyncTime {},
+            v,
+            &decode(&unhex("ff4a01"), v).unwrap()
+        ));
+        // Echoes do not change what else the uplink says.
+        let mixed = decode(&unhex("ff4a000175640367f100"), v).unwrap();
+        assert_eq!(mixed.battery, Some(100));
+        assert_eq!(mixed.echoes, [unhex("ff4a00")]);
+        let raw = serde_json::to_value(&mixed).unwrap();
+        assert_eq!(raw["echoes"], serde_json::json!(["ff4a00"]));
+        let plain = serde_json::to_value(decode(&unhex("0175640367f100"), v).unwrap()).unwrap();
+        assert!(plain.get("echoes").is_none(), "absent when there are none");
     }
 }

@@ -88,9 +88,20 @@ pub struct Decoded {
     /// Report interval in minutes, from an `FF 8E` reply.
     pub report_interval_min: Option<u16>,
     pub device_info: DeviceInfo,
+    /// Configuration frames the device echoed as it applied them, whole (channel, type,
+    /// data; an `FE` channel written `FF`): the `FF`/`FE` replies other than the report
+    /// interval, and v2's `FD` history-request echoes. They confirm commands
+    /// (`domain::ReplyPiece::Echo`).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "hex_frames")]
+    pub echoes: Vec<Vec<u8>>,
     /// Frames only v2 firmware sends were seen (9A humidity, 93/94 67 mutation,
     /// B3/B4 status, 21 CE history); they are decoded whatever the variant.
     pub v2_only: bool,
+}
+
+/// Frames as lower-case hex in the stored raw JSON (`["ff4a00"]`), as Milesight shows them.
+fn hex_frames<S: serde::Serializer>(frames: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(frames.iter().map(hex::encode))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -384,6 +395,12 @@ fn walk(bytes: &[u8], variant: Variant, out: &mut Decoded) -> Result<(), DecodeE
                 available: tail.len(),
             })
         })?;
+        if matches!(frame, Frame::Skip(_)) && matches!(channel, 0xfd..=0xff) {
+            let written = if channel == 0xfe { 0xff } else { channel };
+            let mut echo = vec![written, channel_type];
+            echo.extend_from_slice(data);
+            out.echoes.push(echo);
+        }
         apply(frame, Reader(data), variant, out);
         offset += 2 + needed;
         rest = next;

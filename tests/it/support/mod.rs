@@ -5,6 +5,7 @@
 mod app;
 mod checks;
 mod db;
+pub mod gateway_api;
 mod sign_in;
 pub mod smtp;
 pub mod sse;
