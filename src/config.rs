@@ -306,7 +306,7 @@ pub struct ServeArgs {
     pub metrics_token: Option<String>,
 
     /// The Milesight gateway's own HTTP API, for device commands (downlinks): its web
-    /// server's address, http://HOST[:PORT] (e.g. http://192.168.23.150:8080). Unset: commands
+    /// server's address, http(s)://HOST[:PORT] (e.g. http://192.168.23.150:8080). Unset: commands
     /// are refused with 409 downlink_not_configured.
     #[arg(long, env = "SENSORCAST_GATEWAY_API_URL")]
     pub gateway_api_url: Option<String>,

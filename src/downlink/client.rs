@@ -56,22 +56,15 @@ impl std::fmt::Debug for GatewayApi {
 }
 
 impl GatewayApi {
-    /// Checks the settings: a plain `http://` URL (the gateway's web server on the local
-    /// network; this build has no TLS client), a user and a password.
+    /// Checks the settings: an `http://` or `https://` URL (the gateway's web server), a user
+    /// and a password.
     pub fn new(url: &str, user: &str, password: &str) -> Result<GatewayApi, String> {
         let url = url.trim().trim_end_matches('/');
-        if url.starts_with("https://") {
-            return Err(
-                "--gateway-api-url: https is not supported by this build; use the gateway's \
-                 http:// address on the local network"
-                    .into(),
-            );
-        }
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| format!("--gateway-api-url {url:?} is not a URL: {e}"))?;
-        if parsed.scheme() != "http" || parsed.host_str().is_none() {
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(format!(
-                "--gateway-api-url {url:?} must be http://HOST[:PORT]"
+                "--gateway-api-url {url:?} must be http(s)://HOST[:PORT]"
             ));
         }
         if user.trim().is_empty() || password.is_empty() {
@@ -250,7 +243,6 @@ mod tests {
             "the password stays out of logs"
         );
         for (url, user, pw) in [
-            ("https://192.168.1.1:8080", "admin", "pw"),
             ("192.168.1.1:8080", "admin", "pw"),
             ("ftp://gw", "admin", "pw"),
             ("http://gw", "", "pw"),
