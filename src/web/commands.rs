@@ -5,12 +5,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
 use serde_json::{json, Value};
+use tower_sessions::Session;
 
-use super::auth::CurrentUser;
-use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath};
+use super::auth::{CurrentUser, PageUser};
+use super::error::{ApiError, PageError};
+use super::extract::{ApiJson, ApiPath, PagePath};
+use super::flash::set_flash;
+use super::form::FormData;
 use super::state::AppState;
 use crate::domain::{Command, CommandJson, DeviceRow, Role, User};
 use crate::ingest::ts302::downlink;
@@ -48,8 +52,23 @@ pub async fn request(
     ApiPath(device_id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let device = visible_device(&state, &user, &device_id).await?;
-    if !may_command(&user, &device) {
+    let id = submit(&state, &user, &device_id, body).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "commandId": id, "status": "pending" })),
+    ))
+}
+
+/// Checks, encodes and stores a command for this user (JSON and the page's form alike);
+/// returns its id.
+pub async fn submit(
+    state: &AppState,
+    user: &User,
+    device_id: &str,
+    body: Value,
+) -> Result<i64, ApiError> {
+    let device = visible_device(state, user, device_id).await?;
+    if !may_command(user, &device) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -100,13 +119,73 @@ pub async fn request(
     };
     let outcome = state.writer.submit(work).await?;
     dispatcher.wake();
-    let id = outcome
+    outcome
         .created
-        .ok_or_else(|| ApiError::internal("a stored command without an id"))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "commandId": id, "status": "pending" })),
-    ))
+        .ok_or_else(|| ApiError::internal("a stored command without an id"))
+}
+
+/// `POST /devices/{deviceId}/commands`: the device page's form without JavaScript; back to the
+/// page with what happened in words.
+pub async fn request_form(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    session: Session,
+    PagePath(device_id): PagePath<String>,
+    Extension(form): Extension<FormData>,
+) -> Result<Response, PageError> {
+    let body = form_command(&form);
+    let back = format!(
+        "/devices/{}#commands",
+        super::view::path_segment(&device_id)
+    );
+    match submit(&state, &user, &device_id, body).await {
+        Ok(id) => {
+            set_flash(
+                &session,
+                true,
+                format!("Command {id} queued for the device."),
+            )
+            .await
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND => return Err(PageError::not_found()),
+        Err(e) if e.status.is_client_error() => set_flash(&session, false, e.message.clone()).await,
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Redirect::to(&back).into_response())
+}
+
+/// The command JSON the form's fields describe (numbers as numbers; empty fields left out).
+fn form_command(form: &FormData) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("command".into(), json!(form.text("command").unwrap_or("")));
+    for field in ["minutes", "probe", "min", "max"] {
+        if let Some(v) = form.text(field) {
+            let n = v.parse::<f64>().ok().and_then(|n| {
+                if n.fract() == 0.0 && field != "min" && field != "max" {
+                    Some(json!(n as i64))
+                } else {
+                    serde_json::Number::from_f64(n).map(Value::Number)
+                }
+            });
+            body.insert(field.into(), n.unwrap_or_else(|| json!(v)));
+        }
+    }
+    for field in ["from", "to"] {
+        if let Some(v) = form.text(field) {
+            // datetime-local (UTC when the page has no script to convert) or epoch ms.
+            let ms = v.parse::<i64>().ok().or_else(|| {
+                let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+                time::PrimitiveDateTime::parse(v, &fmt)
+                    .ok()
+                    .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+            });
+            body.insert(
+                field.into(),
+                ms.map(|m| json!(m)).unwrap_or_else(|| json!(v)),
+            );
+        }
+    }
+    Value::Object(body)
 }
 
 /// The command in a request body, or a refusal naming what is wrong with it.
@@ -139,4 +218,94 @@ pub async fn list(
         "canCommand": may_command(&user, &device),
         "configured": state.downlink.is_some(),
     })))
+}
+
+/// One command as the device page shows it.
+pub struct CommandLine {
+    pub id: i64,
+    pub command: String,
+    /// The arguments as sent, in words (`10 min`, `probe 1: -25 to -15`).
+    pub detail: String,
+    pub status: String,
+    pub requested_by: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub error: Option<String>,
+}
+
+impl CommandLine {
+    /// An empty row, for the page's `<template>`.
+    pub fn blank() -> CommandLine {
+        CommandLine {
+            id: 0,
+            command: String::new(),
+            detail: String::new(),
+            status: String::new(),
+            requested_by: String::new(),
+            created_ms: 0,
+            updated_ms: 0,
+            error: None,
+        }
+    }
+}
+
+/// The device page's commands panel: for who may send commands.
+pub struct CommandsPanel {
+    pub configured: bool,
+    pub lines: Vec<CommandLine>,
+}
+
+/// The arguments of a command, short, for a table cell.
+pub fn detail_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    let num = |k: &str| v[k].as_f64().map(|n| format!("{n}"));
+    match v["command"].as_str().unwrap_or("") {
+        "set_report_interval" => num("minutes")
+            .map(|m| format!("{m} min"))
+            .unwrap_or_default(),
+        "set_threshold" => {
+            let range = match (num("min"), num("max")) {
+                (None, None) => "off".to_string(),
+                (lo, hi) => format!(
+                    "{} to {} °C",
+                    lo.unwrap_or_else(|| "…".into()),
+                    hi.unwrap_or_else(|| "…".into())
+                ),
+            };
+            format!("probe {}: {range}", v["probe"])
+        }
+        "fetch_history" => {
+            let t = |k: &str| super::view::iso(v[k].as_i64().unwrap_or_default());
+            format!("{} to {}", t("from"), t("to"))
+        }
+        _ => String::new(),
+    }
+}
+
+pub async fn panel(
+    state: &AppState,
+    user: &User,
+    device: &DeviceRow,
+) -> Result<Option<CommandsPanel>, ApiError> {
+    if !may_command(user, device) {
+        return Ok(None);
+    }
+    let rows = state.store.commands(device.id, 50).await?;
+    let lines = rows
+        .into_iter()
+        .map(|c| CommandLine {
+            id: c.id,
+            detail: detail_of(&c.body),
+            command: c.command,
+            status: c.status,
+            requested_by: c.requested_by,
+            created_ms: c.created_ms,
+            updated_ms: c.updated_ms,
+            error: c.error,
+        })
+        .collect();
+    Ok(Some(CommandsPanel {
+        configured: state.downlink.is_some(),
+        lines,
+    }))
 }

@@ -111,6 +111,8 @@ struct DevicePage {
     alarms: Vec<AlarmView>,
     /// This page's path, where its forms return to.
     back: String,
+    /// Device commands, for admins and the site's managers.
+    commands: Option<super::commands::CommandsPanel>,
 }
 
 pub async fn detail(
@@ -153,6 +155,7 @@ pub async fn detail(
         limit: ALARM_HISTORY_MAX,
     };
     let alarms = AlarmView::list(&store.alarms(&scope, &history).await?);
+    let commands = super::commands::panel(&state, &user, &row).await?;
     let ids = [(id, row.public_id())];
     let devices = DeviceView::build(vec![row], latest);
     let chart_json = view::chart_json(&devices, &ids, points);
@@ -179,6 +182,7 @@ pub async fn detail(
         rule_form,
         alarms,
         back,
+        commands,
     };
     Ok(render(&page))
 }

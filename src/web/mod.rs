@@ -138,6 +138,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/employee", get(pages::employee))
         .route("/devices/{device_id}", get(devices::detail))
         .route("/devices/{device_id}/export.csv", get(devices::export_csv))
+        .route(
+            "/devices/{device_id}/commands",
+            post(commands::request_form),
+        )
         .route("/devices/{device_id}/rules", post(alarm_forms::rules))
         .route(
             "/alarms/{alarm_id}/acknowledge",
@@ -241,6 +245,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("js/format.js", JS),
     asset!("js/chart.js", JS),
     asset!("js/push.js", JS),
+    asset!("js/commands.js", JS),
 ];
 
 /// The script modules, for pages to preload them all at once.

@@ -3,6 +3,7 @@
 // place, alarms (alarms.js), readings, the event log) and toasts. New items are clones of the page's
 // templates (dom.js); device names and every other text go in as text only.
 
+import { onCommandStatus } from "./commands.js";
 import { showAlarm } from "./alarms.js";
 import { addPoint } from "./chart.js";
 import {
@@ -216,4 +217,5 @@ export const handlers = {
   alarm_raised: onAlarmRaised,
   alarm_acknowledged: showAlarm,
   alarm_cleared: showAlarm,
+  command_status: onCommandStatus,
 };

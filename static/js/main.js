@@ -4,6 +4,7 @@
 
 import { listen, refreshAlarms } from "./alarms.js";
 import { drawAll, setBands, setSeries } from "./chart.js";
+import { listenCommands } from "./commands.js";
 import { flash, localizeTimes, readJson } from "./dom.js";
 import { handlers } from "./live.js";
 import { openStream } from "./stream.js";
@@ -26,6 +27,7 @@ function enhance() {
   refreshAlarms();
   drawAll();
   exportInLocalTime();
+  listenCommands();
 }
 
 /**
