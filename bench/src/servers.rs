@@ -235,7 +235,8 @@ async fn sign_in(addr: SocketAddr) -> anyhow::Result<String> {
     let mut conn = Conn::new(addr);
     let get = format!("GET /login HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     let page = conn.send(get.as_bytes()).await?;
-    let visitor = session_cookie(&page.head);
+    // Every cookie the form set (the anti-forgery nonce of a signed-out visitor among them).
+    let visitor = all_cookies(&page.head);
     let mut fields = hidden_inputs(&String::from_utf8_lossy(&page.body));
     fields.push(("email".into(), ADMIN_EMAIL.into()));
     fields.push(("password".into(), ADMIN_PASSWORD.into()));
@@ -257,6 +258,16 @@ async fn sign_in(addr: SocketAddr) -> anyhow::Result<String> {
         bail!("sign-in answered {}", r.head.status);
     }
     session_cookie(&r.head).context("sign-in set no session cookie")
+}
+
+fn all_cookies(head: &crate::http::Head) -> Option<String> {
+    let cookies: Vec<&str> = head
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
 }
 
 fn session_cookie(head: &crate::http::Head) -> Option<String> {
