@@ -654,3 +654,56 @@ async fn rules_from_the_command_line(backend: Backend) {
     assert_eq!(entries[0]["actor"], "command line");
 }
 both_backends!(rules_from_the_command_line);
+
+/// Two instances on one PostgreSQL database: an alarm raised through one is on the other's
+/// streams with the same id; an acknowledgement through the other comes back to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_alarm_lifecycle() {
+    let _turn = shared_turn().await;
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer(test_args()).await;
+    let site = two_sites(&a).await;
+    let rule: Value = json!({"rules":[{"quantity":"temperature","probe":1,"max":-15.0}]});
+    assert_eq!(
+        put_rules(&a, &site.manager, &site.manager_csrf, DEVICE, rule)
+            .await
+            .status(),
+        200
+    );
+    let manager_on_b = b.browser_as("m@north.test", PASSWORD).await;
+    let csrf_on_b = b.page_csrf(&manager_on_b).await;
+    let mut on_a = sse::open(&a, &site.employee, "", None).await;
+    let mut on_b = sse::open(&b, &manager_on_b, "", None).await;
+    post(&a, "hot-a", T0 + MIN, -9.0).await;
+    let raised_a = next_alarm(&mut on_a).await;
+    let raised_b = next_alarm(&mut on_b).await;
+    assert_eq!(raised_a.kind(), "alarm_raised");
+    assert_eq!(
+        (raised_a.id, &raised_a.raw),
+        (raised_b.id, &raised_b.raw),
+        "the same event on both"
+    );
+    let id = raised_b.json["data"]["alarmId"].as_i64().unwrap();
+    let r = acknowledge(
+        &b,
+        &manager_on_b,
+        &csrf_on_b,
+        id,
+        "door closed, stock checked",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let acked = next_alarm(&mut on_a).await;
+    assert_eq!(acked.kind(), "alarm_acknowledged");
+    assert_eq!(acked.json["data"]["acknowledgedBy"], "m@north.test");
+    let r = acknowledge(&a, &site.employee, &site.employee_csrf, id, "again").await;
+    assert_json_error(
+        r,
+        409,
+        "already_acknowledged",
+        "acknowledged on the other instance",
+    )
+    .await;
+}
