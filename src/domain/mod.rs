@@ -16,6 +16,7 @@ mod event;
 mod notification;
 mod push;
 mod reading;
+mod report;
 mod time;
 mod user;
 
@@ -29,5 +30,6 @@ pub use event::*;
 pub use notification::*;
 pub use push::*;
 pub use reading::*;
+pub use report::*;
 pub use time::now_ms;
 pub use user::*;
