@@ -156,7 +156,11 @@ async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<SiteRow>,
         let name = clip(name, 80);
         let id = state.store.site_named(&name).await?;
         if !sites.iter().any(|s| s.id == id) {
-            sites.push(SiteRow { id, name });
+            sites.push(SiteRow {
+                id,
+                name,
+                time_zone: None,
+            });
         }
     }
     Ok(sites)

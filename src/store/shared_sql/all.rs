@@ -18,3 +18,4 @@ include!("sessions.rs");
 include!("sign_in.rs");
 include!("alarms.rs");
 include!("notifications.rs");
+include!("reports.rs");
