@@ -116,7 +116,11 @@ pub async fn run(args: RulesArgs) -> anyhow::Result<()> {
     let mut p = Publisher::new(&target);
     for n in 0..args.devices {
         let m = markers.next();
-        if !p.send(m, &target.webhook_request(&fleet_event(n, m))).await.ok {
+        if !p
+            .send(m, &target.webhook_request(&fleet_event(n, m)))
+            .await
+            .ok
+        {
             bail!("registering device {n} failed");
         }
     }

@@ -175,8 +175,14 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     let alarm = sse.next_event().await;
     assert_eq!(alarm.kind(), "alarm_raised", "{alarm:?}");
     let a = &alarm.json["data"];
-    assert_eq!((a["kind"].as_str(), a["deviceId"].as_str()), (Some("offline"), Some(DEV_A)));
-    assert_eq!((a["active"].as_bool(), a["acknowledged"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (a["kind"].as_str(), a["deviceId"].as_str()),
+        (Some("offline"), Some(DEV_A))
+    );
+    assert_eq!(
+        (a["active"].as_bool(), a["acknowledged"].as_bool()),
+        (Some(true), Some(false))
+    );
     assert!(a["alarmId"].is_i64() && a["startedAt"].is_i64() && a["raisedAt"].is_i64());
     post_ok(&app, &status_event("shape-3", DEV_A, EUI_A, "ONLINE")).await;
     let online = sse.next_event().await;
@@ -184,7 +190,10 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     assert_eq!(online.json["data"]["status"], "ONLINE");
     let cleared = sse.next_event().await;
     assert_eq!(cleared.kind(), "alarm_cleared");
-    assert_eq!(cleared.json["data"]["alarmId"], alarm.json["data"]["alarmId"]);
+    assert_eq!(
+        cleared.json["data"]["alarmId"],
+        alarm.json["data"]["alarmId"]
+    );
     assert_eq!(cleared.json["data"]["active"], false);
 
     // Without a Milesight id the deviceId is the lower-case devEUI; alarms are passed on.
@@ -210,7 +219,9 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     assert!(t.json["data"].get("temperature2").is_none());
     assert!(t.json["data"].get("battery").is_none());
 
-    let all = [new_device, telemetry, offline, alarm, online, cleared, nd, t];
+    let all = [
+        new_device, telemetry, offline, alarm, online, cleared, nd, t,
+    ];
     assert_strictly_increasing(&ids(&all));
     assert_eq!(ids(&all), app.stored_event_ids().await);
     sse.expect_quiet(Duration::from_millis(200)).await;
