@@ -275,10 +275,16 @@ mod tests {
         let rows = device_days(1, &days, &readings, &[rule(-25.0, -15.0)], 600);
         assert_eq!(rows.len(), 2);
         let (a, b) = (&rows[0].probes[0], &rows[1].probes[0]);
-        assert_eq!((a.min, a.max, a.received, a.expected), (Some(-20.0), Some(-10.0), 3, 144));
+        assert_eq!(
+            (a.min, a.max, a.received, a.expected),
+            (Some(-20.0), Some(-10.0), 3, 144)
+        );
         assert_eq!(a.mean, Some(-16.0));
         assert_eq!(a.minutes_out, 21.5 * 60.0);
-        assert_eq!((b.min, b.max, b.received, b.expected), (Some(-22.0), Some(-12.0), 3, 138));
+        assert_eq!(
+            (b.min, b.max, b.received, b.expected),
+            (Some(-22.0), Some(-12.0), 3, 138)
+        );
         assert_eq!(b.minutes_out, 60.0);
         assert!(!a.in_range());
         assert_eq!(rows[0].probes.len(), 1, "no probe 2 without its readings");

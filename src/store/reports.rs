@@ -66,12 +66,13 @@ impl Store {
 
     /// Records a review of a report period and its audit row, in one transaction.
     pub async fn review_report(&self, review: &ReviewRow, site_name: &str) -> StoreResult<()> {
-        let entry = AuditEntry::new(&review.reviewed_by, action::REPORT_REVIEWED, site_name)
-            .after(serde_json::json!({
+        let entry = AuditEntry::new(&review.reviewed_by, action::REPORT_REVIEWED, site_name).after(
+            serde_json::json!({
                 "siteId": review.site_id,
                 "from": review.from_day,
                 "to": review.to_day,
-            }));
+            }),
+        );
         let now = now_ms();
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;

@@ -78,7 +78,11 @@ fn bad_period(message: impl Into<String>) -> PageError {
 }
 
 /// A site the user may see, with its time zone: 404 otherwise, exactly like no site.
-async fn site_for(state: &AppState, user: &User, site_id: i64) -> Result<(SiteRow, TimeZone), PageError> {
+async fn site_for(
+    state: &AppState,
+    user: &User,
+    site_id: i64,
+) -> Result<(SiteRow, TimeZone), PageError> {
     if !user.scope().allows(Some(site_id)) {
         return Err(PageError::not_found());
     }
@@ -95,9 +99,15 @@ async fn site_for(state: &AppState, user: &User, site_id: i64) -> Result<(SiteRo
 }
 
 /// The period's days from the query, `from` and `to` both given as `YYYY-MM-DD`.
-fn period(tz: &TimeZone, from: Option<&str>, to: Option<&str>) -> Result<Vec<ReportDay>, PageError> {
+fn period(
+    tz: &TimeZone,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Vec<ReportDay>, PageError> {
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(bad_period("Give the period as from=YYYY-MM-DD and to=YYYY-MM-DD."));
+        return Err(bad_period(
+            "Give the period as from=YYYY-MM-DD and to=YYYY-MM-DD.",
+        ));
     };
     let from = parse_day(from).map_err(bad_period)?;
     let to = parse_day(to).map_err(bad_period)?;
@@ -107,7 +117,11 @@ fn period(tz: &TimeZone, from: Option<&str>, to: Option<&str>) -> Result<Vec<Rep
 /// A time in the site's zone, to the minute, with the zone's abbreviation.
 fn local(tz: &TimeZone, ms: i64) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -202,7 +216,10 @@ fn alarm_line(tz: &TimeZone, a: &AlarmRow, device: &DeviceRow, now: i64) -> Alar
         device: device.name.clone(),
         what,
         start: local(tz, a.started_ms),
-        end: a.ended_ms.map(|e| local(tz, e)).unwrap_or_else(|| "ongoing".into()),
+        end: a
+            .ended_ms
+            .map(|e| local(tz, e))
+            .unwrap_or_else(|| "ongoing".into()),
         duration: duration(a.ended_ms.unwrap_or(now) - a.started_ms),
         peak: number(a.peak.or(a.value)),
         acknowledged_by: a.acknowledged_by.clone().unwrap_or_default(),
@@ -233,7 +250,9 @@ async fn build(
         let rules = store.rules(d.id).await?;
         let first = readings.partition_point(|r| r.device_id < d.id);
         let last = readings.partition_point(|r| r.device_id <= d.id);
-        let interval = d.report_interval_s.unwrap_or(state.settings.report_interval_s);
+        let interval = d
+            .report_interval_s
+            .unwrap_or(state.settings.report_interval_s);
         let rows: Vec<DeviceDay> =
             device_days(d.id, days, &readings[first..last], &rules, interval);
         for (row, day) in rows.iter().zip(days) {
@@ -275,7 +294,10 @@ async fn build(
         days_in_range,
         device_days: device_day_count,
         excursions: alarms.iter().filter(|a| a.kind == "threshold").count(),
-        unacknowledged: alarms.iter().filter(|a| a.acknowledged_ms.is_none()).count(),
+        unacknowledged: alarms
+            .iter()
+            .filter(|a| a.acknowledged_ms.is_none())
+            .count(),
         lines,
         alarms: alarm_lines,
         reviews: reviews
@@ -392,7 +414,10 @@ pub async fn review(
         ));
     }
     let days = period(&tz, form.get("from"), form.get("to"))?;
-    let (from, to) = (days[0].date.to_string(), days[days.len() - 1].date.to_string());
+    let (from, to) = (
+        days[0].date.to_string(),
+        days[days.len() - 1].date.to_string(),
+    );
     let review = ReviewRow {
         id: 0,
         site_id,

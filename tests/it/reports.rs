@@ -35,9 +35,7 @@ fn reading(event: &str, device: &str, eui: &str, ts_ms: i64, t1: f64) -> String 
 }
 
 async fn post(app: &TestApp, event: &str, ts_ms: i64, t1: f64) {
-    let r = app
-        .post_mdp(&reading(event, DEVICE, EUI, ts_ms, t1))
-        .await;
+    let r = app.post_mdp(&reading(event, DEVICE, EUI, ts_ms, t1)).await;
     assert_eq!(r.status(), 200, "reading {event}");
 }
 
@@ -60,9 +58,12 @@ async fn site_report(backend: Backend) {
         .set_site_time_zone("North", Some("Europe/Berlin"))
         .await
         .unwrap());
-    app.add_user("m@north.test", Role::Manager, &["North"]).await;
-    app.add_user("e@north.test", Role::Employee, &["North"]).await;
-    app.add_user("e@south.test", Role::Employee, &["South"]).await;
+    app.add_user("m@north.test", Role::Manager, &["North"])
+        .await;
+    app.add_user("e@north.test", Role::Employee, &["North"])
+        .await;
+    app.add_user("e@south.test", Role::Employee, &["South"])
+        .await;
     let manager = app.browser_as("m@north.test", PASSWORD).await;
     let employee = app.browser_as("e@north.test", PASSWORD).await;
     let stranger = app.browser_as("e@south.test", PASSWORD).await;
@@ -111,7 +112,11 @@ async fn site_report(backend: Backend) {
     assert_eq!(r.status(), 200);
 
     let period = "from=2026-03-28&to=2026-03-29";
-    let (status, page) = text(&employee, app.url(&format!("/sites/{north}/report?{period}"))).await;
+    let (status, page) = text(
+        &employee,
+        app.url(&format!("/sites/{north}/report?{period}")),
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     for want in [
         "<td>Freezer 1</td><td>2026-03-28</td><td>1</td><td>-20.0</td><td>-10.0</td><td>-15.5</td><td>4 / 144</td><td>60</td>",
@@ -125,10 +130,17 @@ async fn site_report(backend: Backend) {
     ] {
         assert!(page.contains(want), "the page shows {want}:\n{page}");
     }
-    assert!(!page.contains("Mark this period reviewed"), "employees do not review");
+    assert!(
+        !page.contains("Mark this period reviewed"),
+        "employees do not review"
+    );
     assert!(!page.contains("OTHER") && !page.contains("South"));
 
-    let (status, csv) = text(&employee, app.url(&format!("/sites/{north}/report.csv?{period}"))).await;
+    let (status, csv) = text(
+        &employee,
+        app.url(&format!("/sites/{north}/report.csv?{period}")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(csv.starts_with("section,site,device,date,hours,probe,min_c,max_c,mean_c,received,expected,minutes_out_of_range,"));
     for want in [
@@ -166,27 +178,48 @@ async fn site_report(backend: Backend) {
             .send()
     };
     let audited = app.count(Table::AuditLog).await;
-    assert_eq!(review(&employee, &employee_csrf).await.unwrap().status(), 403);
+    assert_eq!(
+        review(&employee, &employee_csrf).await.unwrap().status(),
+        403
+    );
     assert_eq!(app.count(Table::AuditLog).await, audited);
     let r = review(&manager, &manager_csrf).await.unwrap();
     assert_eq!(r.status(), 303, "back to the report");
     assert_eq!(app.count(Table::AuditLog).await, audited + 1);
-    let trail = get_json(&app.admin().await, app.url("/api/audit?action=report.reviewed")).await;
+    let trail = get_json(
+        &app.admin().await,
+        app.url("/api/audit?action=report.reviewed"),
+    )
+    .await;
     let entry = &trail["entries"][0];
     assert_eq!(entry["actor"], "m@north.test");
     assert_eq!(entry["target"], "North");
-    let (_, page) = text(&manager, app.url(&format!("/sites/{north}/report?{period}"))).await;
+    let (_, page) = text(
+        &manager,
+        app.url(&format!("/sites/{north}/report?{period}")),
+    )
+    .await;
     assert!(page.contains("reviewed by m@north.test at 20"), "{page}");
     assert!(!page.contains("changed after review"));
 
     // A reading of the reviewed period arrives later (back-filled): the report says so.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     post(&app, "late", D2 + 3 * HOUR, -19.0).await;
-    let (_, page) = text(&employee, app.url(&format!("/sites/{north}/report?{period}"))).await;
+    let (_, page) = text(
+        &employee,
+        app.url(&format!("/sites/{north}/report?{period}")),
+    )
+    .await;
     assert!(page.contains("changed after review"), "{page}");
     assert!(page.contains("<td>3 / 138</td>"));
     // A later period without review shows none.
-    let (_, page) = text(&employee, app.url(&format!("/sites/{north}/report?from=2026-04-01&to=2026-04-01"))).await;
+    let (_, page) = text(
+        &employee,
+        app.url(&format!(
+            "/sites/{north}/report?from=2026-04-01&to=2026-04-01"
+        )),
+    )
+    .await;
     assert!(!page.contains("reviewed by"));
 }
 both_backends!(site_report);
