@@ -143,6 +143,10 @@ fn routes(state: &AppState) -> Router<AppState> {
             "/alarms/{alarm_id}/acknowledge",
             post(alarm_forms::acknowledge),
         )
+        .route(
+            "/admin/sites/{site_id}/timezone",
+            post(reports::set_time_zone),
+        )
         .route("/sites/{site_id}/report", get(reports::page))
         .route("/sites/{site_id}/report.csv", get(reports::csv))
         .route("/sites/{site_id}/report/review", post(reports::review))

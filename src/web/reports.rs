@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::auth::{CurrentUser, PageUser};
+use super::auth::{Admin, CurrentUser, PageUser};
 use super::csv::{download, field};
 use super::error::PageError;
 use super::extract::{PagePath, PageQuery};
@@ -432,4 +432,52 @@ pub async fn review(
     set_flash(&session, true, format!("Marked {from} to {to} reviewed.")).await;
     let to_page = format!("/sites/{site_id}/report?from={from}&to={to}");
     Ok(Redirect::to(&to_page).into_response())
+}
+
+/// The first day of this month and today, in `tz` (`YYYY-MM-DD`).
+pub fn this_month(tz: &TimeZone) -> (String, String) {
+    let today = Timestamp::now().to_zoned(tz.clone()).date();
+    (today.first_of_month().to_string(), today.to_string())
+}
+
+/// `POST /admin/sites/{id}/timezone` (form: time_zone, empty for the server's): admins only.
+pub async fn set_time_zone(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    session: Session,
+    PagePath(site_id): PagePath<i64>,
+    Extension(form): Extension<FormData>,
+) -> Result<Response, PageError> {
+    let site = state
+        .store
+        .site(site_id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let wanted = form.text("time_zone").map(str::trim);
+    let message = match wanted {
+        Some(name) => match parse_time_zone(name) {
+            Ok(_) => {
+                state
+                    .store
+                    .set_site_time_zone(&site.name, Some(name))
+                    .await?;
+                (true, format!("{} now reports in {name}.", site.name))
+            }
+            Err(e) => (false, format!("Not saved: {e}.")),
+        },
+        None => {
+            state.store.set_site_time_zone(&site.name, None).await?;
+            let default = &state.settings.time_zone_name;
+            (
+                true,
+                format!(
+                    "{} now reports in the server's time zone ({default}).",
+                    site.name
+                ),
+            )
+        }
+    };
+    tracing::info!(admin = user.id, site = site_id, "site time zone set");
+    set_flash(&session, message.0, message.1).await;
+    Ok(Redirect::to("/admin#sites").into_response())
 }

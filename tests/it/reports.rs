@@ -52,12 +52,22 @@ async fn site_report(backend: Backend) {
     assert_eq!(app.post_mdp(&other).await.status(), 200);
     app.assign(DEVICE, "North").await;
     app.assign(OTHER, "South").await;
-    assert!(app
-        .state
-        .store
-        .set_site_time_zone("North", Some("Europe/Berlin"))
-        .await
-        .unwrap());
+    // The admin sets North's time zone on the admin page; a name not in the tzdb is refused.
+    let admin = app.admin().await;
+    let admin_csrf = app.page_csrf(&admin).await;
+    let north_id = app.state.store.sites().await.unwrap()[0].id;
+    for (tz, saved) in [("Mars/Olympus", false), ("Europe/Berlin", true)] {
+        let r = admin
+            .post(app.url(&format!("/admin/sites/{north_id}/timezone")))
+            .form(&[("csrf", admin_csrf.as_str()), ("time_zone", tz)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{tz}");
+        let sites = app.state.store.sites().await.unwrap();
+        let north = sites.iter().find(|s| s.name == "North").unwrap();
+        assert_eq!(north.time_zone.is_some(), saved, "{tz}");
+    }
     app.add_user("m@north.test", Role::Manager, &["North"])
         .await;
     app.add_user("e@north.test", Role::Employee, &["North"])
