@@ -481,3 +481,33 @@ pub async fn set_time_zone(
     set_flash(&session, message.0, message.1).await;
     Ok(Redirect::to("/admin#sites").into_response())
 }
+
+/// A link to this month's report of one of the user's sites (the dashboards show them).
+pub struct ReportLink {
+    pub name: String,
+    pub href: String,
+}
+
+pub async fn report_links(
+    state: &AppState,
+    user: &User,
+) -> Result<Vec<ReportLink>, crate::store::StoreError> {
+    let scope = user.scope();
+    let mut links = Vec::new();
+    for s in state.store.sites().await? {
+        if !scope.allows(Some(s.id)) {
+            continue;
+        }
+        let tz = s
+            .time_zone
+            .as_deref()
+            .and_then(|n| parse_time_zone(n).ok())
+            .unwrap_or_else(|| state.settings.time_zone.clone());
+        let (from, to) = this_month(&tz);
+        links.push(ReportLink {
+            href: format!("/sites/{}/report?from={from}&to={to}", s.id),
+            name: s.name,
+        });
+    }
+    Ok(links)
+}

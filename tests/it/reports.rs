@@ -87,6 +87,11 @@ async fn site_report(backend: Backend) {
         json!([{"siteId": north, "name": "North", "timeZone": "Europe/Berlin"}]),
         "only the user's own sites"
     );
+    let (_, dashboard) = text(&employee, app.url("/employee")).await;
+    assert!(
+        dashboard.contains(&format!("/sites/{north}/report?from=")),
+        "the dashboard links the site's report"
+    );
     let south = get_json(&stranger, app.url("/api/sites")).await;
     assert_eq!(south[0]["timeZone"], "UTC", "the server's default");
 
