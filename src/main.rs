@@ -77,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
                     };
                     let found = store.set_site_time_zone(&site, setting.as_deref()).await?;
                     anyhow::ensure!(found, "no site {site:?}");
-                    println!("site {site} now reports in {tz}");
+                    match &setting {
+                        Some(tz) => println!("site {site} now reports in {tz}"),
+                        None => println!("site {site} now reports in the server's time zone"),
+                    }
                 }
                 SiteCommand::List => {
                     for s in store.sites().await? {
