@@ -34,6 +34,9 @@ pub fn settings(args: &ServeArgs) -> Settings {
         webhook_timeout: Duration::from_secs(args.webhook_timeout_secs),
         ts302_default: args.ts302_variant,
         report_interval_s: args.report_interval_secs,
+        time_zone: crate::domain::parse_time_zone(&args.time_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC),
+        time_zone_name: args.time_zone.clone(),
         cookie_secure: args.cookie_secure,
         stream_threads: args.stream_threads,
         trusted_proxies: args.trusted_proxies.clone(),

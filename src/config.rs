@@ -44,6 +44,22 @@ pub enum Command {
     /// Manage notifications.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Manage sites.
+    #[command(subcommand)]
+    Site(SiteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Set the site's time zone (IANA name, e.g. Europe/Berlin; `default`: the server's).
+    Timezone {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        tz: String,
+    },
+    /// Print every site with its time zone.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +127,11 @@ pub fn parse_smtp_url(s: &str) -> Result<String, String> {
     lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(s.trim())
         .map(|_| s.trim().to_string())
         .map_err(|e| format!("not an SMTP URL (smtp://host:port or smtps://host:465): {e}"))
+}
+
+/// An IANA time zone name the bundled database knows.
+pub fn parse_time_zone_arg(s: &str) -> Result<String, String> {
+    crate::domain::parse_time_zone(s).map(|_| s.trim().to_string())
 }
 
 /// Seconds from `600`, `600s`, `10m` or `1h`.
@@ -275,6 +296,10 @@ pub struct ServeArgs {
     /// 3 x interval + 5 minutes is marked OFFLINE.
     #[arg(long, env = "SENSORCAST_REPORT_INTERVAL_SECS", default_value_t = 600)]
     pub report_interval_secs: i64,
+
+    /// Time zone of a site that has none of its own (IANA name): where report days start.
+    #[arg(long, env = "SENSORCAST_TIME_ZONE", default_value = "UTC", value_parser = parse_time_zone_arg)]
+    pub time_zone: String,
 
     /// Added to 3 x the interval before a silent device is marked OFFLINE, in seconds.
     #[arg(long, env = "SENSORCAST_OFFLINE_GRACE_SECS", default_value_t = 300)]

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sensorcast::config::{Cli, Command, DeviceCommand, NotifyCommand, UserCommand, WebhookCommand};
+use sensorcast::config::{
+    Cli, Command, DeviceCommand, NotifyCommand, SiteCommand, UserCommand, WebhookCommand,
+};
 use sensorcast::demo;
 use sensorcast::domain::Role;
 use sensorcast::store::Store;
@@ -59,6 +61,32 @@ async fn main() -> anyhow::Result<()> {
                     let removed = store.remove_webhook_endpoint(id, "command line").await?;
                     anyhow::ensure!(removed, "no webhook {id}");
                     println!("webhook {id} removed");
+                }
+            }
+            Ok(())
+        }
+        Command::Site(command) => {
+            let store = Store::open(&cli.db.database_url).await?;
+            match command {
+                SiteCommand::Timezone { site, tz } => {
+                    let setting = if tz.trim() == "default" {
+                        None
+                    } else {
+                        sensorcast::domain::parse_time_zone(&tz).map_err(anyhow::Error::msg)?;
+                        Some(tz.trim().to_string())
+                    };
+                    let found = store.set_site_time_zone(&site, setting.as_deref()).await?;
+                    anyhow::ensure!(found, "no site {site:?}");
+                    match &setting {
+                        Some(tz) => println!("site {site} now reports in {tz}"),
+                        None => println!("site {site} now reports in the server's time zone"),
+                    }
+                }
+                SiteCommand::List => {
+                    for s in store.sites().await? {
+                        let tz = s.time_zone.as_deref().unwrap_or("default");
+                        println!("{}\t{}\t{tz}", s.id, s.name);
+                    }
                 }
             }
             Ok(())

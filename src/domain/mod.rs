@@ -17,6 +17,7 @@ mod event;
 mod notification;
 mod push;
 mod reading;
+mod report;
 mod time;
 mod user;
 
@@ -31,5 +32,6 @@ pub use event::*;
 pub use notification::*;
 pub use push::*;
 pub use reading::*;
+pub use report::*;
 pub use time::now_ms;
 pub use user::*;

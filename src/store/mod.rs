@@ -20,6 +20,7 @@ mod notifications;
 mod operations;
 mod outbox;
 mod postgres;
+mod reports;
 mod rows;
 pub mod sessions;
 mod sign_in;

@@ -75,6 +75,38 @@ pub struct UserSiteRow {
 pub struct SiteRow {
     pub id: i64,
     pub name: String,
+    /// IANA name; `None`: the server's default.
+    pub time_zone: Option<String>,
+}
+
+/// A reading as the site report reads it (the id pages the reads).
+#[derive(Debug, Clone, FromRow)]
+pub struct ReportReadingRow {
+    pub id: i64,
+    pub device_id: i64,
+    pub measured_ms: i64,
+    pub temperature: Option<f64>,
+    pub temperature2: Option<f64>,
+}
+
+/// A report period marked reviewed.
+#[derive(Debug, Clone, FromRow)]
+pub struct ReviewRow {
+    pub id: i64,
+    pub site_id: i64,
+    pub from_day: String,
+    pub to_day: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reviewed_by: String,
+    pub reviewed_ms: i64,
+}
+
+/// A review as the report shows it: whether data of its period arrived after it.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub row: ReviewRow,
+    pub changed_after: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]

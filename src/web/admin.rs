@@ -51,6 +51,10 @@ struct AdminPage {
     health: HealthSnapshot,
     deliveries: Vec<DeliveryRow>,
     notices: Vec<DeliveryRow>,
+    default_time_zone: String,
+    /// This month so far, in the server's time zone (the sites' report links).
+    report_from: String,
+    report_to: String,
 }
 
 impl AdminPage {
@@ -73,6 +77,7 @@ pub async fn page(
     let deliveries = store.recent_deliveries(false, 8).await?;
     let notices = store.recent_deliveries(true, 8).await?;
     let users = user_lines(&state, &sites, user.id).await?;
+    let (report_from, report_to) = super::reports::this_month(&state.settings.time_zone);
     let page = AdminPage {
         layout: Layout::signed_in(&user, &session, "Fleet")
             .await?
@@ -96,6 +101,9 @@ pub async fn page(
         health: state.health.snapshot(),
         deliveries,
         notices,
+        default_time_zone: state.settings.time_zone_name.clone(),
+        report_from,
+        report_to,
     };
     Ok(render(&page))
 }
@@ -156,7 +164,11 @@ async fn chosen_sites(state: &AppState, form: &FormData) -> Result<Vec<SiteRow>,
         let name = clip(name, 80);
         let id = state.store.site_named(&name).await?;
         if !sites.iter().any(|s| s.id == id) {
-            sites.push(SiteRow { id, name });
+            sites.push(SiteRow {
+                id,
+                name,
+                time_zone: None,
+            });
         }
     }
     Ok(sites)

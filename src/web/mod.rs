@@ -24,6 +24,7 @@ pub mod password;
 pub mod proxies;
 pub mod push;
 pub mod realtime;
+pub mod reports;
 pub mod settings;
 pub mod state;
 pub mod throttle;
@@ -147,6 +148,14 @@ fn routes(state: &AppState) -> Router<AppState> {
             "/alarms/{alarm_id}/acknowledge",
             post(alarm_forms::acknowledge),
         )
+        .route(
+            "/admin/sites/{site_id}/timezone",
+            post(reports::set_time_zone),
+        )
+        .route("/sites/{site_id}/report", get(reports::page))
+        .route("/sites/{site_id}/report.csv", get(reports::csv))
+        .route("/sites/{site_id}/report/review", post(reports::review))
+        .route("/api/sites", get(reports::api_sites))
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))

@@ -91,6 +91,7 @@ struct ManagerPage {
     flash: Option<Flash>,
     fleet: Fleet,
     alarms: Vec<AlarmView>,
+    reports: Vec<super::reports::ReportLink>,
 }
 
 pub async fn manager(
@@ -113,6 +114,7 @@ pub async fn manager(
         flash: take_flash(&session).await,
         fleet,
         alarms,
+        reports: super::reports::report_links(&state, &user).await?,
     };
     Ok(render(&page))
 }
@@ -124,6 +126,7 @@ struct EmployeePage {
     flash: Option<Flash>,
     fleet: Fleet,
     alarms: Vec<AlarmView>,
+    reports: Vec<super::reports::ReportLink>,
 }
 
 pub async fn employee(
@@ -145,6 +148,7 @@ pub async fn employee(
         flash: take_flash(&session).await,
         fleet,
         alarms,
+        reports: super::reports::report_links(&state, &user).await?,
     };
     Ok(render(&page))
 }

@@ -20,6 +20,9 @@ pub struct Settings {
     pub webhook_timeout: Duration,
     pub ts302_default: Variant,
     pub report_interval_s: i64,
+    /// The time zone of sites without one of their own (`--time-zone`).
+    pub time_zone: jiff::tz::TimeZone,
+    pub time_zone_name: String,
     pub cookie_secure: bool,
     pub stream_threads: usize,
     pub trusted_proxies: TrustedProxies,

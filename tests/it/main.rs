@@ -18,6 +18,7 @@ mod layers;
 mod notifications;
 mod parser_properties;
 mod push;
+mod reports;
 mod sessions_and_pages;
 mod stream;
 mod stream_wire;

@@ -19,3 +19,4 @@ include!("sign_in.rs");
 include!("alarms.rs");
 include!("notifications.rs");
 include!("commands.rs");
+include!("reports.rs");

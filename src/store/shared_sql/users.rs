@@ -96,7 +96,7 @@ pub async fn add_user_site(conn: &mut Conn, user_id: i64, site_id: i64) -> sqlx:
 }
 
 pub async fn list_sites(pool: &Pool<DB>) -> sqlx::Result<Vec<SiteRow>> {
-    sqlx::query_as("SELECT id, name FROM sites ORDER BY name").fetch_all(pool).await
+    sqlx::query_as("SELECT id, name, time_zone FROM sites ORDER BY name").fetch_all(pool).await
 }
 
 pub async fn list_users(pool: &Pool<DB>) -> sqlx::Result<Vec<UserListRow>> {

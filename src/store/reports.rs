@@ -1,0 +1,111 @@
+//! Site reports: a site's time zone, the readings and alarms of a report period (read in
+//! pages), and reviews, each recorded with its audit row in one transaction.
+
+use super::{dispatch, ReportReadingRow, Review, ReviewRow, SiteRow, Store, StoreResult};
+use crate::domain::{action, now_ms, AlarmRow, AuditEntry, ReportReading};
+
+/// Rows read per query of a report's readings.
+const PAGE_ROWS: i64 = 20_000;
+
+impl Store {
+    pub async fn site(&self, id: i64) -> StoreResult<Option<SiteRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::site_by_id(pool, id).await)?)
+    }
+
+    /// Sets (or clears, `None`) the named site's time zone; false when there is no such site.
+    /// The name must have been checked (`domain::parse_time_zone`).
+    pub async fn set_site_time_zone(&self, site: &str, tz: Option<&str>) -> StoreResult<bool> {
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            let n = q::set_site_time_zone(&mut tx, site, tz).await?;
+            tx.commit().await.map(|()| n > 0)
+        })?)
+    }
+
+    /// The site's readings measured in `[since_ms, until_ms)`, ordered by device and time.
+    pub async fn site_readings(
+        &self,
+        site_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<ReportReading>> {
+        let mut out = Vec::new();
+        let mut after = (i64::MIN, i64::MIN, i64::MIN);
+        loop {
+            let page: Vec<ReportReadingRow> = dispatch!(&self.db, |pool, q| {
+                q::site_readings_page(pool, site_id, since_ms, until_ms, after, PAGE_ROWS).await
+            })?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            if let Some(last) = page.last() {
+                after = (last.device_id, last.measured_ms, last.id);
+            }
+            out.extend(page.into_iter().map(|r| ReportReading {
+                device_id: r.device_id,
+                measured_ms: r.measured_ms,
+                temperature: r.temperature,
+                temperature2: r.temperature2,
+            }));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The alarms of the site's devices open at some time in `[since_ms, until_ms)`.
+    pub async fn site_alarms(
+        &self,
+        site_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<AlarmRow>> {
+        Ok(dispatch!(&self.db, |pool, q| q::site_alarms(
+            pool, site_id, since_ms, until_ms
+        )
+        .await)?)
+    }
+
+    /// Records a review of a report period and its audit row, in one transaction.
+    pub async fn review_report(&self, review: &ReviewRow, site_name: &str) -> StoreResult<()> {
+        let entry = AuditEntry::new(&review.reviewed_by, action::REPORT_REVIEWED, site_name).after(
+            serde_json::json!({
+                "siteId": review.site_id,
+                "from": review.from_day,
+                "to": review.to_day,
+            }),
+        );
+        let now = now_ms();
+        Ok(dispatch!(&self.db, |pool, q| {
+            let mut tx = q::begin(pool).await?;
+            q::insert_review(&mut tx, review).await?;
+            q::insert_audit(&mut tx, &entry, now).await?;
+            tx.commit().await
+        })?)
+    }
+
+    /// The reviews overlapping `[since_ms, until_ms)`, each with whether a reading of its period
+    /// arrived after it (a back-filled reading).
+    pub async fn reviews(
+        &self,
+        site_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<Review>> {
+        let rows = dispatch!(&self.db, |pool, q| q::site_reviews(
+            pool, site_id, since_ms, until_ms
+        )
+        .await)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let changed_after = dispatch!(&self.db, |pool, q| q::received_after(
+                pool,
+                site_id,
+                row.start_ms,
+                row.end_ms,
+                row.reviewed_ms
+            )
+            .await)?;
+            out.push(Review { row, changed_after });
+        }
+        Ok(out)
+    }
+}
