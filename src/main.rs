@@ -75,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
                         sensorcast::domain::parse_time_zone(&tz).map_err(anyhow::Error::msg)?;
                         Some(tz.trim().to_string())
                     };
-                    let found = store.set_site_time_zone(&site, setting.as_deref()).await?;
+                    let found = store
+                        .set_site_time_zone(&site, setting.as_deref(), "command line")
+                        .await?;
                     anyhow::ensure!(found, "no site {site:?}");
                     match &setting {
                         Some(tz) => println!("site {site} now reports in {tz}"),

@@ -16,6 +16,7 @@ pub mod action {
     pub const REPORT_REVIEWED: &str = "report.reviewed";
     pub const COMMAND_SENT: &str = "command.sent";
     pub const WEBHOOK_ADDED: &str = "webhook.added";
+    pub const SITE_TIME_ZONE_CHANGED: &str = "site.time_zone_changed";
     pub const WEBHOOK_REMOVED: &str = "webhook.removed";
     pub const SIGN_IN: &str = "session.sign_in";
     pub const SIGN_IN_FAILED: &str = "session.sign_in_failed";
@@ -35,6 +36,7 @@ pub mod action {
         COMMAND_SENT,
         WEBHOOK_ADDED,
         WEBHOOK_REMOVED,
+        SITE_TIME_ZONE_CHANGED,
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,

@@ -14,10 +14,25 @@ impl Store {
 
     /// Sets (or clears, `None`) the named site's time zone; false when there is no such site.
     /// The name must have been checked (`domain::parse_time_zone`).
-    pub async fn set_site_time_zone(&self, site: &str, tz: Option<&str>) -> StoreResult<bool> {
+    pub async fn set_site_time_zone(
+        &self,
+        site: &str,
+        tz: Option<&str>,
+        by: &str,
+    ) -> StoreResult<bool> {
+        let audit = crate::domain::AuditEntry::new(
+            by,
+            crate::domain::action::SITE_TIME_ZONE_CHANGED,
+            &format!("site {site}"),
+        )
+        .after(serde_json::json!({ "timeZone": tz }));
+        let now = crate::domain::now_ms();
         Ok(dispatch!(&self.db, |pool, q| {
             let mut tx = q::begin(pool).await?;
             let n = q::set_site_time_zone(&mut tx, site, tz).await?;
+            if n > 0 {
+                q::insert_audit(&mut tx, &audit, now).await?;
+            }
             tx.commit().await.map(|()| n > 0)
         })?)
     }

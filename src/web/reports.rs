@@ -459,14 +459,17 @@ pub async fn set_time_zone(
             Ok(_) => {
                 state
                     .store
-                    .set_site_time_zone(&site.name, Some(name))
+                    .set_site_time_zone(&site.name, Some(name), &user.email)
                     .await?;
                 (true, format!("{} now reports in {name}.", site.name))
             }
             Err(e) => (false, format!("Not saved: {e}.")),
         },
         None => {
-            state.store.set_site_time_zone(&site.name, None).await?;
+            state
+                .store
+                .set_site_time_zone(&site.name, None, &user.email)
+                .await?;
             let default = &state.settings.time_zone_name;
             (
                 true,
