@@ -12,34 +12,17 @@ pub struct Email {
     pub html: String,
 }
 
+/// Both bodies are drawn from the same fields.
 #[derive(Template)]
 #[template(path = "email/alarm.txt", escape = "none")]
 struct Text<'a> {
-    headline: &'a str,
-    device: &'a str,
-    site: Option<&'a str>,
-    what: &'a str,
-    value: Option<&'a str>,
-    peak: Option<&'a str>,
-    range: Option<&'a str>,
-    since: &'a str,
-    link: Option<&'a str>,
-    settings: Option<&'a str>,
+    f: &'a Fields,
 }
 
 #[derive(Template)]
 #[template(path = "email/alarm.html")]
 struct Html<'a> {
-    headline: &'a str,
-    device: &'a str,
-    site: Option<&'a str>,
-    what: &'a str,
-    value: Option<&'a str>,
-    peak: Option<&'a str>,
-    range: Option<&'a str>,
-    since: &'a str,
-    link: Option<&'a str>,
-    settings: Option<&'a str>,
+    f: &'a Fields,
 }
 
 struct Fields {
@@ -128,30 +111,8 @@ fn fields(payload: &Value, public_url: &str) -> Fields {
 pub fn email(payload: &str, public_url: &str) -> Email {
     let v: Value = serde_json::from_str(payload).unwrap_or_default();
     let f = fields(&v, public_url);
-    let text = Text {
-        headline: &f.headline,
-        device: &f.device,
-        site: f.site.as_deref(),
-        what: &f.what,
-        value: f.value.as_deref(),
-        peak: f.peak.as_deref(),
-        range: f.range.as_deref(),
-        since: &f.since,
-        link: f.link.as_deref(),
-        settings: f.settings.as_deref(),
-    };
-    let html = Html {
-        headline: &f.headline,
-        device: &f.device,
-        site: f.site.as_deref(),
-        what: &f.what,
-        value: f.value.as_deref(),
-        peak: f.peak.as_deref(),
-        range: f.range.as_deref(),
-        since: &f.since,
-        link: f.link.as_deref(),
-        settings: f.settings.as_deref(),
-    };
+    let text = Text { f: &f };
+    let html = Html { f: &f };
     Email {
         // A subject is one line, whatever a device name holds.
         subject: f
