@@ -8,6 +8,9 @@ use crate::domain::{
     PushSubscriptionRow, Role, WebhookEndpoint,
 };
 
+/// Browsers one user keeps subscribed; older subscriptions go when a new one comes.
+pub const MAX_PUSH_PER_USER: i64 = 10;
+
 /// After a failed attempt: try again (when), or give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
@@ -134,7 +137,8 @@ impl Store {
         Ok(chosen.unwrap_or_else(|| domain::email_alerts_default(role)))
     }
 
-    /// Stores a browser's subscription for this user (a known endpoint moves to them).
+    /// Stores a browser's subscription for this user (a known endpoint moves to them); keeps
+    /// their newest `MAX_PUSH_PER_USER`.
     pub async fn add_push_subscription(
         &self,
         user_id: i64,
@@ -143,10 +147,12 @@ impl Store {
         auth: &str,
     ) -> StoreResult<i64> {
         let now = now_ms();
-        Ok(dispatch!(&self.db, |pool, q| q::upsert_push_subscription(
-            pool, user_id, endpoint, p256dh, auth, now
-        )
-        .await)?)
+        Ok(dispatch!(&self.db, |pool, q| {
+            let id =
+                q::upsert_push_subscription(pool, user_id, endpoint, p256dh, auth, now).await?;
+            q::trim_push_subscriptions(pool, user_id, MAX_PUSH_PER_USER).await?;
+            Ok::<_, sqlx::Error>(id)
+        })?)
     }
 
     pub async fn push_subscription(&self, id: i64) -> StoreResult<Option<PushSubscriptionRow>> {

@@ -292,6 +292,18 @@ async fn bad_subscriptions_are_refused(backend: Backend) {
     .await;
     assert_json_error(r, 400, "invalid_json", "no keys").await;
     assert_eq!(subscriptions(&app).await, 0, "nothing stored");
+    // However often a user subscribes, they keep their newest ten browsers.
+    for n in 0..12 {
+        let r = subscribe(
+            &app,
+            &client,
+            &csrf,
+            &b.subscription(&format!("https://push.example.net/p/{n}")),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
+    assert_eq!(subscriptions(&app).await, 10, "bounded per user");
     let r = client.get(app.url("/static/sw.js")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]

@@ -178,6 +178,19 @@ pub async fn upsert_push_subscription(
     .await
 }
 
+/// Keeps a user's newest `keep` subscriptions (a browser re-subscribing adds a row each time).
+pub async fn trim_push_subscriptions(pool: &Pool<DB>, user_id: i64, keep: i64) -> sqlx::Result<u64> {
+    sqlx::query(
+        "DELETE FROM push_subscriptions WHERE user_id = $1 AND id NOT IN \
+         (SELECT id FROM push_subscriptions WHERE user_id = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 pub async fn push_subscription_by_id(pool: &Pool<DB>, id: i64) -> sqlx::Result<Option<PushSubscriptionRow>> {
     sqlx::query_as("SELECT id, user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE id = $1")
         .bind(id)
