@@ -48,6 +48,7 @@ pub fn settings(args: &ServeArgs) -> Settings {
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         stall: Duration::from_secs(args.stall_secs),
         smtp_configured: args.smtp_url.is_some(),
+        notify_max_per_hour: args.notify_max_per_hour,
         push_allow_http: args.push_insecure_endpoints,
     }
 }
@@ -93,6 +94,8 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
                 .unwrap_or(args.escalate_after_mins * 60),
         ),
         retry_base: Duration::from_secs(args.notify_retry_secs),
+        max_per_window: args.notify_max_per_hour as i64,
+        flood_window: Duration::from_secs(args.notify_flood_window_secs),
     };
     crate::notify::spawn(store.clone(), writer.clone(), notify, shutdown.clone()).await?;
     tokio::spawn({

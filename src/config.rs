@@ -391,6 +391,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_NOTIFY_RETRY_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub notify_retry_secs: u64,
 
+    /// The flood guard: alarm emails (and pushes) one person gets in an hour, per channel; the
+    /// rest are held and sent as one summary when the hour has room. 0: no limit. Webhooks are
+    /// never held.
+    #[arg(long, env = "SENSORCAST_NOTIFY_MAX_PER_HOUR", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10000))]
+    pub notify_max_per_hour: u64,
+
+    /// The flood guard's window in seconds instead of an hour (for tests and demos).
+    #[arg(long, env = "SENSORCAST_NOTIFY_FLOOD_WINDOW_SECS", hide = true, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub notify_flood_window_secs: u64,
+
     /// Accept Web Push subscriptions whose endpoint is plain http:// (tests that play the push
     /// service only; browsers' push services are https).
     #[arg(long, env = "SENSORCAST_PUSH_INSECURE_ENDPOINTS", hide = true)]

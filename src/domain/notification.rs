@@ -12,6 +12,10 @@ pub const PUSH: &str = "push";
 pub const RAISED: &str = "raised";
 pub const ESCALATED: &str = "escalated";
 pub const TEST: &str = "test";
+/// The notifications the flood guard held for one recipient, sent as one.
+pub const SUMMARY: &str = "summary";
+/// The status of a notification the flood guard held.
+pub const FOLDED: &str = "folded";
 
 /// The event type a webhook receives for an escalation (the alarm's JSON as `data`).
 pub const ALARM_ESCALATED: &str = "alarm_escalated";
@@ -66,6 +70,8 @@ pub struct NotificationRow {
     pub last_result: Option<String>,
     pub created_ms: i64,
     pub delivered_ms: Option<i64>,
+    /// Held by the flood guard: the summary that carried it, once sent.
+    pub summary_id: Option<i64>,
 }
 
 /// An outgoing webhook of a site.

@@ -24,6 +24,8 @@ const LEASE_MS: i64 = 120_000;
 const BATCH: i64 = 16;
 /// Longest a notification is retried, from when it was queued.
 const GIVE_UP_MS: i64 = 24 * 3_600_000;
+/// Held notifications listed in a summary (the rest are counted).
+const SUMMARY_ITEMS: i64 = 50;
 /// Longest pause between two attempts.
 const MAX_RETRY_MS: i64 = 3_600_000;
 
@@ -35,6 +37,10 @@ pub struct NotifySettings {
     pub public_url: String,
     pub escalate_after: Duration,
     pub retry_base: Duration,
+    /// The flood guard: alarm emails and pushes one recipient gets per `flood_window` before
+    /// the rest are held for a summary (0: no limit).
+    pub max_per_window: i64,
+    pub flood_window: Duration,
 }
 
 struct Dispatcher {
@@ -138,7 +144,22 @@ impl Dispatcher {
         }
     }
 
-    async fn send(&self, row: NotificationRow) {
+    async fn send(&self, mut row: NotificationRow) {
+        if self.held(&row).await {
+            return;
+        }
+        // A summary is written when it is sent, from whatever is held by then.
+        let mut carried = None;
+        if row.reason == domain::SUMMARY {
+            match self.summarize(&mut row).await {
+                Ok(last) => carried = last,
+                Err(e) => {
+                    // The lease runs out and a later round tries again.
+                    tracing::warn!(error = %e, id = row.id, "could not read the held notifications");
+                    return;
+                }
+            }
+        }
         let result = match row.channel.as_str() {
             domain::EMAIL => match &self.mailer {
                 Some(m) => m.send(&row, &self.settings.public_url).await,
@@ -157,7 +178,13 @@ impl Dispatcher {
         };
         match attempt {
             Attempt::Delivered => {
-                tracing::info!(id = row.id, channel = %row.channel, "notification delivered")
+                tracing::info!(id = row.id, channel = %row.channel, "notification delivered");
+                if let Some(last) = carried {
+                    // Unmarked, they go out again in the next summary: at least once.
+                    if let Err(e) = self.store.mark_summarized(&row, last).await {
+                        tracing::warn!(error = %e, id = row.id, "could not mark what a summary carried");
+                    }
+                }
             }
             _ => {
                 tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered")
@@ -167,6 +194,42 @@ impl Dispatcher {
             // The lease runs out and another round sends it again: at least once.
             tracing::warn!(error = %e, id = row.id, "could not record a notification attempt");
         }
+    }
+
+    /// The flood guard: an alarm email or push past the recipient's limit is held for their
+    /// summary. Webhooks (machines) and tests are never held; if counting fails, it is sent.
+    async fn held(&self, row: &NotificationRow) -> bool {
+        let person = matches!(row.channel.as_str(), domain::EMAIL | domain::PUSH);
+        let alarm = matches!(row.reason.as_str(), domain::RAISED | domain::ESCALATED);
+        let max = self.settings.max_per_window;
+        if !person || !alarm || max == 0 {
+            return false;
+        }
+        let window = self.settings.flood_window.as_millis() as i64;
+        match self.store.fold_if_flooded(row, max, window).await {
+            Ok(held) => {
+                if held {
+                    tracing::info!(id = row.id, channel = %row.channel, "notification held for a summary (flood guard)");
+                }
+                held
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, id = row.id, "the flood guard could not count; sending");
+                false
+            }
+        }
+    }
+
+    /// Gives a summary its payload; returns the newest held notification it carries.
+    async fn summarize(&self, row: &mut NotificationRow) -> crate::store::StoreResult<Option<i64>> {
+        let (held, total, last) = self
+            .store
+            .folded_for(&row.channel, &row.recipient, SUMMARY_ITEMS)
+            .await?;
+        let payloads: Vec<&str> = held.iter().map(|r| r.payload.as_str()).collect();
+        let limit = self.settings.max_per_window;
+        row.payload = render::summary_payload(&payloads, total, limit, now_ms());
+        Ok(last)
     }
 
     fn after_failure(&self, row: &NotificationRow, permanent: bool) -> Attempt {

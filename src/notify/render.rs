@@ -108,8 +108,75 @@ fn fields(payload: &Value, public_url: &str) -> Fields {
     }
 }
 
+/// A summary of what the flood guard held: one line per alarm notification.
+#[derive(Template)]
+#[template(path = "email/summary.txt", escape = "none")]
+struct SummaryText<'a> {
+    s: &'a Summary,
+}
+
+#[derive(Template)]
+#[template(path = "email/summary.html")]
+struct SummaryHtml<'a> {
+    s: &'a Summary,
+}
+
+struct Summary {
+    headline: String,
+    limit: i64,
+    items: Vec<Fields>,
+    more: i64,
+    home: String,
+    settings: String,
+}
+
+/// The payload a summary is sent with: the held notifications' own payloads (the first few),
+/// how many were held in all, and the limit that held them.
+pub fn summary_payload(items: &[&str], total: i64, limit: i64, now_ms: i64) -> String {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap_or_default())
+        .collect();
+    serde_json::json!({
+        "type": "summary",
+        "timestamp": now_ms,
+        "data": { "count": total, "limit": limit, "items": items },
+    })
+    .to_string()
+}
+
+fn summary(v: &Value, public_url: &str) -> Email {
+    let d = &v["data"];
+    let items: Vec<Fields> = d["items"]
+        .as_array()
+        .map(|a| a.iter().map(|i| fields(i, public_url)).collect())
+        .unwrap_or_default();
+    let total = d["count"].as_i64().unwrap_or(items.len() as i64);
+    let s = Summary {
+        headline: format!(
+            "{total} more alarm notification{} held back",
+            if total == 1 { "" } else { "s" }
+        ),
+        limit: d["limit"].as_i64().unwrap_or(0),
+        more: total - items.len() as i64,
+        items,
+        home: format!("{public_url}/"),
+        settings: format!("{public_url}/settings"),
+    };
+    Email {
+        subject: s.headline.clone(),
+        text: SummaryText { s: &s }
+            .render()
+            .unwrap_or_else(|_| s.headline.clone()),
+        html: SummaryHtml { s: &s }.render().unwrap_or_default(),
+    }
+}
+
 pub fn email(payload: &str, public_url: &str) -> Email {
     let v: Value = serde_json::from_str(payload).unwrap_or_default();
+    if v["type"] == "summary" {
+        return summary(&v, public_url);
+    }
     let f = fields(&v, public_url);
     let text = Text { f: &f };
     let html = Html { f: &f };
@@ -147,5 +214,29 @@ mod tests {
             "escaped: {}",
             e.html
         );
+    }
+
+    #[test]
+    fn a_summary_lists_what_was_held_and_counts_the_rest() {
+        let item = r#"{"type":"alarm_raised","timestamp":1,"data":{"deviceId":"7","deviceName":"Cold <room>","siteName":"North","kind":"offline","startedAt":1790000000000}}"#;
+        let payload = super::summary_payload(&[item, item], 5, 20, 2);
+        let e = super::email(&payload, "https://sc.example");
+        assert_eq!(e.subject, "5 more alarm notifications held back");
+        assert_eq!(
+            e.text
+                .matches("- Alarm: Cold <room>, the device stopped reporting (North)")
+                .count(),
+            2,
+            "{}",
+            e.text
+        );
+        assert!(e.text.contains("had 20 within an hour"), "{}", e.text);
+        assert!(
+            e.text.contains("... and 3 more: https://sc.example/"),
+            "{}",
+            e.text
+        );
+        assert!(e.html.contains("Cold &#60;room&#62;"), "{}", e.html);
+        assert!(e.html.contains(r#"href="https://sc.example/devices/7""#));
     }
 }

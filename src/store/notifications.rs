@@ -46,6 +46,59 @@ impl Store {
         .await)?)
     }
 
+    /// The flood guard (see `fold_if_flooded`): whether `row` was held for a summary.
+    pub async fn fold_if_flooded(
+        &self,
+        row: &NotificationRow,
+        max_per_window: i64,
+        window_ms: i64,
+    ) -> StoreResult<bool> {
+        let (now, summary_id) = (now_ms(), domain::delivery_id(rand::random()));
+        let note = format!(
+            "held by the flood guard ({max_per_window} per {} min); goes out in a summary",
+            window_ms / 60_000
+        );
+        Ok(dispatch!(&self.db, |pool, q| q::fold_if_flooded(
+            pool,
+            row,
+            max_per_window,
+            window_ms,
+            &summary_id,
+            &note,
+            now
+        )
+        .await)?)
+    }
+
+    /// What a summary carries: the first `limit` held notifications, their number in all, and
+    /// the newest one's id.
+    pub async fn folded_for(
+        &self,
+        channel: &str,
+        recipient: &str,
+        limit: i64,
+    ) -> StoreResult<(Vec<NotificationRow>, i64, Option<i64>)> {
+        Ok(dispatch!(&self.db, |pool, q| q::folded_for(
+            pool, channel, recipient, limit
+        )
+        .await)?)
+    }
+
+    pub async fn mark_summarized(
+        &self,
+        summary: &NotificationRow,
+        last_id: i64,
+    ) -> StoreResult<u64> {
+        Ok(dispatch!(&self.db, |pool, q| q::mark_summarized(
+            pool,
+            summary.id,
+            &summary.channel,
+            &summary.recipient,
+            last_id
+        )
+        .await)?)
+    }
+
     pub async fn notifications(&self, limit: i64) -> StoreResult<Vec<NotificationRow>> {
         Ok(dispatch!(&self.db, |pool, q| q::list_notifications(
             pool, limit

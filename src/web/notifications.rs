@@ -67,6 +67,7 @@ struct NotificationsPage {
     sites: Vec<SiteRow>,
     notifications: Vec<NotificationRow>,
     smtp: bool,
+    max_per_hour: u64,
 }
 
 pub async fn page(
@@ -81,6 +82,7 @@ pub async fn page(
         sites: state.store.sites().await?,
         notifications: state.store.notifications(200).await?,
         smtp: state.settings.smtp_configured,
+        max_per_hour: state.settings.notify_max_per_hour,
     }))
 }
 

@@ -40,6 +40,9 @@ pub struct Settings {
     pub stall: Duration,
     /// An SMTP server is configured (the admin's notification page says so when not).
     pub smtp_configured: bool,
+    /// The flood guard's limit (alarm emails or pushes per person an hour; 0: none), shown to
+    /// admins.
+    pub notify_max_per_hour: u64,
     /// Accept push subscriptions to plain-HTTP endpoints (only a test's own push service).
     pub push_allow_http: bool,
 }

@@ -13,6 +13,7 @@ mod browser_e2e;
 mod cluster;
 mod commands;
 mod faults;
+mod flood_guard;
 mod health_and_metrics;
 mod layers;
 mod notifications;

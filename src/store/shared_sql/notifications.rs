@@ -1,7 +1,7 @@
 // The outbox's read side and the dispatcher's bookkeeping; webhook endpoints; email opt-in.
 
 const NOTIFICATION_COLUMNS: &str = "id, alarm_id, reason, channel, recipient, endpoint_id, \
-     delivery_id, payload, status, attempts, next_attempt_ms, last_result, created_ms, delivered_ms";
+     delivery_id, payload, status, attempts, next_attempt_ms, last_result, created_ms, delivered_ms, summary_id";
 
 /// Claims up to `limit` due notifications for `lease_ms`: another dispatcher (another
 /// instance) skips them until the lease runs out, so each is sent by one at a time.
@@ -213,4 +213,110 @@ pub async fn delete_user_push_subscription(pool: &Pool<DB>, user_id: i64, endpoi
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
+}
+
+/// The flood guard, for a claimed alarm notification about to go to `recipient`: what they got
+/// in the window (delivered, or claimed before it and being sent now) is counted, and at `max`
+/// this one is held for the recipient's summary, which is queued for when the window has room.
+/// Returns whether it was held.
+#[allow(clippy::too_many_arguments)] // the row, the limit, and the summary's columns
+pub async fn fold_if_flooded(
+    pool: &Pool<DB>,
+    row: &NotificationRow,
+    max: i64,
+    window_ms: i64,
+    summary_delivery_id: &str,
+    note: &str,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = begin_outbox(pool).await?;
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(delivered_ms) FROM notifications \
+         WHERE channel = $1 AND recipient = $2 AND reason <> 'test' AND id <> $3 \
+         AND ((status = 'delivered' AND delivered_ms > $4) \
+           OR (status = 'pending' AND reason <> 'summary' AND claimed_until_ms > $5 AND id < $3))",
+    )
+    .bind(&row.channel)
+    .bind(&row.recipient)
+    .bind(row.id)
+    .bind(now_ms - window_ms)
+    .bind(now_ms)
+    .fetch_one(&mut *tx)
+    .await?;
+    if count < max {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE notifications SET status = 'folded', claimed_until_ms = NULL, last_result = $1 \
+         WHERE id = $2",
+    )
+    .bind(note)
+    .bind(row.id)
+    .execute(&mut *tx)
+    .await?;
+    let due = oldest.map_or(now_ms + window_ms, |t| t + window_ms).max(now_ms);
+    sqlx::query(
+        "INSERT INTO notifications (reason, channel, recipient, endpoint_id, delivery_id, payload, \
+         status, attempts, next_attempt_ms, created_ms) \
+         VALUES ('summary', $1, $2, $3, $4, '{}', 'pending', 0, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&row.channel)
+    .bind(&row.recipient)
+    .bind(row.endpoint_id)
+    .bind(summary_delivery_id)
+    .bind(due)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// What a recipient's summary carries: the first `limit` held notifications, how many are
+/// held in all, and the newest one's id.
+pub async fn folded_for(
+    pool: &Pool<DB>,
+    channel: &str,
+    recipient: &str,
+    limit: i64,
+) -> sqlx::Result<(Vec<NotificationRow>, i64, Option<i64>)> {
+    let filter = "channel = $1 AND recipient = $2 AND status = 'folded' AND summary_id IS NULL";
+    let (total, last): (i64, Option<i64>) =
+        sqlx::query_as(&format!("SELECT COUNT(*), MAX(id) FROM notifications WHERE {filter}"))
+            .bind(channel)
+            .bind(recipient)
+            .fetch_one(pool)
+            .await?;
+    let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE {filter} ORDER BY id LIMIT $3");
+    let rows = sqlx::query_as(&sql)
+        .bind(channel)
+        .bind(recipient)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok((rows, total, last))
+}
+
+/// Marks the held notifications up to `last_id` as carried by the delivered summary.
+pub async fn mark_summarized(
+    pool: &Pool<DB>,
+    summary_id: i64,
+    channel: &str,
+    recipient: &str,
+    last_id: i64,
+) -> sqlx::Result<u64> {
+    let mut tx = begin_outbox(pool).await?;
+    let n = sqlx::query(
+        "UPDATE notifications SET summary_id = $1 WHERE channel = $2 AND recipient = $3 \
+         AND status = 'folded' AND summary_id IS NULL AND id <= $4",
+    )
+    .bind(summary_id)
+    .bind(channel)
+    .bind(recipient)
+    .bind(last_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n)
 }

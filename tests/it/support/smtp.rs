@@ -102,3 +102,29 @@ pub fn recipient(message: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The message with quoted-printable undone (soft line breaks joined, `=XX` decoded), so a
+/// test can look for a line however the mailer wrapped it.
+pub fn unfolded(message: &str) -> String {
+    let joined = message.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
