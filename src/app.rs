@@ -94,6 +94,7 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
                 .unwrap_or(args.escalate_after_mins * 60),
         ),
         retry_base: Duration::from_secs(args.notify_retry_secs),
+        attempt_timeout: Duration::from_secs(args.notify_timeout_secs),
         max_per_window: args.notify_max_per_hour as i64,
         flood_window: Duration::from_secs(args.notify_flood_window_secs),
     };

@@ -391,6 +391,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_NOTIFY_RETRY_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub notify_retry_secs: u64,
 
+    /// Longest one delivery attempt (an SMTP exchange, a webhook or push POST) may take; one
+    /// that runs out is retried like any failure.
+    #[arg(long, env = "SENSORCAST_NOTIFY_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub notify_timeout_secs: u64,
+
     /// The flood guard: alarm emails (and pushes) one person gets in an hour, per channel; the
     /// rest are held and sent as one summary when the hour has room. 0: no limit. Webhooks are
     /// never held.

@@ -14,10 +14,10 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(url: &str, from: &str) -> anyhow::Result<Mailer> {
+    pub fn new(url: &str, from: &str, timeout: Duration) -> anyhow::Result<Mailer> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("--smtp-url: {e}"))?
-            .timeout(Some(Duration::from_secs(30)))
+            .timeout(Some(timeout))
             .build();
         let from = from
             .parse()

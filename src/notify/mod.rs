@@ -37,6 +37,8 @@ pub struct NotifySettings {
     pub public_url: String,
     pub escalate_after: Duration,
     pub retry_base: Duration,
+    /// Longest one attempt may take.
+    pub attempt_timeout: Duration,
     /// The flood guard: alarm emails and pushes one recipient gets per `flood_window` before
     /// the rest are held for a summary (0: no limit).
     pub max_per_window: i64,
@@ -68,12 +70,16 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mailer = match &settings.smtp_url {
-        Some(url) => Some(email::Mailer::new(url, &settings.smtp_from)?),
+        Some(url) => Some(email::Mailer::new(
+            url,
+            &settings.smtp_from,
+            settings.attempt_timeout,
+        )?),
         None => None,
     };
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
+        .timeout(settings.attempt_timeout)
+        .connect_timeout(settings.attempt_timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("sensorcast/", env!("CARGO_PKG_VERSION")))
         .build()?;

@@ -6,8 +6,10 @@
 
 mod database_outage;
 mod forged_and_expired_sessions;
+mod notification_crash;
 mod reconnect_storm;
 mod sigkill;
+mod silent_receiver;
 
 const DEV: &str = "1988618061618309001";
 const EUI: &str = "24e124707e090001";

@@ -3,6 +3,7 @@
 //! each backend.
 
 mod app;
+pub mod binary;
 mod checks;
 mod db;
 pub mod gateway_api;
