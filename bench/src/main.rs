@@ -6,6 +6,7 @@
 //! and every event (issue 7). Everything stays on 127.0.0.0/8 and every loop is bounded in count
 //! and time.
 
+mod alarms;
 mod catchup;
 mod check;
 mod clock;
@@ -19,6 +20,7 @@ mod reader;
 mod rules;
 mod run;
 mod servers;
+mod smtp_sink;
 mod soak;
 mod soak_report;
 mod sse;
@@ -51,6 +53,8 @@ enum Cmd {
     Run(RunArgs),
     /// What alarm rules cost at ingest: a fleet without rules, then with two per device.
     Rules(rules::RulesArgs),
+    /// A burst of 10,000 alarms: ingest with and without an email each, and their delivery.
+    Alarms(alarms::AlarmsArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
     /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
@@ -102,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run(args) => runtime()?.block_on(run_all(args)),
         Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
         Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
+        Cmd::Alarms(args) => runtime()?.block_on(alarms::run(args)),
     }
 }
 

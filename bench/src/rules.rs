@@ -72,8 +72,11 @@ async fn ingest(target: &Target, devices: usize, secs: u64) -> Ingest {
     }
 }
 
-/// Puts two rules on each fleet device through the JSON API, as an admin would.
-async fn put_rules(target: &Target, devices: usize) -> anyhow::Result<()> {
+/// Two rules for every fleet device: both probes inside a band every reading stays in.
+const TWO_RULES: &str = r#"{"rules":[{"quantity":"temperature","probe":1,"min":-40.0,"max":30.0,"delaySecs":300},{"quantity":"temperature","probe":2,"min":-40.0,"max":30.0,"delaySecs":300}]}"#;
+
+/// Puts `body`'s rules on each fleet device through the JSON API, as an admin would.
+pub async fn put_rules(target: &Target, devices: usize, body: &str) -> anyhow::Result<()> {
     let cookie = target.cookie.clone().context("no session")?;
     let addr = target.addr;
     let mut conn = Conn::new(addr);
@@ -84,7 +87,6 @@ async fn put_rules(target: &Target, devices: usize) -> anyhow::Result<()> {
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v)
         .context("no anti-forgery token on /admin")?;
-    let body = r#"{"rules":[{"quantity":"temperature","probe":1,"min":-40.0,"max":30.0,"delaySecs":300},{"quantity":"temperature","probe":2,"min":-40.0,"max":30.0,"delaySecs":300}]}"#;
     for n in 0..devices {
         let device = 1_904_371_063_669_400_000u64 + n as u64;
         let req = format!(
@@ -142,7 +144,7 @@ pub async fn run(args: RulesArgs) -> anyhow::Result<()> {
         without.push(ingest(&target, args.devices, args.secs).await);
     }
     eprintln!("putting two rules on each device");
-    put_rules(&target, args.devices).await?;
+    put_rules(&target, args.devices, TWO_RULES).await?;
     let mut with = Vec::new();
     for r in 0..args.rounds {
         eprintln!("ingest with rules, round {}", r + 1);

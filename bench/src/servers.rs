@@ -58,6 +58,15 @@ pub fn free_port() -> anyhow::Result<u16> {
 impl Server {
     /// sensorcast on a fresh database: a temporary SQLite file unless `database_url` is given.
     pub async fn sensorcast(bin: &Path, database_url: Option<&str>) -> anyhow::Result<Server> {
+        Server::sensorcast_with(bin, database_url, &[]).await
+    }
+
+    /// The same, with more flags.
+    pub async fn sensorcast_with(
+        bin: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -76,6 +85,7 @@ impl Server {
             .args(["--max-streams", "0", "--max-streams-per-user", "0"])
             // No keepalive during a run, so every frame a stream reads is an event.
             .args(["--keepalive-secs", "3600"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -142,6 +142,14 @@ pub fn fleet_event(n: usize, marker: u64) -> String {
     mdp_body(&profile, marker)
 }
 
+/// A reading of fleet device `n` with this left-probe temperature (to raise or clear alarms).
+pub fn fleet_reading(n: usize, marker: u64, left: f64) -> String {
+    fleet_event(n, marker).replace(
+        r#""temperature_left":-18.4"#,
+        &format!(r#""temperature_left":{left:.1}"#),
+    )
+}
+
 /// devEUI of fleet device `n`.
 pub fn dev_eui(n: usize) -> String {
     format!("24e124707e05{n:04x}")

@@ -20,8 +20,8 @@ use crate::store::{Attempt, Store, Work, Writer};
 const POLL: Duration = Duration::from_secs(1);
 /// How long a claimed notification is ours before another dispatcher may take it.
 const LEASE_MS: i64 = 120_000;
-/// Notifications sent at once.
-const BATCH: i64 = 16;
+/// Notifications sent at once (their attempts are recorded together).
+const BATCH: i64 = 32;
 /// Longest a notification is retried, from when it was queued.
 const GIVE_UP_MS: i64 = 24 * 3_600_000;
 /// Held notifications listed in a summary (the rest are counted).
@@ -141,8 +141,24 @@ impl Dispatcher {
                 let d = self.clone();
                 tokio::spawn(async move { d.send(row).await })
             });
+            let mut attempts = Vec::new();
+            let mut carried = Vec::new();
             for s in sends.collect::<Vec<_>>() {
-                let _ = s.await;
+                if let Ok(Some((attempt, summary))) = s.await {
+                    attempts.push(attempt);
+                    carried.extend(summary);
+                }
+            }
+            if let Err(e) = self.store.record_attempts(&attempts).await {
+                // The leases run out and a later round sends them again: at least once.
+                tracing::warn!(error = %e, "could not record notification attempts");
+                return;
+            }
+            for (summary, last) in carried {
+                // Unmarked, they go out again in the next summary: at least once.
+                if let Err(e) = self.store.mark_summarized(&summary, last).await {
+                    tracing::warn!(error = %e, id = summary.id, "could not mark what a summary carried");
+                }
             }
             if n < BATCH {
                 return;
@@ -150,9 +166,14 @@ impl Dispatcher {
         }
     }
 
-    async fn send(&self, mut row: NotificationRow) {
+    /// Sends one; returns the attempt to record (none when the flood guard held it), and a
+    /// delivered summary with the newest notification it carried.
+    async fn send(
+        &self,
+        mut row: NotificationRow,
+    ) -> Option<((i64, Attempt, String), Option<(NotificationRow, i64)>)> {
         if self.held(&row).await {
-            return;
+            return None;
         }
         // A summary is written when it is sent, from whatever is held by then.
         let mut carried = None;
@@ -162,7 +183,7 @@ impl Dispatcher {
                 Err(e) => {
                     // The lease runs out and a later round tries again.
                     tracing::warn!(error = %e, id = row.id, "could not read the held notifications");
-                    return;
+                    return None;
                 }
             }
         }
@@ -182,24 +203,15 @@ impl Dispatcher {
             Ok(text) => (Attempt::Delivered, text),
             Err(f) => (self.after_failure(&row, f.permanent), f.text),
         };
-        match attempt {
-            Attempt::Delivered => {
-                tracing::info!(id = row.id, channel = %row.channel, "notification delivered");
-                if let Some(last) = carried {
-                    // Unmarked, they go out again in the next summary: at least once.
-                    if let Err(e) = self.store.mark_summarized(&row, last).await {
-                        tracing::warn!(error = %e, id = row.id, "could not mark what a summary carried");
-                    }
-                }
-            }
-            _ => {
-                tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered")
-            }
+        if attempt == Attempt::Delivered {
+            tracing::info!(id = row.id, channel = %row.channel, "notification delivered");
+        } else {
+            tracing::warn!(id = row.id, channel = %row.channel, result = %text, ?attempt, "notification not delivered");
         }
-        if let Err(e) = self.store.record_attempt(row.id, attempt, &text).await {
-            // The lease runs out and another round sends it again: at least once.
-            tracing::warn!(error = %e, id = row.id, "could not record a notification attempt");
-        }
+        let summary = carried
+            .filter(|_| attempt == Attempt::Delivered)
+            .map(|last| (row.clone(), last));
+        Some(((row.id, attempt, text), summary))
     }
 
     /// The flood guard: an alarm email or push past the recipient's limit is held for their
