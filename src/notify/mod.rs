@@ -21,7 +21,10 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long a claimed notification is ours before another dispatcher may take it.
 const LEASE_MS: i64 = 120_000;
 /// Notifications sent at once (their attempts are recorded together).
-const BATCH: i64 = 32;
+const BATCH: i64 = 64;
+/// Longest a round waits for the writer's queue to empty: ingest goes first (a gateway waits
+/// on its answer; a notification can be a moment late), but is never starved of its turn.
+const YIELD_MAX: Duration = Duration::from_millis(250);
 /// Longest a notification is retried, from when it was queued.
 const GIVE_UP_MS: i64 = 24 * 3_600_000;
 /// Held notifications listed in a summary (the rest are counted).
@@ -47,6 +50,7 @@ pub struct NotifySettings {
 
 struct Dispatcher {
     store: Store,
+    writer: Writer,
     settings: NotifySettings,
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
@@ -87,6 +91,7 @@ pub async fn spawn(
     let vapid = vapid_key(&store).await?;
     let d = Arc::new(Dispatcher {
         store,
+        writer: writer.clone(),
         settings,
         http,
         mailer,
@@ -125,6 +130,7 @@ impl Dispatcher {
     /// Sends what is due, several at once, until nothing is.
     async fn round(self: Arc<Self>) {
         loop {
+            self.let_ingest_go_first().await;
             let due = match self
                 .store
                 .claim_notifications(now_ms(), LEASE_MS, BATCH)
@@ -212,6 +218,13 @@ impl Dispatcher {
             .filter(|_| attempt == Attempt::Delivered)
             .map(|last| (row.clone(), last));
         Some(((row.id, attempt, text), summary))
+    }
+
+    async fn let_ingest_go_first(&self) {
+        let until = tokio::time::Instant::now() + YIELD_MAX;
+        while self.writer.backlog() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The flood guard: an alarm email or push past the recipient's limit is held for their

@@ -87,6 +87,12 @@ impl Writer {
 
     /// False once the writer thread has ended (it panicked, or the server is stopping): no
     /// webhook can be stored, so the instance is not ready.
+    /// Jobs queued for the writer and not yet taken: work that others (the notification
+    /// dispatcher) let go first.
+    pub fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
