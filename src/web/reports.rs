@@ -1,6 +1,7 @@
 //! Site reports: `GET /api/sites`, the printable report of a period (`/sites/{id}/report`), its
 //! CSV, and the review of a period by a manager of the site or an admin. The figures are
-//! computed by `domain::device_days` from the site's readings; days are the site's days.
+//! computed by `domain::device_days` from the readings' summaries and the alarms (so a purge of raw
+//! readings changes nothing); days are the site's days.
 
 use askama::Template;
 use axum::extract::State;
@@ -240,7 +241,6 @@ async fn build(
     let devices = store
         .devices(&crate::domain::Scope::Sites(vec![site.id]))
         .await?;
-    let readings = store.site_readings(site.id, start, end).await?;
     let alarms = store.site_alarms(site.id, start, end).await?;
     let reviews = store.reviews(site.id, start, end).await?;
     let now = now_ms();
@@ -248,13 +248,12 @@ async fn build(
     let (mut days_in_range, mut device_day_count) = (0, 0);
     for d in &devices {
         let rules = store.rules(d.id).await?;
-        let first = readings.partition_point(|r| r.device_id < d.id);
-        let last = readings.partition_point(|r| r.device_id <= d.id);
+        let buckets = store.temperature_buckets(d.id, start, end).await?;
         let interval = d
             .report_interval_s
             .unwrap_or(state.settings.report_interval_s);
         let rows: Vec<DeviceDay> =
-            device_days(d.id, days, &readings[first..last], &rules, interval);
+            device_days(d.id, days, &buckets, &alarms, &rules, interval, now);
         for (row, day) in rows.iter().zip(days) {
             device_day_count += 1;
             if row.probes.iter().all(|p| p.in_range()) {
