@@ -16,6 +16,7 @@ mod http;
 mod pace;
 mod publish;
 mod reader;
+mod report;
 mod rules;
 mod run;
 mod servers;
@@ -51,6 +52,8 @@ enum Cmd {
     Run(RunArgs),
     /// What alarm rules cost at ingest: a fleet without rules, then with two per device.
     Rules(rules::RulesArgs),
+    /// Time the 30-day site report of 20 devices every 10 minutes (172,800 readings).
+    Report(report::ReportArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
     /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run(args) => runtime()?.block_on(run_all(args)),
         Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
         Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
+        Cmd::Report(args) => runtime()?.block_on(report::run(args)),
     }
 }
 
