@@ -458,7 +458,10 @@ mod tests {
         };
         assert_eq!(parse("30").unwrap().serve.retention_days, 30);
         for bad in ["-1", "x", "40000"] {
-            let err = parse(bad).err().expect(bad).to_string();
+            let Err(err) = parse(bad) else {
+                panic!("{bad} was accepted")
+            };
+            let err = err.to_string();
             assert!(err.contains("--retention-days"), "{err}");
         }
         assert_eq!(

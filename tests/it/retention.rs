@@ -92,7 +92,7 @@ async fn report_survives_a_purge(backend: Backend) {
     let mut n = 1;
     for i in 1..(3 * 48) {
         let t = D0 + i * 30 * MIN;
-        let out = (t >= D0 + DAY + 23 * 60 * MIN) && (t < D0 + 2 * DAY + 60 * MIN);
+        let out = (D0 + DAY + 23 * 60 * MIN..D0 + 2 * DAY + 60 * MIN).contains(&t);
         if t == D0 + 2 * DAY - 30 * MIN {
             continue;
         }
