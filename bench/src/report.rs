@@ -1,6 +1,6 @@
 //! `sensorcast-bench report`: the 30-day site report (issue 16). Seeds one site of 20 devices
-//! reporting every 10 minutes for 30 days (172,800 readings, one webhook per device-day holding
-//! its 144 readings as a batch of MDP events), then times GET of the report page, its CSV and a
+//! reporting both probes every 10 minutes for 30 days (86,400 uplinks, 172,800 probe readings;
+//! one webhook per device-day holding its 144 uplinks as a batch of MDP events), then times GET of the report page, its CSV and a
 //! device's 30-day chart summaries, several runs each; prints the median and max. SQLite, and
 //! PostgreSQL with `--pg-url`.
 

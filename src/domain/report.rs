@@ -84,7 +84,23 @@ pub fn report_days(tz: &TimeZone, from: Date, to: Date) -> Result<Vec<ReportDay>
     Ok(days)
 }
 
-/// A summary bucket of one probe's temperature, as the report reads it.
+/// The longest step the report can read summaries merged into: a day, an hour, half or a
+/// quarter hour, whichever every day boundary of the period is a multiple of (a day for UTC,
+/// an hour for Europe/Berlin, half an hour for Asia/Kolkata). Merged buckets then never straddle
+/// two days, and the database returns fewer rows.
+pub fn report_step(days: &[ReportDay]) -> i64 {
+    const STEPS: [i64; 4] = [86_400_000, 3_600_000, 1_800_000, BUCKET_MS];
+    STEPS
+        .into_iter()
+        .find(|s| {
+            days.iter()
+                .all(|d| d.start_ms % s == 0 && d.end_ms % s == 0)
+        })
+        .unwrap_or(BUCKET_MS)
+}
+
+/// A summary bucket of one probe's temperature, as the report reads it (possibly several
+/// merged, `report_step`).
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct ReportBucket {
     pub device_id: i64,
@@ -383,6 +399,11 @@ mod tests {
         // 2026-01-02 00:00 IST is 2026-01-01 18:30 UTC.
         assert_eq!(days[1].start_ms % BUCKET_MS, 0);
         assert_eq!(days[1].start_ms % HOUR, HOUR / 2);
+        assert_eq!(report_step(&days), HOUR / 2);
+        let utc = report_days(&TimeZone::UTC, date("2026-03-28"), date("2026-03-29")).unwrap();
+        assert_eq!(report_step(&utc), 24 * HOUR);
+        let spring = report_days(&berlin(), date("2026-03-28"), date("2026-03-29")).unwrap();
+        assert_eq!(report_step(&spring), HOUR);
         let d1 = days[1].start_ms;
         let buckets = [bucket(d1 - 60_000, 1, &[1.0]), bucket(d1, 1, &[2.0])];
         let rows = device_days(1, &days, &buckets, &[], &[], 600, 0);

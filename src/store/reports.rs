@@ -34,15 +34,17 @@ impl Store {
         })?)
     }
 
-    /// The device's temperature summary buckets in `[since_ms, until_ms)`, by probe and time.
+    /// The device's temperature summary buckets in `[since_ms, until_ms)` merged into steps of
+    /// `step_ms`, by probe and time.
     pub async fn temperature_buckets(
         &self,
         device_id: i64,
         since_ms: i64,
         until_ms: i64,
+        step_ms: i64,
     ) -> StoreResult<Vec<ReportBucket>> {
         Ok(dispatch!(&self.db, |pool, q| q::temperature_buckets(
-            pool, device_id, since_ms, until_ms
+            pool, device_id, since_ms, until_ms, step_ms
         )
         .await)?)
     }

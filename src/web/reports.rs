@@ -23,8 +23,8 @@ use super::layout::{render, Layout};
 use super::state::AppState;
 use super::view;
 use crate::domain::{
-    device_days, now_ms, parse_day, parse_time_zone, report_days, AlarmRow, DeviceDay, DeviceRow,
-    ReportDay, Role, User,
+    device_days, now_ms, parse_day, parse_time_zone, report_days, report_step, AlarmRow, DeviceDay,
+    DeviceRow, ReportDay, Role, User,
 };
 use crate::store::{Review, ReviewRow, SiteRow};
 
@@ -244,11 +244,12 @@ async fn build(
     let alarms = store.site_alarms(site.id, start, end).await?;
     let reviews = store.reviews(site.id, start, end).await?;
     let now = now_ms();
+    let step = report_step(days);
     let mut lines = Vec::new();
     let (mut days_in_range, mut device_day_count) = (0, 0);
     for d in &devices {
         let rules = store.rules(d.id).await?;
-        let buckets = store.temperature_buckets(d.id, start, end).await?;
+        let buckets = store.temperature_buckets(d.id, start, end, step).await?;
         let interval = d
             .report_interval_s
             .unwrap_or(state.settings.report_interval_s);

@@ -16,22 +16,28 @@ pub async fn set_site_time_zone(conn: &mut Conn, name: &str, tz: Option<&str>) -
         .map(|r| r.rows_affected())
 }
 
-/// The device's temperature summary buckets in `[since_ms, until_ms)`, by probe and time.
-/// `probe IN (1, 2)` lets both databases walk the primary key per probe.
+/// The device's temperature summary buckets in `[since_ms, until_ms)` merged into steps of
+/// `step_ms` (UTC), by probe and time. `probe IN (1, 2)` lets both databases walk the primary
+/// key per probe.
 pub async fn temperature_buckets(
     pool: &Pool<DB>,
     device_id: i64,
     since_ms: i64,
     until_ms: i64,
+    step_ms: i64,
 ) -> sqlx::Result<Vec<ReportBucket>> {
     sqlx::query_as(
-        "SELECT device_id, probe, bucket_ms, min_value, max_value, sum_value, value_count \
+        "SELECT device_id, probe, bucket_ms - bucket_ms % $4 AS bucket_ms, \
+         MIN(min_value) AS min_value, MAX(max_value) AS max_value, SUM(sum_value) AS sum_value, \
+         CAST(SUM(value_count) AS BIGINT) AS value_count \
          FROM reading_summaries WHERE device_id = $1 AND quantity = 'temperature' \
-         AND probe IN (1, 2) AND bucket_ms >= $2 AND bucket_ms < $3 ORDER BY probe, bucket_ms",
+         AND probe IN (1, 2) AND bucket_ms >= $2 AND bucket_ms < $3 \
+         GROUP BY 1, 2, 3 ORDER BY 2, 3",
     )
     .bind(device_id)
     .bind(since_ms)
     .bind(until_ms)
+    .bind(step_ms)
     .fetch_all(pool)
     .await
 }
