@@ -199,7 +199,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         args.devices, args.days, args.interval_mins, args.runs
     );
     println!(
-        "| database | readings | seed s | report page | report CSV | 30-day chart of a device |"
+        "| database | uplinks (2 probes each) | seed s | report page | report CSV | 30-day chart of a device |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
     measure(&bin, None, "SQLite", &args).await?;
