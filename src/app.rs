@@ -81,6 +81,13 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
         downlink::spawn(store.clone(), writer.clone(), settings, shutdown.clone())
     });
     spawn_housekeeping(store.clone(), shutdown.clone());
+    let health: Arc<WebhookHealth> = Default::default();
+    let metrics = Metrics::new(&hub, &health);
+    if args.retention_days > 0 {
+        let purged = metrics.readings_purged.clone();
+        let days = args.retention_days;
+        crate::store::spawn_retention(writer.clone(), days, purged, shutdown.clone());
+    }
     let public_url = match &args.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => format!("http://{}", args.listen),
@@ -106,8 +113,6 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
             hub.close();
         }
     });
-    let health: Arc<WebhookHealth> = Default::default();
-    let metrics = Metrics::new(&hub, &health);
     Ok(AppState {
         store,
         writer,

@@ -297,6 +297,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_REPORT_INTERVAL_SECS", default_value_t = 600)]
     pub report_interval_secs: i64,
 
+    /// Delete raw readings measured more than this many days ago, in small batches, keeping
+    /// their quarter-hour summaries (reports and long charts read those). 0: keep everything.
+    #[arg(long, env = "SENSORCAST_RETENTION_DAYS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub retention_days: u32,
+
     /// Time zone of a site that has none of its own (IANA name): where report days start.
     #[arg(long, env = "SENSORCAST_TIME_ZONE", default_value = "UTC", value_parser = parse_time_zone_arg)]
     pub time_zone: String,
@@ -458,5 +463,26 @@ mod tests {
         assert_eq!(super::parse_delay("1h"), Ok(3600));
         assert!(super::parse_delay("10x").is_err());
         assert!(super::parse_delay("m").is_err());
+    }
+
+    #[test]
+    fn retention_days_are_checked_and_named() {
+        use clap::Parser;
+        let parse = |v: &str| {
+            super::Cli::try_parse_from(["sensorcast".to_string(), format!("--retention-days={v}")])
+        };
+        assert_eq!(parse("30").unwrap().serve.retention_days, 30);
+        for bad in ["-1", "x", "40000"] {
+            let Err(err) = parse(bad) else {
+                panic!("{bad} was accepted")
+            };
+            let err = err.to_string();
+            assert!(err.contains("--retention-days"), "{err}");
+        }
+        assert_eq!(
+            super::ServeArgs::for_tests().retention_days,
+            0,
+            "kept by default"
+        );
     }
 }

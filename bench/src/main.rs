@@ -17,6 +17,7 @@ mod http;
 mod pace;
 mod publish;
 mod reader;
+mod report;
 mod rules;
 mod run;
 mod servers;
@@ -55,6 +56,8 @@ enum Cmd {
     Rules(rules::RulesArgs),
     /// A burst of 10,000 alarms: ingest with and without an email each, and their delivery.
     Alarms(alarms::AlarmsArgs),
+    /// Time the 30-day site report of 20 devices every 10 minutes (172,800 readings).
+    Report(report::ReportArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
     /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
@@ -107,6 +110,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Soak(args) => runtime()?.block_on(soak::main(args)),
         Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
         Cmd::Alarms(args) => runtime()?.block_on(alarms::run(args)),
+        Cmd::Report(args) => runtime()?.block_on(report::run(args)),
     }
 }
 

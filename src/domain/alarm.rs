@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::DeviceRow;
 
 /// A measured quantity a rule can watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Quantity {
     Temperature,

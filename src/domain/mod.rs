@@ -18,6 +18,7 @@ mod notification;
 mod push;
 mod reading;
 mod report;
+mod summary;
 mod time;
 mod user;
 
@@ -33,5 +34,6 @@ pub use notification::*;
 pub use push::*;
 pub use reading::*;
 pub use report::*;
+pub use summary::*;
 pub use time::now_ms;
 pub use user::*;

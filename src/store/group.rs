@@ -19,6 +19,7 @@ use super::command_sql;
 use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
 use super::outbox;
+use super::summary_sql;
 use super::write_statements::{DeliveryClaim, ReadingInsert};
 pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, WriteTx};
@@ -66,6 +67,12 @@ pub enum Work {
     /// Mark commands still pending or sent `timeout_ms` after they were asked for expired.
     ExpireCommands {
         timeout_ms: i64,
+    },
+    /// Delete at most `limit` raw readings measured before `before_ms` (their summaries stay).
+    /// `Outcome::accepted` is how many went.
+    PurgeReadings {
+        before_ms: i64,
+        limit: i64,
     },
 }
 
@@ -143,6 +150,11 @@ pub fn apply_works(
                     group.dispatched(conn, *command_id, result)?
                 }
                 Work::ExpireCommands { timeout_ms } => group.expire_commands(conn, *timeout_ms)?,
+                Work::PurgeReadings { before_ms, limit } => Ok(Outcome {
+                    accepted: summary_sql::purge(conn, *before_ms, *limit)? as usize,
+                    duplicates: 0,
+                    created: None,
+                }),
                 Work::Batch(_) => unreachable!("batches are taken above"),
             });
             rest = &rest[1..];
@@ -316,6 +328,7 @@ impl Group {
             conn.insert_readings(&rows, self.now_ms)?
         };
         let mut stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+        summary_sql::add(conn, &rows, &stored, self.now_ms)?;
 
         // Events and device changes, in the order the deliveries came.
         for p in placed {

@@ -1,11 +1,8 @@
-//! Site reports: a site's time zone, the readings and alarms of a report period (read in
-//! pages), and reviews, each recorded with its audit row in one transaction.
+//! Site reports: a site's time zone, the readings' summaries and the alarms of a report
+//! period, and reviews, each recorded with its audit row in one transaction.
 
-use super::{dispatch, ReportReadingRow, Review, ReviewRow, SiteRow, Store, StoreResult};
-use crate::domain::{action, now_ms, AlarmRow, AuditEntry, ReportReading};
-
-/// Rows read per query of a report's readings.
-const PAGE_ROWS: i64 = 20_000;
+use super::{dispatch, Review, ReviewRow, SiteRow, Store, StoreResult};
+use crate::domain::{action, now_ms, AlarmRow, AuditEntry, ReportBucket};
 
 impl Store {
     pub async fn site(&self, id: i64) -> StoreResult<Option<SiteRow>> {
@@ -37,33 +34,19 @@ impl Store {
         })?)
     }
 
-    /// The site's readings measured in `[since_ms, until_ms)`, ordered by device and time.
-    pub async fn site_readings(
+    /// The device's temperature summary buckets in `[since_ms, until_ms)` merged into steps of
+    /// `step_ms`, by probe and time.
+    pub async fn temperature_buckets(
         &self,
-        site_id: i64,
+        device_id: i64,
         since_ms: i64,
         until_ms: i64,
-    ) -> StoreResult<Vec<ReportReading>> {
-        let mut out = Vec::new();
-        let mut after = (i64::MIN, i64::MIN, i64::MIN);
-        loop {
-            let page: Vec<ReportReadingRow> = dispatch!(&self.db, |pool, q| {
-                q::site_readings_page(pool, site_id, since_ms, until_ms, after, PAGE_ROWS).await
-            })?;
-            let full = page.len() as i64 == PAGE_ROWS;
-            if let Some(last) = page.last() {
-                after = (last.device_id, last.measured_ms, last.id);
-            }
-            out.extend(page.into_iter().map(|r| ReportReading {
-                device_id: r.device_id,
-                measured_ms: r.measured_ms,
-                temperature: r.temperature,
-                temperature2: r.temperature2,
-            }));
-            if !full {
-                return Ok(out);
-            }
-        }
+        step_ms: i64,
+    ) -> StoreResult<Vec<ReportBucket>> {
+        Ok(dispatch!(&self.db, |pool, q| q::temperature_buckets(
+            pool, device_id, since_ms, until_ms, step_ms
+        )
+        .await)?)
     }
 
     /// The alarms of the site's devices open at some time in `[since_ms, until_ms)`.
@@ -98,7 +81,7 @@ impl Store {
     }
 
     /// The reviews overlapping `[since_ms, until_ms)`, each with whether a reading of its period
-    /// arrived after it (a back-filled reading).
+    /// arrived after it (a back-filled reading; read from the summaries, which a purge keeps).
     pub async fn reviews(
         &self,
         site_id: i64,

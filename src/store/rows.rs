@@ -79,16 +79,6 @@ pub struct SiteRow {
     pub time_zone: Option<String>,
 }
 
-/// A reading as the site report reads it (the id pages the reads).
-#[derive(Debug, Clone, FromRow)]
-pub struct ReportReadingRow {
-    pub id: i64,
-    pub device_id: i64,
-    pub measured_ms: i64,
-    pub temperature: Option<f64>,
-    pub temperature2: Option<f64>,
-}
-
 /// A report period marked reviewed.
 #[derive(Debug, Clone, FromRow)]
 pub struct ReviewRow {

@@ -22,7 +22,7 @@ pub const ROWS_PER_STATEMENT: usize = 32;
 pub const STATEMENT_CACHE: usize = 256;
 
 /// `{head} VALUES ($1, …, $cols), (…) {tail}` for `rows` rows.
-fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+pub(super) fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 5 + 16);
     sql.push_str(head);
     sql.push_str(" VALUES ");

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Connections closed because the client read nothing for `--stall-secs`.
     pub stalled_clients: Counter,
+    /// Raw readings deleted by the retention purge.
+    pub readings_purged: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -117,7 +119,14 @@ impl Metrics {
             "Connections closed because the client read nothing for --stall-secs",
             stalled_clients.clone(),
         );
+        let readings_purged = Counter::default();
+        registry.register(
+            "readings_purged",
+            "Raw readings deleted past --retention-days (their summaries are kept)",
+            readings_purged.clone(),
+        );
         Arc::new(Metrics {
+            readings_purged,
             registry,
             latency,
             connections,

@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod commands;
 pub mod csrf;
 pub mod csv;
@@ -159,6 +160,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/me", get(api::me))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{device_id}/telemetry", get(api::telemetry))
+        .route("/api/devices/{device_id}/summaries", get(charts::summaries))
         .route(
             "/api/devices/{device_id}/rules",
             get(alarms::rules).put(alarms::put_rules),

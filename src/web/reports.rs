@@ -1,6 +1,7 @@
 //! Site reports: `GET /api/sites`, the printable report of a period (`/sites/{id}/report`), its
 //! CSV, and the review of a period by a manager of the site or an admin. The figures are
-//! computed by `domain::device_days` from the site's readings; days are the site's days.
+//! computed by `domain::device_days` from the readings' summaries and the alarms (so a purge of raw
+//! readings changes nothing); days are the site's days.
 
 use askama::Template;
 use axum::extract::State;
@@ -22,8 +23,8 @@ use super::layout::{render, Layout};
 use super::state::AppState;
 use super::view;
 use crate::domain::{
-    device_days, now_ms, parse_day, parse_time_zone, report_days, AlarmRow, DeviceDay, DeviceRow,
-    ReportDay, Role, User,
+    device_days, now_ms, parse_day, parse_time_zone, report_days, report_step, AlarmRow, DeviceDay,
+    DeviceRow, ReportDay, Role, User,
 };
 use crate::store::{Review, ReviewRow, SiteRow};
 
@@ -240,21 +241,20 @@ async fn build(
     let devices = store
         .devices(&crate::domain::Scope::Sites(vec![site.id]))
         .await?;
-    let readings = store.site_readings(site.id, start, end).await?;
     let alarms = store.site_alarms(site.id, start, end).await?;
     let reviews = store.reviews(site.id, start, end).await?;
     let now = now_ms();
+    let step = report_step(days);
     let mut lines = Vec::new();
     let (mut days_in_range, mut device_day_count) = (0, 0);
     for d in &devices {
         let rules = store.rules(d.id).await?;
-        let first = readings.partition_point(|r| r.device_id < d.id);
-        let last = readings.partition_point(|r| r.device_id <= d.id);
+        let buckets = store.temperature_buckets(d.id, start, end, step).await?;
         let interval = d
             .report_interval_s
             .unwrap_or(state.settings.report_interval_s);
         let rows: Vec<DeviceDay> =
-            device_days(d.id, days, &readings[first..last], &rules, interval);
+            device_days(d.id, days, &buckets, &alarms, &rules, interval, now);
         for (row, day) in rows.iter().zip(days) {
             device_day_count += 1;
             if row.probes.iter().all(|p| p.in_range()) {

@@ -20,6 +20,7 @@ mod notifications;
 mod parser_properties;
 mod push;
 mod reports;
+mod retention;
 mod sessions_and_pages;
 mod stream;
 mod stream_wire;

@@ -20,3 +20,4 @@ include!("alarms.rs");
 include!("notifications.rs");
 include!("commands.rs");
 include!("reports.rs");
+include!("summaries.rs");

@@ -16,31 +16,28 @@ pub async fn set_site_time_zone(conn: &mut Conn, name: &str, tz: Option<&str>) -
         .map(|r| r.rows_affected())
 }
 
-/// One page of the site's readings measured in `[since_ms, until_ms)`, ordered by device and
-/// time, after the row `after` (device, time, id) of the previous page.
-pub async fn site_readings_page(
+/// The device's temperature summary buckets in `[since_ms, until_ms)` merged into steps of
+/// `step_ms` (UTC), by probe and time. `probe IN (1, 2)` lets both databases walk the primary
+/// key per probe.
+pub async fn temperature_buckets(
     pool: &Pool<DB>,
-    site_id: i64,
+    device_id: i64,
     since_ms: i64,
     until_ms: i64,
-    after: (i64, i64, i64),
-    limit: i64,
-) -> sqlx::Result<Vec<ReportReadingRow>> {
+    step_ms: i64,
+) -> sqlx::Result<Vec<ReportBucket>> {
     sqlx::query_as(
-        "SELECT r.id, r.device_id, r.measured_ms, r.temperature, r.temperature2 \
-         FROM readings r JOIN devices d ON d.id = r.device_id \
-         WHERE d.site_id = $1 AND r.measured_ms >= $2 AND r.measured_ms < $3 \
-         AND (r.device_id > $4 OR (r.device_id = $4 AND (r.measured_ms > $5 \
-         OR (r.measured_ms = $5 AND r.id > $6)))) \
-         ORDER BY r.device_id, r.measured_ms, r.id LIMIT $7",
+        "SELECT device_id, probe, bucket_ms - bucket_ms % $4 AS bucket_ms, \
+         MIN(min_value) AS min_value, MAX(max_value) AS max_value, SUM(sum_value) AS sum_value, \
+         CAST(SUM(value_count) AS BIGINT) AS value_count \
+         FROM reading_summaries WHERE device_id = $1 AND quantity = 'temperature' \
+         AND probe IN (1, 2) AND bucket_ms >= $2 AND bucket_ms < $3 \
+         GROUP BY 1, 2, 3 ORDER BY 2, 3",
     )
-    .bind(site_id)
+    .bind(device_id)
     .bind(since_ms)
     .bind(until_ms)
-    .bind(after.0)
-    .bind(after.1)
-    .bind(after.2)
-    .bind(limit)
+    .bind(step_ms)
     .fetch_all(pool)
     .await
 }
@@ -102,7 +99,8 @@ pub async fn site_reviews(
     .await
 }
 
-/// Whether a reading of the site measured in `[since_ms, until_ms)` arrived after `after_ms`.
+/// Whether a reading of the site measured in `[since_ms, until_ms)` arrived after `after_ms`,
+/// from the summaries (bounds on quarter hours, as report days are).
 pub async fn received_after(
     pool: &Pool<DB>,
     site_id: i64,
@@ -111,9 +109,9 @@ pub async fn received_after(
     after_ms: i64,
 ) -> sqlx::Result<bool> {
     let found: Option<i64> = sqlx::query_scalar(
-        "SELECT r.id FROM readings r JOIN devices d ON d.id = r.device_id \
-         WHERE d.site_id = $1 AND r.measured_ms >= $2 AND r.measured_ms < $3 \
-         AND r.received_ms > $4 LIMIT 1",
+        "SELECT s.device_id FROM reading_summaries s JOIN devices d ON d.id = s.device_id \
+         WHERE d.site_id = $1 AND s.bucket_ms >= $2 AND s.bucket_ms < $3 \
+         AND s.received_ms > $4 LIMIT 1",
     )
     .bind(site_id)
     .bind(since_ms)

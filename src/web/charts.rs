@@ -1,0 +1,100 @@
+//! `GET /api/devices/{deviceId}/summaries?since=&until=`: a device's readings over a long range
+//! as min / max / mean / count per step, read from the summaries (kept after a purge). A week
+//! or more is merged into steps of at least an hour (`domain::chart_step`); the JSON stays in °C.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::api::parse_time;
+use super::auth::CurrentUser;
+use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
+use super::state::AppState;
+use crate::domain::{bucket_of, chart_step, now_ms, ChartBucket};
+
+/// The range when none is given, and the longest accepted.
+const DEFAULT_RANGE_MS: i64 = 30 * 86_400_000;
+const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+
+#[derive(Deserialize)]
+pub struct SummaryParams {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointJson {
+    quantity: String,
+    probe: i64,
+    start_ms: i64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    count: i64,
+}
+
+impl From<ChartBucket> for PointJson {
+    fn from(b: ChartBucket) -> Self {
+        PointJson {
+            mean: b.sum_value / b.value_count.max(1) as f64,
+            quantity: b.quantity,
+            probe: b.probe,
+            start_ms: b.start_ms,
+            min: b.min_value,
+            max: b.max_value,
+            count: b.value_count,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummariesJson {
+    device_id: String,
+    since_ms: i64,
+    until_ms: i64,
+    step_ms: i64,
+    points: Vec<PointJson>,
+}
+
+pub async fn summaries(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(device_id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<SummaryParams>,
+) -> Result<Json<SummariesJson>, ApiError> {
+    let until = match p.until.as_deref() {
+        Some(s) => parse_time("until", s)?,
+        None => now_ms(),
+    };
+    let since = match p.since.as_deref() {
+        Some(s) => parse_time("since", s)?,
+        None => until - DEFAULT_RANGE_MS,
+    };
+    if since >= until || until - since > MAX_RANGE_MS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "since must be before until, at most 400 days apart.",
+        ));
+    }
+    let device = state
+        .store
+        .device(&device_id, &user.scope())
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    let step = chart_step(until - since);
+    // Buckets are whole: the one holding `since` is included.
+    let rows = state
+        .store
+        .chart_buckets(device.id, bucket_of(since), until, step)
+        .await?;
+    Ok(Json(SummariesJson {
+        device_id: device.public_id(),
+        since_ms: since,
+        until_ms: until,
+        step_ms: step,
+        points: rows.into_iter().map(PointJson::from).collect(),
+    }))
+}
