@@ -19,7 +19,9 @@ use super::flash::{take_flash, Flash};
 use super::layout::{render, Layout};
 use super::state::AppState;
 use super::view::{self, rule_fields, AlarmView, DeviceView, RuleField, RuleView, DAY_MS};
-use crate::domain::{DeviceRow, ReadingRow, Role, User};
+use crate::domain::{
+    bucket_of, chart_step, now_ms, DeviceRow, ReadingRow, Role, User, CHART_SUMMARY_FROM_MS,
+};
 use crate::store::{AlarmFilter, SiteRow, TelemetryQuery};
 
 /// Most rows in one CSV file.
@@ -28,10 +30,11 @@ const RECENT_ROWS: i64 = 50;
 /// Most alarms the device page lists.
 pub const ALARM_HISTORY_MAX: i64 = 200;
 
-const RANGES: [(&str, &str, i64); 3] = [
+const RANGES: [(&str, &str, i64); 4] = [
     ("24h", "24 hours", DAY_MS),
     ("7d", "7 days", 7 * DAY_MS),
     ("30d", "30 days", 30 * DAY_MS),
+    ("1y", "year", 365 * DAY_MS),
 ];
 
 async fn find(state: &AppState, user: &User, device_id: &str) -> Result<DeviceRow, PageError> {
@@ -93,6 +96,8 @@ struct DevicePage {
     layout: Layout,
     device: DeviceView,
     range_label: &'static str,
+    /// The chart's step when drawn from summaries (0: every reading).
+    step_ms: i64,
     span_ms: i64,
     /// Range links: key and whether it is the one shown.
     ranges: Vec<(&'static str, bool)>,
@@ -131,7 +136,19 @@ pub async fn detail(
     let store = &state.store;
     let id = row.id;
     let scope = user.scope();
-    let points = super::pages::chart_points(store, &scope, Some(id), 1, span_ms).await?;
+    // A week or more is drawn from the summaries (kept after raw readings are purged), with
+    // each probe's envelope; shorter ranges from the readings themselves.
+    let now = now_ms();
+    let (points, buckets, step_ms) = if span_ms >= CHART_SUMMARY_FROM_MS {
+        let step = chart_step(span_ms);
+        let rows = store
+            .chart_buckets(id, bucket_of(now - span_ms), now, step)
+            .await?;
+        (Vec::new(), Some(rows), step)
+    } else {
+        let points = super::pages::chart_points(store, &scope, Some(id), 1, span_ms).await?;
+        (points, None, 0)
+    };
     let recent_query = TelemetryQuery {
         since_ms: None,
         until_ms: None,
@@ -158,7 +175,10 @@ pub async fn detail(
     let commands = super::commands::panel(&state, &user, &row).await?;
     let ids = [(id, row.public_id())];
     let devices = DeviceView::build(vec![row], latest);
-    let chart_json = view::chart_json(&devices, &ids, points);
+    let chart_json = match &buckets {
+        Some(rows) => view::summary_chart_json(&ids[0].1, rows),
+        None => view::chart_json(&devices, &ids, points),
+    };
     let device = devices
         .into_iter()
         .next()
@@ -171,6 +191,7 @@ pub async fn detail(
         device,
         range_label,
         span_ms,
+        step_ms,
         ranges: RANGES.iter().map(|r| (r.0, r.0 == range)).collect(),
         chart_json,
         readings: recent.into_iter().map(ReadingLine::from).collect(),

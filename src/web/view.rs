@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::{AlarmKind, AlarmRow, DeviceRow, Rule};
+use crate::domain::{AlarmKind, AlarmRow, ChartBucket, DeviceRow, Rule};
 use crate::store::{LatestReading, SeriesPoint};
 
 pub const DAY_MS: i64 = 24 * 3_600_000;
@@ -278,13 +278,52 @@ impl Stats {
     }
 }
 
-/// Chart series per public device id, in columns: times, probe 1, probe 2, humidity.
+/// Chart series per public device id, in columns: times, probe 1, probe 2, humidity; from
+/// summaries also each probe's lowest and highest value per step (the envelope).
 #[derive(Debug, Default, Serialize)]
 pub struct Series {
     t: Vec<i64>,
     a: Vec<Option<f64>>,
     b: Vec<Option<f64>>,
     h: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    la: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ha: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lb: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hb: Vec<Option<f64>>,
+}
+
+fn round2(v: Option<f64>) -> Option<f64> {
+    v.map(|v| (v * 100.0).round() / 100.0)
+}
+
+/// The chart of one device from its summaries (a week or more): the mean per step, and each
+/// probe's temperature envelope. `buckets` come ordered by step start.
+pub fn summary_chart_json(device: &str, buckets: &[ChartBucket]) -> String {
+    let mut s = Series::default();
+    for b in buckets {
+        if s.t.last() != Some(&b.start_ms) {
+            s.t.push(b.start_ms);
+            for col in [
+                &mut s.a, &mut s.b, &mut s.h, &mut s.la, &mut s.ha, &mut s.lb, &mut s.hb,
+            ] {
+                col.push(None);
+            }
+        }
+        let i = s.t.len() - 1;
+        let mean = round2(Some(b.sum_value / b.value_count.max(1) as f64));
+        let (lo, hi) = (round2(Some(b.min_value)), round2(Some(b.max_value)));
+        match (b.quantity.as_str(), b.probe) {
+            ("temperature", 1) => (s.a[i], s.la[i], s.ha[i]) = (mean, lo, hi),
+            ("temperature", 2) => (s.b[i], s.lb[i], s.hb[i]) = (mean, lo, hi),
+            ("humidity", 1) => s.h[i] = mean,
+            _ => {}
+        }
+    }
+    script_json(&BTreeMap::from([(device, s)]))
 }
 
 pub fn chart_json(
@@ -297,7 +336,7 @@ pub fn chart_json(
         .iter()
         .map(|d| (d.id.as_str(), Series::default()))
         .collect();
-    let round = |v: Option<f64>| v.map(|v| (v * 100.0).round() / 100.0);
+    let round = round2;
     for p in points {
         let Some(s) = public.get(&p.device_id).and_then(|id| out.get_mut(id)) else {
             continue;
@@ -718,6 +757,35 @@ pub fn field_number(v: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::domain::RuleJson;
+
+    #[test]
+    fn a_summary_chart_has_means_and_each_probes_envelope() {
+        let b = |quantity: &str, probe, start_ms, min_value, max_value, sum_value, value_count| {
+            ChartBucket {
+                quantity: quantity.into(),
+                probe,
+                start_ms,
+                min_value,
+                max_value,
+                sum_value,
+                value_count,
+            }
+        };
+        let rows = [
+            b("temperature", 1, 0, -20.0, -18.0, -57.0, 3),
+            b("temperature", 2, 0, 3.0, 5.0, 8.0, 2),
+            b("humidity", 1, 0, 40.0, 50.0, 90.0, 2),
+            b("temperature", 1, 3_600_000, -19.0, -9.5, -28.5, 2),
+        ];
+        let got: Value = serde_json::from_str(&summary_chart_json("7", &rows)).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"7": {
+                "t": [0, 3_600_000], "a": [-19.0, -14.25], "b": [4.0, null], "h": [45.0, null],
+                "la": [-20.0, -19.0], "ha": [-18.0, -9.5], "lb": [3.0, null], "hb": [5.0, null]
+            }})
+        );
+    }
 
     #[test]
     fn script_json_cannot_close_the_element() {

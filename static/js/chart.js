@@ -1,7 +1,9 @@
 // Charts: inline SVG drawn from the series the page embeds (<script id="chart-data">, per device
 // id in columns t, a, b, h as `web::view::Series` writes them), extended by live readings. The
 // device page's large chart also draws the allowed band of each of its rules (<script
-// id="rules-data">, as `web::view::RuleView` writes them).
+// id="rules-data">, as `web::view::RuleView` writes them). A week or more comes from the
+// summaries: a mean per step (`data-step` ms) and each probe's lowest and highest value in
+// columns la/ha and lb/hb, drawn as a shaded envelope behind the line.
 
 import { clone } from "./dom.js";
 import { clockFmt, dateFmt, isNumber, timeFmt } from "./format.js";
@@ -40,6 +42,12 @@ export function addPoint(d) {
   s.a.splice(i, 0, isNumber(d.temperature) ? d.temperature : null);
   s.b.splice(i, 0, isNumber(d.temperature2) ? d.temperature2 : null);
   s.h.splice(i, 0, isNumber(d.humidity) ? d.humidity : null);
+  // A live reading is its own envelope.
+  for (const [lo, hi, v] of [["la", "ha", d.temperature], ["lb", "hb", d.temperature2]]) {
+    if (!s[lo]) continue;
+    s[lo].splice(i, 0, isNumber(v) ? v : null);
+    s[hi].splice(i, 0, isNumber(v) ? v : null);
+  }
   boxes(d.deviceId).forEach(draw);
 }
 
@@ -80,7 +88,7 @@ function draw(box) {
   const left = large ? 44 : 2, right = large ? 34 : 2, top = large ? 6 : 14, bottom = large ? 22 : 4;
   let lo = Infinity, hi = -Infinity, hlo = Infinity, hhi = -Infinity;
   for (let i = first; i < s.t.length; i++) {
-    for (const v of [s.a[i], s.b[i]]) {
+    for (const v of [s.a[i], s.b[i], s.la?.[i], s.ha?.[i], s.lb?.[i], s.hb?.[i]]) {
       if (v != null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     }
     if (s.h[i] != null) { hlo = Math.min(hlo, s.h[i]); hhi = Math.max(hhi, s.h[i]); }
@@ -127,8 +135,29 @@ function draw(box) {
       : `${Math.max(1, Math.round(span / 6e4))} min`;
     root.append(svg("text", { x: w - right, y: 10, "text-anchor": "end", class: "axis" }, window));
   }
-  // A gap longer than this breaks the line (the device was silent).
-  const gap = Math.max(span / 24, 30 * 60000);
+  // A gap longer than this breaks the line (the device was silent): from summaries, a step
+  // missing; from readings, a 24th of the range.
+  const step = Number(box.dataset.step) || 0;
+  const gap = step ? 2.5 * step : Math.max(span / 24, 30 * 60000);
+  // The envelope of one probe: the area between its lowest and highest values, broken at gaps.
+  function envelope(los, his, cls) {
+    if (!los || !his) return;
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) {
+        const upper = run.map((i) => `${x(s.t[i]).toFixed(1)} ${y(his[i]).toFixed(1)}`);
+        const lower = run.reverse().map((i) => `${x(s.t[i]).toFixed(1)} ${y(los[i]).toFixed(1)}`);
+        root.append(svg("path", { d: `M${upper.join("L")}L${lower.join("L")}Z`, class: `envelope ${cls}` }));
+      }
+      run = [];
+    };
+    for (let i = first; i < s.t.length; i++) {
+      if (los[i] == null || his[i] == null) { flush(); continue; }
+      if (run.length && s.t[i] - s.t[run[run.length - 1]] > gap) flush();
+      run.push(i);
+    }
+    flush();
+  }
   function line(values, cls, scale) {
     let d = "", prevT = null, last = null, run = [];
     // A reading with no neighbour close enough to join is drawn as a dot.
@@ -181,6 +210,9 @@ function draw(box) {
     root.append(svg("text", { x: w - right + 6, y: top + 8, class: "axis" }, `${Math.round(hlo + hspan)}%`));
     root.append(svg("text", { x: w - right + 6, y: h - bottom, class: "axis" }, `${Math.round(hlo)}%`));
   }
+  envelope(s.lb, s.hb, "envelope-2");
+  envelope(s.la, s.ha, "envelope-1");
+  box.dataset.envelopes = String(root.querySelectorAll(".envelope").length);
   for (const [key, n] of [["b", "2"], ["a", "1"]]) {
     const last = line(s[key], `line-${n}`, y);
     if (last) root.append(svg("circle", { cx: last[0], cy: last[1], r: 3, class: `last last-${n}` }));
