@@ -17,7 +17,7 @@ use crate::publish::Publisher;
 use crate::rules::put_rules;
 use crate::servers::{hidden_inputs, Server};
 use crate::smtp_sink::SmtpSink;
-use crate::stats::{percentile, Ingest, Latency};
+use crate::stats::{percentile, Ingest};
 use crate::target::{fleet_reading, Markers, Target};
 
 #[derive(clap::Args)]
@@ -67,17 +67,7 @@ async fn pass(target: &Target, markers: &Arc<Markers>, devices: usize, left: f64
     for t in tasks {
         sent.extend(t.await.unwrap_or_default());
     }
-    let elapsed = (mono_us() - started) as f64 / 1e6;
-    let ok: Vec<f64> = sent
-        .iter()
-        .filter(|s| s.ok)
-        .map(|s| s.latency_us as f64 / 1000.0)
-        .collect();
-    Ingest {
-        per_s: ok.len() as f64 / elapsed,
-        failed: sent.len() - ok.len(),
-        latency: Latency::of(ok).unwrap_or_default(),
-    }
+    Ingest::of(&sent, (mono_us() - started) as f64 / 1e6)
 }
 
 /// Turns the admin's alarm emails on or off through `/settings`, as they would.

@@ -14,7 +14,7 @@ use crate::clock::mono_us;
 use crate::http::Conn;
 use crate::publish::Publisher;
 use crate::servers::{hidden_inputs, Server};
-use crate::stats::{Ingest, Latency};
+use crate::stats::Ingest;
 use crate::target::{fleet_event, Markers, Target};
 
 #[derive(clap::Args)]
@@ -59,17 +59,7 @@ async fn ingest(target: &Target, devices: usize, secs: u64) -> Ingest {
     for t in tasks {
         sent.extend(t.await.unwrap_or_default());
     }
-    let elapsed = (mono_us() - started) as f64 / 1e6;
-    let ok: Vec<f64> = sent
-        .iter()
-        .filter(|s| s.ok)
-        .map(|s| s.latency_us as f64 / 1000.0)
-        .collect();
-    Ingest {
-        per_s: ok.len() as f64 / elapsed,
-        failed: sent.len() - ok.len(),
-        latency: Latency::of(ok).unwrap_or_default(),
-    }
+    Ingest::of(&sent, (mono_us() - started) as f64 / 1e6)
 }
 
 /// Two rules for every fleet device: both probes inside a band every reading stays in.

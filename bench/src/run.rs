@@ -283,13 +283,5 @@ pub async fn ingest(target: &Target, markers: &Arc<Markers>, secs: u64) -> Inges
     let started = mono_us();
     let sent =
         publish::concurrent(target, markers, 16, usize::MAX, Duration::from_secs(secs)).await;
-    let elapsed = (mono_us() - started) as f64 / 1e6;
-    let ok: Vec<f64> = ok_sends(&sent)
-        .map(|s| s.latency_us as f64 / 1000.0)
-        .collect();
-    Ingest {
-        per_s: ok.len() as f64 / elapsed,
-        failed: sent.len() - ok.len(),
-        latency: Latency::of(ok).unwrap_or_default(),
-    }
+    Ingest::of(&sent, (mono_us() - started) as f64 / 1e6)
 }

@@ -39,6 +39,22 @@ pub struct Ingest {
     pub failed: usize,
 }
 
+impl Ingest {
+    /// The rate and latency of the webhooks answered 2xx among `sent` over `elapsed_s`.
+    pub fn of(sent: &[crate::publish::Sent], elapsed_s: f64) -> Ingest {
+        let ok: Vec<f64> = sent
+            .iter()
+            .filter(|s| s.ok)
+            .map(|s| s.latency_us as f64 / 1000.0)
+            .collect();
+        Ingest {
+            per_s: ok.len() as f64 / elapsed_s,
+            failed: sent.len() - ok.len(),
+            latency: Latency::of(ok).unwrap_or_default(),
+        }
+    }
+}
+
 /// Everything measured on one server; `None` where a phase failed.
 #[derive(Debug, Default)]
 pub struct Results {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import {
-  ADMIN, CHROMIUM_ARGS, SCREENSHOTS, Server, binary, freePort, liveIs, probe, shapeOf, signIn,
+  ADMIN, CHROMIUM_ARGS, api, SCREENSHOTS, Server, binary, freePort, liveIs, probe, shapeOf, signIn,
   slotTexts,
 } from "./lib.mjs";
 
@@ -90,19 +90,6 @@ async function shoot(page, name, phone = false) {
   }
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
   if (phone) await page.setViewportSize(size);
-}
-
-/** The page's anti-forgery token and a JSON request with it, from inside the page. */
-function api(page, method, path, body) {
-  return page.evaluate(async ([m, p, b]) => {
-    const token = document.querySelector('meta[name="csrf-token"]').content;
-    const r = await fetch(p, {
-      method: m,
-      headers: { "content-type": "application/json", "x-csrf-token": token },
-      body: b === undefined ? undefined : JSON.stringify(b),
-    });
-    return { status: r.status, json: await r.json() };
-  }, [method, path, body]);
 }
 
 before(async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ADMIN, CHROMIUM_ARGS, Server, binary, freePort, probe, signIn } from "./lib.mjs";
+import { ADMIN, CHROMIUM_ARGS, Server, api, binary, freePort, probe, signIn } from "./lib.mjs";
 
 const env = await probe();
 if (env.missing.length) {
@@ -34,18 +34,6 @@ after(async () => {
   await browser?.close();
   await server?.dispose();
 });
-
-function api(page, method, path, body) {
-  return page.evaluate(async ([m, p, b]) => {
-    const token = document.querySelector('meta[name="csrf-token"]').content;
-    const r = await fetch(p, {
-      method: m,
-      headers: { "content-type": "application/json", "x-csrf-token": token },
-      body: b === undefined ? undefined : JSON.stringify(b),
-    });
-    return { status: r.status, json: await r.json() };
-  }, [method, path, body]);
-}
 
 /** Every text item of every page of the PDF, joined and with runs of white space as one. */
 async function pdfText(bytes) {

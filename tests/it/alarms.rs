@@ -97,13 +97,7 @@ async fn put_rules(
     device: &str,
     body: Value,
 ) -> reqwest::Response {
-    client
-        .put(app.url(&format!("/api/devices/{device}/rules")))
-        .header("x-csrf-token", csrf)
-        .json(&body)
-        .send()
-        .await
-        .expect("PUT rules")
+    app.put_rules(client, csrf, device, &body).await
 }
 
 async fn acknowledge(

@@ -38,16 +38,7 @@ async fn five_alarms_past_a_limit_of_two_make_one_summary(backend: Backend) {
             .status(),
         200
     );
-    let admin = app.admin().await;
-    let csrf = app.page_csrf(&admin).await;
-    let r = admin
-        .put(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .header("x-csrf-token", csrf)
-        .json(&json!({"rules": [{"quantity": "temperature", "probe": 1, "max": -15.0}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.rule_at_most(DEVICE, -15.0).await;
 
     // Five excursions, each raised and cleared: five alarms, five emails due to the admin.
     for i in 0..5 {

@@ -71,16 +71,7 @@ fn reading(event: &str, t1: f64) -> String {
 }
 
 async fn set_rule(app: &TestApp) {
-    let admin = app.admin().await;
-    let csrf = app.page_csrf(&admin).await;
-    let r = admin
-        .put(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .header("x-csrf-token", csrf)
-        .json(&json!({"rules": [{"quantity": "temperature", "probe": 1, "max": -15.0}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.rule_at_most(DEVICE, -15.0).await;
 }
 
 async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {

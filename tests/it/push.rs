@@ -206,17 +206,7 @@ async fn pushed_alarms_decrypt_and_gone_subscriptions_go(backend: Backend) {
     assert_eq!(r.status(), 201);
     assert_eq!(subscriptions(&app).await, 2);
 
-    let admin = app.admin().await;
-    let admin_csrf = app.page_csrf(&admin).await;
-    let rule = json!({"rules": [{"quantity": "temperature", "probe": 1, "max": -15.0}]});
-    let r = admin
-        .put(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .header("x-csrf-token", admin_csrf)
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.rule_at_most(DEVICE, -15.0).await;
     assert_eq!(app.post_mdp(&reading("hot", -9.0)).await.status(), 200);
 
     for _ in 0..200 {

@@ -95,13 +95,8 @@ async fn site_report(backend: Backend) {
     let south = get_json(&stranger, app.url("/api/sites")).await;
     assert_eq!(south[0]["timeZone"], "UTC", "the server's default");
 
-    let r = manager
-        .put(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .header("x-csrf-token", &manager_csrf)
-        .json(&serde_json::from_str::<Value>(RULE).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let rule = serde_json::from_str::<Value>(RULE).unwrap();
+    let r = app.put_rules(&manager, &manager_csrf, DEVICE, &rule).await;
     assert_eq!(r.status(), 200);
     // Day 1: out of range from 02:00 to 03:00 (an alarm, acknowledged); day 2 in range.
     post(&app, "r2", D1 + 2 * HOUR, -10.0).await;

@@ -78,13 +78,8 @@ async fn report_survives_a_purge(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let r = admin
-        .put(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::from_str::<Value>(RULE).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let rule = serde_json::from_str::<Value>(RULE).unwrap();
+    let r = app.put_rules(&admin, &csrf, DEVICE, &rule).await;
     assert_eq!(r.status(), 200);
 
     // Every 30 minutes for three days; out of range on day 2 from 23:00 to 01:00 (over

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::json;
 
 use super::{DEV, EUI};
 use crate::support::*;
@@ -59,16 +58,7 @@ async fn a_receiver_that_never_answers_is_timed_out_and_retried(backend: Backend
         .add_webhook_endpoint("North", &url, SECRET_16, "test")
         .await
         .expect("add webhook");
-    let admin = app.admin().await;
-    let csrf = app.page_csrf(&admin).await;
-    let r = admin
-        .put(app.url(&format!("/api/devices/{DEV}/rules")))
-        .header("x-csrf-token", csrf)
-        .json(&json!({"rules": [{"quantity": "temperature", "probe": 1, "max": -15.0}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.rule_at_most(DEV, -15.0).await;
     let hot = mdp_reading("hot", DEV, EUI, -9.5, -20.0);
     assert_eq!(app.post_mdp(&hot).await.status(), 200);
 

@@ -303,6 +303,33 @@ impl TestApp {
             .expect("create user")
     }
 
+    /// PUTs a device's rules (`body` as the API takes it) as `client`, with `csrf`.
+    pub async fn put_rules(
+        &self,
+        client: &reqwest::Client,
+        csrf: &str,
+        device: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        client
+            .put(self.url(&format!("/api/devices/{device}/rules")))
+            .header("x-csrf-token", csrf)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT rules")
+    }
+
+    /// As the admin, one rule on `device`: probe 1's temperature at most `max` (at once).
+    pub async fn rule_at_most(&self, device: &str, max: f64) {
+        let admin = self.admin().await;
+        let csrf = self.page_csrf(&admin).await;
+        let body =
+            serde_json::json!({"rules": [{"quantity": "temperature", "probe": 1, "max": max}]});
+        let r = self.put_rules(&admin, &csrf, device, &body).await;
+        assert_eq!(r.status(), 200, "PUT rules of {device}");
+    }
+
     pub async fn assign(&self, device: &str, site: &str) {
         self.state
             .store
