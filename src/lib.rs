@@ -23,3 +23,6 @@ pub mod web;
 
 pub use app::build_state;
 pub use server::serve;
+/// The connection sniffer, public for its fuzz target only.
+#[doc(hidden)]
+pub use server::sniff;

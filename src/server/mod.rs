@@ -19,7 +19,8 @@
 
 mod limits;
 mod raw;
-mod sniff;
+#[doc(hidden)]
+pub mod sniff;
 
 use std::convert::Infallible;
 use std::io;

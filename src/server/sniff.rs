@@ -49,13 +49,16 @@ pub async fn sniff(sock: &mut TcpStream, addr: SocketAddr, deadline: Instant) ->
     }
 }
 
-enum Verdict {
+/// What the first bytes of a connection say (public for the fuzz target).
+pub enum Verdict {
     Stream(Box<Request<Body>>),
     Other,
     NeedMore,
 }
 
-fn classify(buf: &[u8], addr: SocketAddr) -> Verdict {
+/// Total and final: a verdict other than `NeedMore` stays the same whatever bytes follow, so
+/// it does not depend on how the head was split into reads.
+pub fn classify(buf: &[u8], addr: SocketAddr) -> Verdict {
     let seen = buf.len().min(STREAM_PATH.len());
     if buf[..seen] != STREAM_PATH[..seen] {
         return Verdict::Other;
@@ -63,16 +66,17 @@ fn classify(buf: &[u8], addr: SocketAddr) -> Verdict {
     if buf.len() > STREAM_PATH.len() && !matches!(buf[STREAM_PATH.len()], b' ' | b'?') {
         return Verdict::Other;
     }
-    if buf.len() >= MAX_HEAD {
-        return Verdict::Other;
-    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
+    // The limit is on the head, not on what was read: bytes after a complete head (pipelined)
+    // do not change the verdict, so it does not depend on how the reads were split.
     match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => Verdict::Other,
         Ok(httparse::Status::Complete(_)) => match to_request(&parsed, addr) {
             Some(request) => Verdict::Stream(Box::new(request)),
             None => Verdict::Other,
         },
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Verdict::Other,
         Ok(httparse::Status::Partial) => Verdict::NeedMore,
         Err(_) => Verdict::Other,
     }
@@ -203,6 +207,75 @@ mod tests {
             verdict("GET /api/realtime HTTP/1.1\r\nbad\r\n\r\n"),
             "other"
         );
+    }
+
+    /// The verdict with the whole request it carries, to compare two verdicts.
+    fn summary(buf: &[u8]) -> String {
+        match classify(buf, addr()) {
+            Verdict::Stream(r) => format!("stream {} {:?} {:?}", r.uri(), r.version(), r.headers()),
+            Verdict::Other => "other".into(),
+            Verdict::NeedMore => "more".into(),
+        }
+    }
+
+    #[test]
+    fn a_stream_head_followed_by_more_bytes_than_a_head_may_have_is_still_a_stream() {
+        let mut buf = b"GET /api/realtime HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let head = summary(&buf);
+        buf.resize(MAX_HEAD + 100, b'x');
+        assert_eq!(
+            summary(&buf),
+            head,
+            "pipelined bytes do not change the verdict"
+        );
+        let mut long = b"GET /api/realtime HTTP/1.1\r\nX: ".to_vec();
+        long.resize(MAX_HEAD + 10, b'a');
+        long.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(
+            summary(&long),
+            "other",
+            "a head longer than MAX_HEAD is hyper's"
+        );
+        assert_eq!(
+            summary(&long[..MAX_HEAD]),
+            "other",
+            "so is its first MAX_HEAD bytes"
+        );
+    }
+
+    /// Bytes that look like the start of a stream request, so the cases are not all `other`.
+    fn near_stream_heads() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let starts = prop::sample::select(vec![
+            "",
+            "GET /api/realtime",
+            "GET /api/realtime HTTP/1.1\r\n",
+            "GET /api/realtime?lastEventId=1 HTTP/1.0\r\nHost: a\r\n",
+        ]);
+        let tail = prop::collection::vec(
+            prop::sample::select(b" ?/=aZ:\r\n0H\x00\xff".to_vec()),
+            0..48,
+        );
+        (starts, tail).prop_map(|(s, t)| [s.as_bytes(), &t].concat())
+    }
+
+    proptest::proptest! {
+        /// What `sniff` relies on: it decides on each prefix read so far, so a decision must not
+        /// change with more bytes, and the same bytes always get the same verdict.
+        #[test]
+        fn a_verdict_is_deterministic_and_final(
+            head in near_stream_heads(),
+            more in near_stream_heads(),
+            split in 0usize..200,
+        ) {
+            let all = [head.as_slice(), &more].concat();
+            let split = split.min(all.len());
+            let first = summary(&all[..split]);
+            proptest::prop_assert_eq!(&first, &summary(&all[..split]));
+            if first != "more" {
+                proptest::prop_assert_eq!(first, summary(&all));
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,11 @@ impl FormData {
         )
     }
 
+    /// Every pair, in the order sent.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -70,6 +75,67 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::FormData;
+    use proptest::prelude::*;
+
+    /// Escapes only what the format itself uses (`&`, `=`, `+`, `%`); every other byte raw.
+    fn encode_minimal(pairs: &[(String, String)]) -> Vec<u8> {
+        let esc = |s: &str| -> Vec<u8> {
+            s.bytes()
+                .flat_map(|b| match b {
+                    b'&' | b'=' | b'+' | b'%' => format!("%{b:02X}").into_bytes(),
+                    b => vec![b],
+                })
+                .collect()
+        };
+        join(pairs, esc)
+    }
+
+    /// Escapes every byte, in lower-case hex.
+    fn encode_all(pairs: &[(String, String)]) -> Vec<u8> {
+        join(pairs, |s| {
+            s.bytes()
+                .flat_map(|b| format!("%{b:02x}").into_bytes())
+                .collect()
+        })
+    }
+
+    fn reparse(body: Vec<u8>) -> Vec<(String, String)> {
+        FormData::parse(&body).pairs().to_vec()
+    }
+
+    fn join(pairs: &[(String, String)], esc: impl Fn(&str) -> Vec<u8>) -> Vec<u8> {
+        let parts: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(k, v)| [esc(k), b"=".to_vec(), esc(v)].concat())
+            .collect();
+        parts.join(&b'&')
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_pairs_parse_back_to_themselves(
+            pairs in prop::collection::vec((".{0,8}", ".{0,8}"), 0..6),
+        ) {
+            prop_assert_eq!(reparse(encode_minimal(&pairs)), &pairs[..]);
+            prop_assert_eq!(reparse(encode_all(&pairs)), &pairs[..]);
+        }
+
+        /// Any body: re-encoding what was parsed gives the same pairs, and the output is
+        /// bounded by the input (one pair per `&`-part; a byte becomes at most U+FFFD).
+        #[test]
+        fn any_body_reparses_the_same_and_is_bounded(
+            body in prop::collection::vec(
+                prop::sample::select(b"a=&%+2F0e\xff\xc3\xa9".to_vec()), 0..64),
+        ) {
+            let parsed = FormData::parse(&body);
+            let pairs = parsed.pairs();
+            prop_assert_eq!(reparse(encode_minimal(pairs)), pairs);
+            prop_assert_eq!(reparse(encode_all(pairs)), pairs);
+            prop_assert!(pairs.len() <= body.iter().filter(|b| **b == b'&').count() + 1);
+            let out: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+            prop_assert!(out <= 3 * body.len());
+        }
+    }
 
     #[test]
     fn parses_repeated_keys_and_escapes() {

@@ -5,6 +5,7 @@
 //! the machine is theirs.
 
 mod database_outage;
+mod disk_full;
 mod forged_and_expired_sessions;
 mod notification_crash;
 mod reconnect_storm;
