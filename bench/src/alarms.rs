@@ -15,7 +15,7 @@ use crate::clock::mono_us;
 use crate::http::Conn;
 use crate::publish::Publisher;
 use crate::rules::put_rules;
-use crate::servers::{hidden_inputs, Server};
+use crate::servers::{page_csrf, Server};
 use crate::smtp_sink::SmtpSink;
 use crate::stats::{percentile, Ingest};
 use crate::target::{fleet_reading, Markers, Target};
@@ -75,13 +75,7 @@ async fn email_alerts(target: &Target, on: bool) -> anyhow::Result<()> {
     let cookie = target.cookie.clone().context("no session")?;
     let addr = target.addr;
     let mut conn = Conn::new(addr);
-    let get = format!("GET /settings HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
-    let page = conn.send(get.as_bytes()).await?;
-    let csrf = hidden_inputs(&String::from_utf8_lossy(&page.body))
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v)
-        .context("no anti-forgery token on /settings")?;
+    let csrf = page_csrf(&mut conn, target, "/settings").await?;
     let body = if on {
         format!("csrf={csrf}&email_alerts=on")
     } else {

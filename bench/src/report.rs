@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::clock::{mono_us, unix_ms};
 use crate::http::Conn;
-use crate::servers::{hidden_inputs, Server};
+use crate::servers::{page_csrf, Server};
 use crate::target::{dev_eui, Target};
 
 const DAY_MS: u64 = 86_400_000;
@@ -82,12 +82,7 @@ async fn seed(target: &Target, args: &ReportArgs, start_ms: u64) -> anyhow::Resu
             }
         }
     }
-    let (_, page) = get(&mut conn, target, "/admin").await?;
-    let csrf = hidden_inputs(&String::from_utf8_lossy(&page))
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v)
-        .context("no anti-forgery token on /admin")?;
+    let csrf = page_csrf(&mut conn, target, "/admin").await?;
     let cookie = target.cookie.as_deref().unwrap_or_default();
     let addr = target.addr;
     for n in 0..args.devices {

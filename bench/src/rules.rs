@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use crate::clock::mono_us;
 use crate::http::Conn;
 use crate::publish::Publisher;
-use crate::servers::{hidden_inputs, Server};
+use crate::servers::{page_csrf, Server};
 use crate::stats::Ingest;
 use crate::target::{fleet_event, Markers, Target};
 
@@ -70,13 +70,7 @@ pub async fn put_rules(target: &Target, devices: usize, body: &str) -> anyhow::R
     let cookie = target.cookie.clone().context("no session")?;
     let addr = target.addr;
     let mut conn = Conn::new(addr);
-    let get = format!("GET /admin HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
-    let page = conn.send(get.as_bytes()).await?;
-    let csrf = hidden_inputs(&String::from_utf8_lossy(&page.body))
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v)
-        .context("no anti-forgery token on /admin")?;
+    let csrf = page_csrf(&mut conn, target, "/admin").await?;
     for n in 0..devices {
         let device = 1_904_371_063_669_400_000u64 + n as u64;
         let req = format!(

@@ -292,6 +292,19 @@ fn session_cookie(head: &crate::http::Head) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The anti-forgery token of the signed-in page at `path`, read over `conn`.
+pub async fn page_csrf(conn: &mut Conn, target: &Target, path: &str) -> anyhow::Result<String> {
+    let cookie = target.cookie.as_deref().context("no session")?;
+    let addr = target.addr;
+    let get = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n");
+    let page = conn.send(get.as_bytes()).await?;
+    hidden_inputs(&String::from_utf8_lossy(&page.body))
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v)
+        .with_context(|| format!("no anti-forgery token on {path}"))
+}
+
 /// (name, value) of every `<input type="hidden" …>` in a page.
 pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| {
