@@ -20,6 +20,7 @@ mod reading;
 mod report;
 mod summary;
 mod time;
+mod unit;
 mod user;
 
 pub use alarm::*;
@@ -36,4 +37,5 @@ pub use reading::*;
 pub use report::*;
 pub use summary::*;
 pub use time::now_ms;
+pub use unit::*;
 pub use user::*;

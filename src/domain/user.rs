@@ -37,6 +37,8 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub site_ids: Vec<i64>,
+    /// The unit pages, reports and emails show temperatures in.
+    pub unit: super::TemperatureUnit,
 }
 
 impl User {

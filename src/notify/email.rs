@@ -6,7 +6,7 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{render, Failure};
-use crate::domain::NotificationRow;
+use crate::domain::{NotificationRow, TemperatureUnit};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -25,12 +25,18 @@ impl Mailer {
         Ok(Mailer { transport, from })
     }
 
-    pub async fn send(&self, row: &NotificationRow, public_url: &str) -> Result<String, Failure> {
+    /// Sends the email of `row`, temperatures in the recipient's `unit`.
+    pub async fn send(
+        &self,
+        row: &NotificationRow,
+        public_url: &str,
+        unit: TemperatureUnit,
+    ) -> Result<String, Failure> {
         let to: Mailbox = row
             .recipient
             .parse()
             .map_err(|e| Failure::permanent(format!("bad address {:?}: {e}", row.recipient)))?;
-        let mail = render::email(&row.payload, public_url);
+        let mail = render::email(&row.payload, public_url, unit);
         let body = MultiPart::alternative()
             .singlepart(
                 SinglePart::builder()

@@ -195,7 +195,10 @@ impl Dispatcher {
         }
         let result = match row.channel.as_str() {
             domain::EMAIL => match &self.mailer {
-                Some(m) => m.send(&row, &self.settings.public_url).await,
+                Some(m) => match self.store.recipient_unit(&row.recipient).await {
+                    Ok(unit) => m.send(&row, &self.settings.public_url, unit).await,
+                    Err(e) => Err(Failure::retry(format!("could not read the recipient: {e}"))),
+                },
                 None => Err(Failure::permanent("no SMTP server configured (--smtp-url)")),
             },
             domain::WEBHOOK => webhook::send(&self.http, &self.store, &row).await,

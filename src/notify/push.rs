@@ -11,7 +11,7 @@ use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 
 use super::Failure;
-use crate::domain::{b64url, now_ms, to_b64url, NotificationRow};
+use crate::domain::{b64url, now_ms, to_b64url, NotificationRow, TemperatureUnit};
 use crate::store::Store;
 
 /// Record size announced in the header; one record holds the whole (small) message.
@@ -83,7 +83,8 @@ pub fn vapid_header(
 
 /// What the browser shows: a title, a line, and the page a click opens.
 fn message(payload: &str, public_url: &str) -> Vec<u8> {
-    let mail = super::render::email(payload, public_url);
+    // The title names the device and what is wrong, no value: no unit to choose.
+    let mail = super::render::email(payload, public_url, TemperatureUnit::Celsius);
     let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
     let device = v["data"]["deviceId"].as_str().unwrap_or("");
     let url = if device.is_empty() {

@@ -6,6 +6,8 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::domain::TemperatureUnit;
+
 pub struct Email {
     pub subject: String,
     pub text: String,
@@ -45,22 +47,27 @@ fn utc(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn unit(quantity: &str) -> &'static str {
-    if quantity == "humidity" {
-        " %RH"
-    } else if quantity == "battery" {
-        " %"
-    } else {
-        " °C"
+/// A value of the alarm's quantity in words: temperatures (°C in the payload) in the reader's
+/// unit, to a tenth.
+fn amount(quantity: &str, v: f64, unit: TemperatureUnit) -> (String, &'static str) {
+    match quantity {
+        "humidity" => (format!("{v:.1}"), "%RH"),
+        "battery" => (format!("{v:.1}"), "%"),
+        _ => (format!("{:.1}", unit.from_celsius(v)), unit.symbol()),
     }
 }
 
-fn fields(payload: &Value, public_url: &str) -> Fields {
+fn fields(payload: &Value, public_url: &str, unit: TemperatureUnit) -> Fields {
     let kind = payload["type"].as_str().unwrap_or("");
     let a = &payload["data"];
     let text = |k: &str| a[k].as_str().unwrap_or("").to_string();
     let quantity = text("quantity");
-    let number = |k: &str| a[k].as_f64().map(|v| format!("{v:.1}{}", unit(&quantity)));
+    let bare = |v: f64| amount(&quantity, v, unit).0;
+    let of = |v: f64| {
+        let (n, u) = amount(&quantity, v, unit);
+        format!("{n} {u}")
+    };
+    let number = |k: &str| a[k].as_f64().map(of);
     let what = match text("kind").as_str() {
         "threshold" => format!("{quantity} of probe {} out of range", a["probe"]),
         "device" => format!(
@@ -74,9 +81,9 @@ fn fields(payload: &Value, public_url: &str) -> Fields {
         other => other.to_string(),
     };
     let range = match (a["min"].as_f64(), a["max"].as_f64()) {
-        (Some(lo), Some(hi)) => Some(format!("{lo:.1} to {hi:.1}{}", unit(&quantity))),
-        (Some(lo), None) => Some(format!("at least {lo:.1}{}", unit(&quantity))),
-        (None, Some(hi)) => Some(format!("at most {hi:.1}{}", unit(&quantity))),
+        (Some(lo), Some(hi)) => Some(format!("{} to {}", bare(lo), of(hi))),
+        (Some(lo), None) => Some(format!("at least {}", of(lo))),
+        (None, Some(hi)) => Some(format!("at most {}", of(hi))),
         (None, None) => None,
     };
     let device = text("deviceName");
@@ -145,11 +152,11 @@ pub fn summary_payload(items: &[&str], total: i64, limit: i64, now_ms: i64) -> S
     .to_string()
 }
 
-fn summary(v: &Value, public_url: &str) -> Email {
+fn summary(v: &Value, public_url: &str, unit: TemperatureUnit) -> Email {
     let d = &v["data"];
     let items: Vec<Fields> = d["items"]
         .as_array()
-        .map(|a| a.iter().map(|i| fields(i, public_url)).collect())
+        .map(|a| a.iter().map(|i| fields(i, public_url, unit)).collect())
         .unwrap_or_default();
     let total = d["count"].as_i64().unwrap_or(items.len() as i64);
     let s = Summary {
@@ -172,12 +179,13 @@ fn summary(v: &Value, public_url: &str) -> Email {
     }
 }
 
-pub fn email(payload: &str, public_url: &str) -> Email {
+/// An alarm (or summary) email from its payload, temperatures in the recipient's `unit`.
+pub fn email(payload: &str, public_url: &str, unit: TemperatureUnit) -> Email {
     let v: Value = serde_json::from_str(payload).unwrap_or_default();
     if v["type"] == "summary" {
-        return summary(&v, public_url);
+        return summary(&v, public_url, unit);
     }
-    let f = fields(&v, public_url);
+    let f = fields(&v, public_url, unit);
     let text = Text { f: &f };
     let html = Html { f: &f };
     Email {
@@ -195,10 +203,12 @@ pub fn email(payload: &str, public_url: &str) -> Email {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::TemperatureUnit::{Celsius, Fahrenheit};
+
     #[test]
     fn an_alarm_email_says_what_where_and_since_when() {
         let payload = r#"{"type":"alarm_raised","timestamp":1,"data":{"alarmId":7,"deviceId":"1988","deviceName":"Freezer <A>\nBcc: x","siteName":"North","kind":"threshold","quantity":"temperature","probe":1,"min":-25.0,"max":-15.0,"value":-12.0,"peak":-10.5,"startedAt":1790000000000}}"#;
-        let e = super::email(payload, "https://sc.example");
+        let e = super::email(payload, "https://sc.example", Celsius);
         assert!(!e.subject.contains('\n'), "{}", e.subject);
         assert!(e.subject.starts_with("Alarm: Freezer <A>"));
         assert!(
@@ -214,13 +224,22 @@ mod tests {
             "escaped: {}",
             e.html
         );
+        let f = super::email(payload, "https://sc.example", Fahrenheit);
+        assert!(
+            f.text.contains("10.4 °F") && f.text.contains("13.1 °F"),
+            "{}",
+            f.text
+        );
+        assert!(f.text.contains("-13.0 to 5.0 °F"), "{}", f.text);
+        assert!(f.html.contains("-13.0 to 5.0 °F"), "{}", f.html);
+        assert!(!f.text.contains("°C") && !f.html.contains("°C"));
     }
 
     #[test]
     fn a_summary_lists_what_was_held_and_counts_the_rest() {
         let item = r#"{"type":"alarm_raised","timestamp":1,"data":{"deviceId":"7","deviceName":"Cold <room>","siteName":"North","kind":"offline","startedAt":1790000000000}}"#;
         let payload = super::summary_payload(&[item, item], 5, 20, 2);
-        let e = super::email(&payload, "https://sc.example");
+        let e = super::email(&payload, "https://sc.example", Celsius);
         assert_eq!(e.subject, "5 more alarm notifications held back");
         assert_eq!(
             e.text

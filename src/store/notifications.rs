@@ -6,7 +6,7 @@ use super::rows::AttemptRecord;
 use super::{dispatch, Store, StoreError, StoreResult};
 use crate::domain::{
     self as domain, action, check_webhook, now_ms, AuditEntry, NotificationRow,
-    PushSubscriptionRow, Role, WebhookEndpoint,
+    PushSubscriptionRow, Role, TemperatureUnit, WebhookEndpoint,
 };
 
 /// Browsers one user keeps subscribed; older subscriptions go when a new one comes.
@@ -255,5 +255,31 @@ impl Store {
         )
         .await)?;
         Ok(())
+    }
+
+    /// Sets the unit this user reads temperatures in.
+    pub async fn set_temperature_unit(
+        &self,
+        user_id: i64,
+        unit: TemperatureUnit,
+    ) -> StoreResult<()> {
+        dispatch!(&self.db, |pool, q| q::set_user_temperature_unit(
+            pool,
+            user_id,
+            unit.code()
+        )
+        .await)?;
+        Ok(())
+    }
+
+    /// The unit of whoever gets an email at this address (°C when nobody has it: an address an
+    /// admin typed for a test, say).
+    pub async fn recipient_unit(&self, email: &str) -> StoreResult<TemperatureUnit> {
+        let code = dispatch!(&self.db, |pool, q| q::email_temperature_unit(pool, email)
+            .await)?;
+        Ok(code
+            .as_deref()
+            .and_then(TemperatureUnit::parse)
+            .unwrap_or_default())
     }
 }

@@ -106,6 +106,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: String,
     pub disabled: bool,
+    /// 'C' or 'F' (`TemperatureUnit::code`).
+    pub temperature_unit: String,
 }
 
 /// Filters for a telemetry query.

@@ -2,7 +2,7 @@
 //! web layer's (it bounds how many run at once).
 
 use super::{dispatch, SiteRow, Store, StoreError, StoreResult, UserListRow, UserRow, UserSiteRow};
-use crate::domain::{action, now_ms, AuditEntry, Role, User};
+use crate::domain::{action, now_ms, AuditEntry, Role, TemperatureUnit, User};
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -91,6 +91,7 @@ impl Store {
             role,
             disabled: row.disabled,
             site_ids,
+            unit: TemperatureUnit::parse(&row.temperature_unit).unwrap_or_default(),
         }))
     }
 

@@ -70,8 +70,8 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let last_event_id = state.hub.last_id();
     let store = &state.store;
-    let fleet = Fleet::load(store, &Scope::All, false).await?;
-    let alarms = open_alarms(store, &Scope::All).await?;
+    let fleet = Fleet::load(store, &Scope::All, false, user.unit).await?;
+    let alarms = open_alarms(store, &Scope::All, user.unit).await?;
     let sites = store.sites().await?;
     let events = store.recent_events(&Scope::All, 30).await?;
     let deliveries = store.recent_deliveries(false, 8).await?;
@@ -96,7 +96,7 @@ pub async fn page(
         users,
         events: events
             .iter()
-            .filter_map(|e| EventLine::parse(e.id, &e.json))
+            .filter_map(|e| EventLine::parse(e.id, &e.json, user.unit))
             .collect(),
         health: state.health.snapshot(),
         deliveries,

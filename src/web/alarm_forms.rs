@@ -17,7 +17,7 @@ use super::form::FormData;
 use super::layout::dashboard_path;
 use super::state::AppState;
 use super::view::{path_segment, rule_fields};
-use crate::domain::{check_rules, RuleJson, User, MAX_COMMENT_CHARS};
+use crate::domain::{check_rules, Quantity, RuleJson, TemperatureUnit, User, MAX_COMMENT_CHARS};
 
 /// Where a form returns to: its `return` field when it is a local page, else the dashboard.
 fn back(form: &FormData, user: &User) -> String {
@@ -82,17 +82,26 @@ fn number(form: &FormData, name: &str) -> Result<Option<f64>, ()> {
 }
 
 /// The rules of the form's rows (a row with neither min nor max is no rule), or what is wrong
-/// with one of them, in words naming the row.
-fn rules_of(form: &FormData) -> Result<Vec<RuleJson>, String> {
+/// with one of them, in words naming the row. Temperatures are in the unit the form was drawn
+/// in (its `unit` field; else the reader's), stored in °C.
+fn rules_of(form: &FormData, reader: TemperatureUnit) -> Result<Vec<RuleJson>, String> {
+    let unit = form
+        .text("unit")
+        .and_then(TemperatureUnit::parse)
+        .unwrap_or(reader);
     let mut rules = Vec::new();
-    for field in rule_fields(&[]) {
+    for field in rule_fields(&[], unit) {
         let (quantity, probe) = field.key.split_once('-').unwrap_or_default();
         let what = &field.what;
         let value = |part: &str, label: &str| {
             number(form, &format!("{}-{part}", field.key))
                 .map_err(|()| format!("{what}: {label} must be a number, e.g. -15 or -15.5."))
         };
-        let (min, max) = (value("min", "min")?, value("max", "max")?);
+        let (mut min, mut max) = (value("min", "min")?, value("max", "max")?);
+        if quantity == Quantity::Temperature.as_str() {
+            min = min.map(|v| unit.to_celsius(v));
+            max = max.map(|v| unit.to_celsius(v));
+        }
         if min.is_none() && max.is_none() {
             continue;
         }
@@ -138,7 +147,7 @@ pub async fn rules(
         .await?
         .ok_or_else(PageError::not_found)?;
     let to = format!("/devices/{}#rules", path_segment(&device.public_id()));
-    let checked = rules_of(&form).and_then(|r| {
+    let checked = rules_of(&form, user.unit).and_then(|r| {
         check_rules(&r).map_err(|e| format!("Not saved: {}.", e.message.trim_end_matches('.')))
     });
     let rules = match checked {
@@ -176,10 +185,13 @@ mod tests {
 
     #[test]
     fn rows_become_rules_and_errors_name_the_row() {
-        let rules = rules_of(&form(
-            "temperature-1-min=&temperature-1-max=-15&temperature-1-delay=10\
-             &temperature-2-min=-25,5&temperature-2-max=-15&humidity-1-delay=5",
-        ))
+        let rules = rules_of(
+            &form(
+                "temperature-1-min=&temperature-1-max=-15&temperature-1-delay=10\
+                 &temperature-2-min=-25,5&temperature-2-max=-15&humidity-1-delay=5",
+            ),
+            TemperatureUnit::Celsius,
+        )
         .unwrap();
         assert_eq!(rules.len(), 2, "an empty row is no rule, even with a delay");
         assert_eq!(
@@ -188,7 +200,7 @@ mod tests {
         );
         assert_eq!((rules[1].min, rules[1].probe), (Some(-25.5), 2));
 
-        let err = |body: &str| rules_of(&form(body)).unwrap_err();
+        let err = |body: &str| rules_of(&form(body), TemperatureUnit::Celsius).unwrap_err();
         assert_eq!(
             err("temperature-2-min=-10&temperature-2-max=-20"),
             "Probe 2 temperature: min must be below max."
@@ -201,6 +213,26 @@ mod tests {
             err("temperature-1-max=1&temperature-1-delay=2000"),
             "Probe 1 temperature: the delay must be between 0 and 1440 minutes."
         );
-        assert!(rules_of(&form("")).unwrap().is_empty());
+        assert!(rules_of(&form(""), TemperatureUnit::Celsius)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn temperatures_are_read_in_the_forms_unit() {
+        use TemperatureUnit::{Celsius, Fahrenheit};
+        let body = "temperature-1-min=-13&temperature-1-max=5&humidity-2-max=80";
+        let rules = rules_of(&form(body), Fahrenheit).unwrap();
+        assert_eq!((rules[0].min, rules[0].max), (Some(-25.0), Some(-15.0)));
+        assert_eq!(
+            rules[1].max,
+            Some(80.0),
+            "humidity is a percentage in any unit"
+        );
+        // The form says which unit it was drawn in (the reader may have switched since).
+        let rules = rules_of(&form(&format!("unit=C&{body}")), Fahrenheit).unwrap();
+        assert_eq!(rules[0].min, Some(-13.0));
+        let rules = rules_of(&form(&format!("unit=F&{body}")), Celsius).unwrap();
+        assert_eq!(rules[0].min, Some(-25.0));
     }
 }

@@ -16,7 +16,7 @@ use super::extract::{ApiJson, ApiPath, PagePath};
 use super::flash::set_flash;
 use super::form::FormData;
 use super::state::AppState;
-use crate::domain::{Command, CommandJson, DeviceRow, Role, User};
+use crate::domain::{Command, CommandJson, DeviceRow, Role, TemperatureUnit, User};
 use crate::ingest::ts302::downlink;
 use crate::store::Work;
 
@@ -133,7 +133,7 @@ pub async fn request_form(
     PagePath(device_id): PagePath<String>,
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
-    let body = form_command(&form);
+    let body = form_command(&form, user.unit);
     let back = format!(
         "/devices/{}#commands",
         super::view::path_segment(&device_id)
@@ -155,14 +155,22 @@ pub async fn request_form(
 }
 
 /// The command JSON the form's fields describe (numbers as numbers; empty fields left out).
-fn form_command(form: &FormData) -> Value {
+/// Thresholds are typed in the form's unit (its `unit` field; else the reader's) and sent in °C.
+fn form_command(form: &FormData, reader: TemperatureUnit) -> Value {
+    let unit = form
+        .text("unit")
+        .and_then(TemperatureUnit::parse)
+        .unwrap_or(reader);
     let mut body = serde_json::Map::new();
     body.insert("command".into(), json!(form.text("command").unwrap_or("")));
     for field in ["minutes", "probe", "min", "max"] {
         if let Some(v) = form.text(field) {
+            let threshold = field == "min" || field == "max";
             let n = v.parse::<f64>().ok().and_then(|n| {
-                if n.fract() == 0.0 && field != "min" && field != "max" {
+                if n.fract() == 0.0 && !threshold {
                     Some(json!(n as i64))
+                } else if threshold {
+                    serde_json::Number::from_f64(unit.to_celsius(n)).map(Value::Number)
                 } else {
                     serde_json::Number::from_f64(n).map(Value::Number)
                 }
@@ -255,21 +263,23 @@ pub struct CommandsPanel {
     pub lines: Vec<CommandLine>,
 }
 
-/// The arguments of a command, short, for a table cell.
-pub fn detail_of(body: &str) -> String {
+/// The arguments of a command, short, for a table cell; thresholds in the reader's unit.
+pub fn detail_of(body: &str, unit: TemperatureUnit) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_default();
     let num = |k: &str| v[k].as_f64().map(|n| format!("{n}"));
+    let degrees = |k: &str| v[k].as_f64().map(|c| unit.field(c));
     match v["command"].as_str().unwrap_or("") {
         "set_report_interval" => num("minutes")
             .map(|m| format!("{m} min"))
             .unwrap_or_default(),
         "set_threshold" => {
-            let range = match (num("min"), num("max")) {
+            let range = match (degrees("min"), degrees("max")) {
                 (None, None) => "off".to_string(),
                 (lo, hi) => format!(
-                    "{} to {} °C",
+                    "{} to {} {}",
                     lo.unwrap_or_else(|| "…".into()),
-                    hi.unwrap_or_else(|| "…".into())
+                    hi.unwrap_or_else(|| "…".into()),
+                    unit.symbol()
                 ),
             };
             format!("probe {}: {range}", v["probe"])
@@ -295,7 +305,7 @@ pub async fn panel(
         .into_iter()
         .map(|c| CommandLine {
             id: c.id,
-            detail: detail_of(&c.body),
+            detail: detail_of(&c.body, user.unit),
             command: c.command,
             status: c.status,
             requested_by: c.requested_by,

@@ -20,7 +20,8 @@ use super::layout::{render, Layout};
 use super::state::AppState;
 use super::view::{self, rule_fields, AlarmView, DeviceView, RuleField, RuleView, DAY_MS};
 use crate::domain::{
-    bucket_of, chart_step, now_ms, DeviceRow, ReadingRow, Role, User, CHART_SUMMARY_FROM_MS,
+    bucket_of, chart_step, now_ms, DeviceRow, ReadingRow, Role, TemperatureUnit, User,
+    CHART_SUMMARY_FROM_MS,
 };
 use crate::store::{AlarmFilter, SiteRow, TelemetryQuery};
 
@@ -76,12 +77,12 @@ impl ReadingLine {
     }
 }
 
-impl From<ReadingRow> for ReadingLine {
-    fn from(r: ReadingRow) -> Self {
+impl ReadingLine {
+    pub fn of(r: ReadingRow, unit: TemperatureUnit) -> Self {
         ReadingLine {
             at_ms: r.measured_ms,
-            t1: view::temp(r.temperature),
-            t2: view::temp(r.temperature2),
+            t1: view::temp(r.temperature, unit),
+            t2: view::temp(r.temperature2, unit),
             humidity: view::percent(r.humidity.or(r.humidity2)),
             battery: view::battery(r.battery),
             alarm: r.alarms.as_deref().map(view::describe_alarms),
@@ -162,8 +163,11 @@ pub async fn detail(
         None
     };
     let rule_rows = store.rules(id).await?;
-    let rule_form = may_edit_rules(&user, &row).then(|| rule_fields(&rule_rows));
-    let rules: Vec<RuleView> = rule_rows.iter().map(RuleView::of).collect();
+    let rule_form = may_edit_rules(&user, &row).then(|| rule_fields(&rule_rows, user.unit));
+    let rules: Vec<RuleView> = rule_rows
+        .iter()
+        .map(|r| RuleView::of(r, user.unit))
+        .collect();
     let history = AlarmFilter {
         open_only: false,
         device_id: Some(id),
@@ -171,10 +175,10 @@ pub async fn detail(
         until_ms: i64::MAX,
         limit: ALARM_HISTORY_MAX,
     };
-    let alarms = AlarmView::list(&store.alarms(&scope, &history).await?);
+    let alarms = AlarmView::list(&store.alarms(&scope, &history).await?, user.unit);
     let commands = super::commands::panel(&state, &user, &row).await?;
     let ids = [(id, row.public_id())];
-    let devices = DeviceView::build(vec![row], latest);
+    let devices = DeviceView::build(vec![row], latest, user.unit);
     let chart_json = match &buckets {
         Some(rows) => view::summary_chart_json(&ids[0].1, rows),
         None => view::chart_json(&devices, &ids, points),
@@ -194,7 +198,10 @@ pub async fn detail(
         step_ms,
         ranges: RANGES.iter().map(|r| (r.0, r.0 == range)).collect(),
         chart_json,
-        readings: recent.into_iter().map(ReadingLine::from).collect(),
+        readings: recent
+            .into_iter()
+            .map(|r| ReadingLine::of(r, user.unit))
+            .collect(),
         sites,
         export_max: EXPORT_MAX_ROWS,
         flash: take_flash(&session).await,
@@ -267,17 +274,30 @@ pub async fn export_csv(
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        csv(&public, &device.name, &rows),
+        csv(&public, &device.name, &rows, user.unit),
     )
         .into_response())
 }
 
-const CSV_HEADER: &str = "device_id,device_name,measured_at,measured_at_ms,received_at,temperature,temperature2,humidity,humidity2,battery,historical,event_type,source,alarms\r\n";
+/// The columns; temperatures are `temperature,temperature2` in °C (as stored, every digit) or
+/// `temperature_f,temperature2_f` in °F (to 0.01, which every tenth of a °C is exactly).
+fn csv_header(unit: TemperatureUnit) -> String {
+    let t = match unit {
+        TemperatureUnit::Celsius => "temperature,temperature2",
+        TemperatureUnit::Fahrenheit => "temperature_f,temperature2_f",
+    };
+    format!("device_id,device_name,measured_at,measured_at_ms,received_at,{t},humidity,humidity2,battery,historical,event_type,source,alarms\r\n")
+}
 
-fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
-    let mut out = String::with_capacity(CSV_HEADER.len() + rows.len() * 120);
-    out.push_str(CSV_HEADER);
+fn csv(device_id: &str, name: &str, rows: &[ReadingRow], unit: TemperatureUnit) -> String {
+    let header = csv_header(unit);
+    let mut out = String::with_capacity(header.len() + rows.len() * 120);
+    out.push_str(&header);
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let degrees = |v: Option<f64>| match unit {
+        TemperatureUnit::Celsius => num(v),
+        TemperatureUnit::Fahrenheit => v.map(|v| unit.field(v)).unwrap_or_default(),
+    };
     for r in rows {
         let fields = [
             field(device_id),
@@ -285,8 +305,8 @@ fn csv(device_id: &str, name: &str, rows: &[ReadingRow]) -> String {
             field(&view::iso(r.measured_ms)),
             r.measured_ms.to_string(),
             field(&view::iso(r.received_ms)),
-            num(r.temperature),
-            num(r.temperature2),
+            degrees(r.temperature),
+            degrees(r.temperature2),
             num(r.humidity),
             num(r.humidity2),
             r.battery.map(|b| b.to_string()).unwrap_or_default(),

@@ -6,7 +6,7 @@ use tower_sessions::Session;
 
 use super::csrf;
 use super::error::PageError;
-use crate::domain::{Role, User};
+use crate::domain::{Role, TemperatureUnit, User};
 
 pub struct NavUser {
     pub email: String,
@@ -23,6 +23,9 @@ pub struct Layout {
     /// Set on live pages: the event id the page was rendered at, where the stream starts.
     pub live_from: Option<i64>,
     pub asset: &'static str,
+    /// The reader's temperature unit (°C for a page without a user); the page script reads it
+    /// from `<body data-unit>`.
+    pub unit: TemperatureUnit,
 }
 
 pub fn dashboard_path(role: Role) -> &'static str {
@@ -34,6 +37,11 @@ pub fn dashboard_path(role: Role) -> &'static str {
 }
 
 impl Layout {
+    /// For templates (askama hands fields over by reference).
+    pub fn unit(&self) -> TemperatureUnit {
+        self.unit
+    }
+
     /// For pages without a signed-in frame (errors).
     pub fn bare(title: &str) -> Layout {
         Layout {
@@ -42,6 +50,7 @@ impl Layout {
             csrf: String::new(),
             live_from: None,
             asset: super::asset_version(),
+            unit: TemperatureUnit::Celsius,
         }
     }
 
@@ -66,6 +75,7 @@ impl Layout {
         title: &str,
     ) -> Result<Layout, PageError> {
         let mut layout = Layout::page(session, title).await?;
+        layout.unit = user.unit;
         layout.user = Some(NavUser {
             email: user.email.clone(),
             role: user.role.as_str(),

@@ -15,7 +15,7 @@ use super::extract::PagePath;
 use super::form::FormData;
 use super::layout::{render, Layout};
 use super::state::AppState;
-use crate::domain::{self as domain, NotificationRow, WebhookEndpoint};
+use crate::domain::{self as domain, NotificationRow, TemperatureUnit, WebhookEndpoint};
 use crate::store::{SiteRow, StoreError};
 
 #[derive(Template)]
@@ -25,6 +25,13 @@ struct SettingsPage {
     flash: Option<Flash>,
     email_alerts: bool,
     email: String,
+    unit: TemperatureUnit,
+}
+
+impl SettingsPage {
+    fn is_unit(&self, code: &str) -> bool {
+        self.unit.code() == code
+    }
 }
 
 pub async fn settings(
@@ -38,6 +45,7 @@ pub async fn settings(
         flash: take_flash(&session).await,
         email_alerts,
         email: user.email.clone(),
+        unit: user.unit,
     }))
 }
 
@@ -47,13 +55,26 @@ pub async fn save_settings(
     session: Session,
     Extension(form): Extension<FormData>,
 ) -> Result<Response, PageError> {
+    let unit = match form.text("unit") {
+        None => user.unit,
+        Some(code) => match TemperatureUnit::parse(code) {
+            Some(unit) => unit,
+            None => {
+                set_flash(&session, false, "Not saved: choose °C or °F.").await;
+                return Ok(Redirect::to("/settings").into_response());
+            }
+        },
+    };
     let on = form.get("email_alerts") == Some("on");
     state.store.set_email_alerts(user.id, on).await?;
-    let text = if on {
-        "Alarm emails are on."
-    } else {
-        "Alarm emails are off."
-    };
+    if unit != user.unit {
+        state.store.set_temperature_unit(user.id, unit).await?;
+    }
+    let emails = if on { "on" } else { "off" };
+    let text = format!(
+        "Saved: alarm emails are {emails}; temperatures in {}.",
+        unit.symbol()
+    );
     set_flash(&session, true, text).await;
     Ok(Redirect::to("/settings").into_response())
 }

@@ -11,7 +11,7 @@ use super::flash::{take_flash, Flash};
 use super::layout::{dashboard_path, render, Layout};
 use super::state::AppState;
 use super::view::{self, AlarmView, DeviceView, Stats, DAY_MS};
-use crate::domain::{now_ms, Role, Scope, User};
+use crate::domain::{now_ms, Role, Scope, TemperatureUnit, User};
 use crate::store::{AlarmFilter, SeriesPoint, Store};
 
 pub async fn home(PageUser(user): PageUser) -> Redirect {
@@ -26,14 +26,19 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub async fn load(store: &Store, scope: &Scope, with_chart: bool) -> Result<Fleet, PageError> {
+    pub async fn load(
+        store: &Store,
+        scope: &Scope,
+        with_chart: bool,
+        unit: TemperatureUnit,
+    ) -> Result<Fleet, PageError> {
         let now = now_ms();
         let rows = store.devices(scope).await?;
         let latest = store.latest_readings(scope, None).await?;
         let today = view::start_of_day_utc(now);
         let readings_today = store.count_readings_since(scope, today).await?;
         let ids: Vec<(i64, String)> = rows.iter().map(|d| (d.id, d.public_id())).collect();
-        let devices = DeviceView::build(rows, latest);
+        let devices = DeviceView::build(rows, latest, unit);
         let chart_json = if with_chart && !devices.is_empty() {
             let points = chart_points(store, scope, None, devices.len(), DAY_MS).await?;
             view::chart_json(&devices, &ids, points)
@@ -72,7 +77,11 @@ fn own_dashboard(user: &User, role: Role) -> Option<Response> {
 pub const OPEN_ALARMS_MAX: i64 = 500;
 
 /// The open alarms a user may see, as the dashboards list them (most severe, then oldest, first).
-pub async fn open_alarms(store: &Store, scope: &Scope) -> Result<Vec<AlarmView>, PageError> {
+pub async fn open_alarms(
+    store: &Store,
+    scope: &Scope,
+    unit: TemperatureUnit,
+) -> Result<Vec<AlarmView>, PageError> {
     let filter = AlarmFilter {
         open_only: true,
         device_id: None,
@@ -81,7 +90,7 @@ pub async fn open_alarms(store: &Store, scope: &Scope) -> Result<Vec<AlarmView>,
         limit: OPEN_ALARMS_MAX,
     };
     let rows = store.alarms(scope, &filter).await?;
-    Ok(AlarmView::open_list(&rows))
+    Ok(AlarmView::open_list(&rows, unit))
 }
 
 #[derive(Template)]
@@ -105,8 +114,8 @@ pub async fn manager(
     // The id before the rows: the stream then replays anything stored meanwhile.
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
-    let fleet = Fleet::load(&state.store, &scope, true).await?;
-    let alarms = open_alarms(&state.store, &scope).await?;
+    let fleet = Fleet::load(&state.store, &scope, true, user.unit).await?;
+    let alarms = open_alarms(&state.store, &scope, user.unit).await?;
     let page = ManagerPage {
         layout: Layout::signed_in(&user, &session, "My sites")
             .await?
@@ -139,8 +148,8 @@ pub async fn employee(
     }
     let last_event_id = state.hub.last_id();
     let scope = user.scope();
-    let fleet = Fleet::load(&state.store, &scope, true).await?;
-    let alarms = open_alarms(&state.store, &scope).await?;
+    let fleet = Fleet::load(&state.store, &scope, true, user.unit).await?;
+    let alarms = open_alarms(&state.store, &scope, user.unit).await?;
     let page = EmployeePage {
         layout: Layout::signed_in(&user, &session, "Devices")
             .await?

@@ -24,7 +24,7 @@ use super::state::AppState;
 use super::view;
 use crate::domain::{
     device_days, now_ms, parse_day, parse_time_zone, report_days, report_step, AlarmRow, DeviceDay,
-    DeviceRow, ReportDay, Role, User,
+    DeviceRow, ReportDay, Role, TemperatureUnit, User,
 };
 use crate::store::{Review, ReviewRow, SiteRow};
 
@@ -126,8 +126,10 @@ fn local(tz: &TimeZone, ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn number(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.1}")).unwrap_or_default()
+/// A temperature (°C) in the reader's unit, to a tenth, without the symbol (the column says it).
+fn degrees(v: Option<f64>, unit: TemperatureUnit) -> String {
+    v.map(|v| format!("{:.1}", unit.from_celsius(v)))
+        .unwrap_or_default()
 }
 
 fn minutes(m: f64) -> String {
@@ -195,19 +197,28 @@ pub struct Report {
     pub lines: Vec<DayLine>,
     pub alarms: Vec<AlarmLine>,
     pub reviews: Vec<ReviewLine>,
+    /// The reader's: every temperature of the report is in it.
+    pub unit: TemperatureUnit,
 }
 
-fn range_text(rule: Option<(Option<f64>, Option<f64>)>) -> String {
+fn range_text(rule: Option<(Option<f64>, Option<f64>)>, unit: TemperatureUnit) -> String {
+    let (u, t) = (unit.symbol(), |v: f64| unit.field(v));
     match rule {
         None => "no rule".into(),
-        Some((Some(a), Some(b))) => format!("{a} to {b} °C"),
-        Some((Some(a), None)) => format!("≥ {a} °C"),
-        Some((None, Some(b))) => format!("≤ {b} °C"),
+        Some((Some(a), Some(b))) => format!("{} to {} {u}", t(a), t(b)),
+        Some((Some(a), None)) => format!("≥ {} {u}", t(a)),
+        Some((None, Some(b))) => format!("≤ {} {u}", t(b)),
         Some((None, None)) => "no rule".into(),
     }
 }
 
-fn alarm_line(tz: &TimeZone, a: &AlarmRow, device: &DeviceRow, now: i64) -> AlarmLine {
+fn alarm_line(
+    tz: &TimeZone,
+    a: &AlarmRow,
+    device: &DeviceRow,
+    now: i64,
+    unit: TemperatureUnit,
+) -> AlarmLine {
     let what = match (a.kind.as_str(), a.probe) {
         ("threshold", p) => format!("{} probe {p} outside range", a.quantity),
         (kind, _) => view::alarm_kind_label(kind).to_string(),
@@ -222,7 +233,11 @@ fn alarm_line(tz: &TimeZone, a: &AlarmRow, device: &DeviceRow, now: i64) -> Alar
             .map(|e| local(tz, e))
             .unwrap_or_else(|| "ongoing".into()),
         duration: duration(a.ended_ms.unwrap_or(now) - a.started_ms),
-        peak: number(a.peak.or(a.value)),
+        // The peak column is a temperature's: other alarms (battery, offline) leave it empty.
+        peak: match a.quantity.as_str() {
+            "temperature" => degrees(a.peak.or(a.value), unit),
+            _ => String::new(),
+        },
         acknowledged_by: a.acknowledged_by.clone().unwrap_or_default(),
         acknowledged_at: a.acknowledged_ms.map(|t| local(tz, t)).unwrap_or_default(),
         action: a.comment.clone().unwrap_or_default(),
@@ -235,6 +250,7 @@ async fn build(
     site: SiteRow,
     tz: &TimeZone,
     days: &[ReportDay],
+    unit: TemperatureUnit,
 ) -> Result<Report, PageError> {
     let (start, end) = (days[0].start_ms, days[days.len() - 1].end_ms);
     let store = &state.store;
@@ -266,13 +282,13 @@ async fn build(
                     date: row.date.to_string(),
                     hours: day.length_ms() / 3_600_000,
                     probe: p.probe,
-                    min: number(p.min),
-                    max: number(p.max),
-                    mean: number(p.mean),
+                    min: degrees(p.min, unit),
+                    max: degrees(p.max, unit),
+                    mean: degrees(p.mean, unit),
                     received: p.received,
                     expected: p.expected,
                     minutes_out: minutes(p.minutes_out),
-                    range: range_text(p.rule),
+                    range: range_text(p.rule, unit),
                     in_range: p.in_range(),
                 });
             }
@@ -282,7 +298,7 @@ async fn build(
         .iter()
         .filter_map(|a| {
             let d = devices.iter().find(|d| d.id == a.device_id)?;
-            Some(alarm_line(tz, a, d, now))
+            Some(alarm_line(tz, a, d, now, unit))
         })
         .collect();
     Ok(Report {
@@ -310,6 +326,7 @@ async fn build(
             })
             .collect(),
         site,
+        unit,
     })
 }
 
@@ -331,7 +348,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let (site, tz) = site_for(&state, &user, site_id).await?;
     let days = period(&tz, p.from.as_deref(), p.to.as_deref())?;
-    let report = build(&state, site, &tz, &days).await?;
+    let report = build(&state, site, &tz, &days, user.unit).await?;
     let title = format!("Report {}", report.site.name);
     Ok(render(&ReportPage {
         layout: Layout::signed_in(&user, &session, &title).await?,
@@ -349,10 +366,12 @@ pub async fn csv(
 ) -> Result<Response, PageError> {
     let (site, tz) = site_for(&state, &user, site_id).await?;
     let days = period(&tz, p.from.as_deref(), p.to.as_deref())?;
-    let r = build(&state, site, &tz, &days).await?;
-    let mut out = String::from(
-        "section,site,device,date,hours,probe,min_c,max_c,mean_c,received,expected,\
-         minutes_out_of_range,rule,alarm_id,alarm,start,end,duration,peak_c,acknowledged_by,\
+    let r = build(&state, site, &tz, &days, user.unit).await?;
+    // Temperature columns say their unit: min_c … or min_f ….
+    let u = r.unit.code().to_ascii_lowercase();
+    let mut out = format!(
+        "section,site,device,date,hours,probe,min_{u},max_{u},mean_{u},received,expected,\
+         minutes_out_of_range,rule,alarm_id,alarm,start,end,duration,peak_{u},acknowledged_by,\
          acknowledged_at,corrective_action\r\n",
     );
     let row = |out: &mut String, cells: &[String]| {

@@ -9,13 +9,17 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::{AlarmKind, AlarmRow, ChartBucket, DeviceRow, Rule};
+use crate::domain::{AlarmKind, AlarmRow, ChartBucket, DeviceRow, Rule, TemperatureUnit};
 use crate::store::{LatestReading, SeriesPoint};
 
 pub const DAY_MS: i64 = 24 * 3_600_000;
 
-pub fn temp(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |v| format!("{v:.1} °C"))
+/// A temperature (°C) in the reader's unit: "-18.4 °C", "-1.1 °F".
+pub fn temp(v: Option<f64>, unit: TemperatureUnit) -> String {
+    v.map_or_else(
+        || "–".into(),
+        |v| format!("{:.1} {}", unit.from_celsius(v), unit.symbol()),
+    )
 }
 
 pub fn percent(v: Option<f64>) -> String {
@@ -155,13 +159,15 @@ pub struct DeviceView {
     pub online: bool,
     pub last_seen_ms: Option<i64>,
     pub last: Option<LatestReading>,
+    pub unit: TemperatureUnit,
 }
 
 impl DeviceView {
     /// An online device with no values yet: what the `<template>` a page clones for a device
     /// that appears live is rendered from.
-    pub fn blank() -> DeviceView {
+    pub fn blank(unit: TemperatureUnit) -> DeviceView {
         DeviceView {
+            unit,
             id: String::new(),
             name: String::new(),
             model: String::new(),
@@ -173,12 +179,17 @@ impl DeviceView {
         }
     }
 
-    pub fn build(devices: Vec<DeviceRow>, latest: Vec<LatestReading>) -> Vec<DeviceView> {
+    pub fn build(
+        devices: Vec<DeviceRow>,
+        latest: Vec<LatestReading>,
+        unit: TemperatureUnit,
+    ) -> Vec<DeviceView> {
         let mut latest: HashMap<i64, LatestReading> =
             latest.into_iter().map(|r| (r.device_id, r)).collect();
         devices
             .into_iter()
             .map(|d| DeviceView {
+                unit,
                 id: d.public_id(),
                 online: d.status == "ONLINE",
                 last: latest.remove(&d.id),
@@ -216,11 +227,11 @@ impl DeviceView {
     }
 
     pub fn t1(&self) -> String {
-        temp(self.last.as_ref().and_then(|r| r.temperature))
+        temp(self.last.as_ref().and_then(|r| r.temperature), self.unit)
     }
 
     pub fn t2(&self) -> String {
-        temp(self.last.as_ref().and_then(|r| r.temperature2))
+        temp(self.last.as_ref().and_then(|r| r.temperature2), self.unit)
     }
 
     pub fn humidity(&self) -> Option<String> {
@@ -391,7 +402,7 @@ impl EventLine {
     }
 
     /// From the stored SSE JSON; `None` if it is not an event the log shows.
-    pub fn parse(id: i64, json: &str) -> Option<EventLine> {
+    pub fn parse(id: i64, json: &str, unit: TemperatureUnit) -> Option<EventLine> {
         let v: Value = serde_json::from_str(json).ok()?;
         let d = &v["data"];
         let kind = v["type"].as_str()?.to_string();
@@ -400,8 +411,8 @@ impl EventLine {
             "new_telemetry" => {
                 let mut parts = vec![format!(
                     "{} / {}",
-                    temp(num("temperature")),
-                    temp(num("temperature2"))
+                    temp(num("temperature"), unit),
+                    temp(num("temperature2"), unit)
                 )];
                 if let Some(h) = num("humidity") {
                     parts.push(format!("RH {}", percent(Some(h))));
@@ -469,18 +480,30 @@ pub fn alarm_what(
 }
 
 /// A value of an alarm's quantity with its unit; `None` when there is none.
-pub fn alarm_amount(quantity: Option<&str>, v: Option<f64>) -> Option<String> {
+pub fn alarm_amount(
+    quantity: Option<&str>,
+    v: Option<f64>,
+    unit: TemperatureUnit,
+) -> Option<String> {
     let v = v.filter(|v| v.is_finite())?;
     Some(match quantity {
-        Some("temperature") => temp(Some(v)),
+        Some("temperature") => temp(Some(v), unit),
         Some("humidity") | Some("battery") => percent(Some(v)),
         _ => format!("{v}"),
     })
 }
 
 /// The allowed band: "-25.0 °C to -15.0 °C", "at most -15.0 °C", "at least 2.0 °C".
-pub fn alarm_range(quantity: Option<&str>, min: Option<f64>, max: Option<f64>) -> Option<String> {
-    match (alarm_amount(quantity, min), alarm_amount(quantity, max)) {
+pub fn alarm_range(
+    quantity: Option<&str>,
+    min: Option<f64>,
+    max: Option<f64>,
+    unit: TemperatureUnit,
+) -> Option<String> {
+    match (
+        alarm_amount(quantity, min, unit),
+        alarm_amount(quantity, max, unit),
+    ) {
         (Some(lo), Some(hi)) => Some(format!("{lo} to {hi}")),
         (None, Some(hi)) => Some(format!("at most {hi}")),
         (Some(lo), None) => Some(format!("at least {lo}")),
@@ -511,18 +534,20 @@ pub struct AlarmFacts<'a> {
     pub value: Option<f64>,
     pub peak: Option<f64>,
     pub active: bool,
+    pub unit: TemperatureUnit,
 }
 
 impl AlarmFacts<'_> {
     pub fn texts(&self) -> AlarmTexts {
-        let value = alarm_amount(self.quantity, self.value);
-        let peak = alarm_amount(self.quantity, self.peak).filter(|p| Some(p) != value.as_ref());
+        let value = alarm_amount(self.quantity, self.value, self.unit);
+        let peak =
+            alarm_amount(self.quantity, self.peak, self.unit).filter(|p| Some(p) != value.as_ref());
         AlarmTexts {
             kind: alarm_kind_label(self.kind),
             what: alarm_what(self.kind, self.quantity, self.probe, self.cause),
             value,
             peak,
-            range: alarm_range(self.quantity, self.min, self.max),
+            range: alarm_range(self.quantity, self.min, self.max, self.unit),
             state: if self.active { "Active" } else { "Cleared" },
         }
     }
@@ -547,7 +572,7 @@ pub struct AlarmView {
 }
 
 impl AlarmView {
-    pub fn of(a: &AlarmRow, d: &DeviceRow) -> AlarmView {
+    pub fn of(a: &AlarmRow, d: &DeviceRow, unit: TemperatureUnit) -> AlarmView {
         let quantity = Some(a.quantity.as_str()).filter(|q| !q.is_empty());
         let facts = AlarmFacts {
             kind: &a.kind,
@@ -559,6 +584,7 @@ impl AlarmView {
             value: a.value,
             peak: a.peak,
             active: a.active,
+            unit,
         };
         AlarmView {
             id: a.id,
@@ -577,13 +603,15 @@ impl AlarmView {
         }
     }
 
-    pub fn list(rows: &[(AlarmRow, DeviceRow)]) -> Vec<AlarmView> {
-        rows.iter().map(|(a, d)| AlarmView::of(a, d)).collect()
+    pub fn list(rows: &[(AlarmRow, DeviceRow)], unit: TemperatureUnit) -> Vec<AlarmView> {
+        rows.iter()
+            .map(|(a, d)| AlarmView::of(a, d, unit))
+            .collect()
     }
 
     /// Open alarms as the dashboards list them: the most severe first, then the oldest.
-    pub fn open_list(rows: &[(AlarmRow, DeviceRow)]) -> Vec<AlarmView> {
-        let mut v = AlarmView::list(rows);
+    pub fn open_list(rows: &[(AlarmRow, DeviceRow)], unit: TemperatureUnit) -> Vec<AlarmView> {
+        let mut v = AlarmView::list(rows, unit);
         sort_open(&mut v);
         v
     }
@@ -639,11 +667,15 @@ pub struct RuleView {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub delay_secs: i64,
+    /// The reader's, for the table; the chart's band (JSON) stays in °C.
+    #[serde(skip)]
+    pub unit: TemperatureUnit,
 }
 
 impl RuleView {
-    pub fn of(r: &Rule) -> RuleView {
+    pub fn of(r: &Rule, unit: TemperatureUnit) -> RuleView {
         RuleView {
+            unit,
             quantity: r.quantity.as_str(),
             probe: r.probe,
             min: r.min,
@@ -652,8 +684,9 @@ impl RuleView {
         }
     }
 
-    pub fn blank() -> RuleView {
+    pub fn blank(unit: TemperatureUnit) -> RuleView {
         RuleView {
+            unit,
             quantity: "",
             probe: 0,
             min: None,
@@ -667,11 +700,11 @@ impl RuleView {
     }
 
     pub fn min_text(&self) -> String {
-        alarm_amount(Some(self.quantity), self.min).unwrap_or_else(|| "–".into())
+        alarm_amount(Some(self.quantity), self.min, self.unit).unwrap_or_else(|| "–".into())
     }
 
     pub fn max_text(&self) -> String {
-        alarm_amount(Some(self.quantity), self.max).unwrap_or_else(|| "–".into())
+        alarm_amount(Some(self.quantity), self.max, self.unit).unwrap_or_else(|| "–".into())
     }
 
     pub fn delay_text(&self) -> String {
@@ -712,10 +745,18 @@ pub struct RuleField {
 }
 
 /// The rows of the rules form: every quantity of both probes, filled from `rules`.
-pub fn rule_fields(rules: &[Rule]) -> Vec<RuleField> {
+/// Temperatures in the reader's `unit` (the form handler reads them back in it).
+pub fn rule_fields(rules: &[Rule], unit: TemperatureUnit) -> Vec<RuleField> {
     use crate::domain::Quantity;
     let mut out = Vec::new();
-    for (quantity, unit) in [(Quantity::Temperature, "°C"), (Quantity::Humidity, "%RH")] {
+    for (quantity, symbol) in [
+        (Quantity::Temperature, unit.symbol()),
+        (Quantity::Humidity, "%RH"),
+    ] {
+        let number = |v: Option<f64>| match quantity {
+            Quantity::Temperature => v.map(|v| unit.field(v)).unwrap_or_default(),
+            _ => field_number(v),
+        };
         for probe in [1, 2] {
             let rule = rules
                 .iter()
@@ -723,9 +764,9 @@ pub fn rule_fields(rules: &[Rule]) -> Vec<RuleField> {
             out.push(RuleField {
                 key: format!("{}-{probe}", quantity.as_str()),
                 what: alarm_what("threshold", Some(quantity.as_str()), Some(probe), None),
-                unit,
-                min: field_number(rule.and_then(|r| r.min)),
-                max: field_number(rule.and_then(|r| r.max)),
+                unit: symbol,
+                min: number(rule.and_then(|r| r.min)),
+                max: number(rule.and_then(|r| r.max)),
                 delay_min: rule
                     .map(|r| field_number(Some(r.delay_secs as f64 / 60.0)))
                     .unwrap_or_default(),
@@ -757,6 +798,7 @@ pub fn field_number(v: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::domain::RuleJson;
+    use crate::domain::TemperatureUnit::{Celsius, Fahrenheit};
 
     #[test]
     fn a_summary_chart_has_means_and_each_probes_envelope() {
@@ -797,8 +839,9 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(temp(Some(-18.44)), "-18.4 °C");
-        assert_eq!(temp(None), "–");
+        assert_eq!(temp(Some(-18.44), Celsius), "-18.4 °C");
+        assert_eq!(temp(Some(-18.44), Fahrenheit), "-1.2 °F");
+        assert_eq!(temp(None, Fahrenheit), "–");
         assert_eq!(utc(1_763_007_319_000), "2025-11-13 04:15:19 UTC");
         assert_eq!(iso(1_763_007_319_000), "2025-11-13T04:15:19Z");
         assert_eq!(start_of_day_utc(1_763_007_319_000), 1_762_992_000_000);
@@ -820,7 +863,10 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/data/format-cases.json")).unwrap();
         let pairs = |kind: &str| cases[kind].as_array().unwrap().clone();
         for c in pairs("temp") {
-            assert_eq!(temp(c[0].as_f64()), c[1], "temp {}", c[0]);
+            assert_eq!(temp(c[0].as_f64(), Celsius), c[1], "temp {}", c[0]);
+        }
+        for c in pairs("tempF") {
+            assert_eq!(temp(c[0].as_f64(), Fahrenheit), c[1], "temp {} in °F", c[0]);
         }
         for c in pairs("percent") {
             assert_eq!(percent(c[0].as_f64()), c[1], "percent {}", c[0]);
@@ -832,7 +878,7 @@ mod tests {
             assert_eq!(describe_alarm_value(&c[0]), c[1], "alarms {}", c[0]);
         }
         for c in pairs("events") {
-            let line = EventLine::parse(1, &c[0].to_string()).map(
+            let line = EventLine::parse(1, &c[0].to_string(), Celsius).map(
                 |l| serde_json::json!({"label": l.label, "summary": l.summary, "alarm": l.alarm}),
             );
             assert_eq!(line.unwrap_or(Value::Null), c[1], "event {}", c[0]);
@@ -856,6 +902,10 @@ mod tests {
                 value: a["value"].as_f64(),
                 peak: a["peak"].as_f64(),
                 active: a["active"].as_bool().unwrap(),
+                unit: a["unit"]
+                    .as_str()
+                    .and_then(TemperatureUnit::parse)
+                    .unwrap_or_default(),
             };
             assert_eq!(serde_json::to_value(facts.texts()).unwrap(), c[1], "{a}");
         }
@@ -895,7 +945,7 @@ mod tests {
         }
         .check()
         .unwrap();
-        let rows = rule_fields(&[rule]);
+        let rows = rule_fields(&[rule], Celsius);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[1].key, "temperature-2");
         assert_eq!((rows[1].min.as_str(), rows[1].max.as_str()), ("", "-15"));
@@ -904,24 +954,26 @@ mod tests {
             (rows[0].max.as_str(), rows[2].what.as_str()),
             ("", "Probe 1 humidity")
         );
-        assert_eq!(RuleView::of(&rule).delay_text(), "1 min 30 s");
-        assert_eq!(RuleView::of(&rule).min_text(), "–");
+        assert_eq!(RuleView::of(&rule, Celsius).delay_text(), "1 min 30 s");
+        assert_eq!(RuleView::of(&rule, Celsius).min_text(), "–");
+        assert_eq!(RuleView::of(&rule, Fahrenheit).max_text(), "5.0 °F");
+        let rows = rule_fields(&[rule], Fahrenheit);
+        assert_eq!((rows[1].max.as_str(), rows[1].unit), ("5", "°F"));
     }
 
     #[test]
     fn event_lines() {
-        let l = EventLine::parse(
-            7,
-            r#"{"type":"new_telemetry","timestamp":5,"data":{"deviceId":"d1","deviceName":"<b>","temperature":-18.5,"temperature2":4,"battery":93,"alarms":{"x_alarm":"y"}}}"#,
-        )
-        .unwrap();
+        let json = r#"{"type":"new_telemetry","timestamp":5,"data":{"deviceId":"d1","deviceName":"<b>","temperature":-18.5,"temperature2":4,"battery":93,"alarms":{"x_alarm":"y"}}}"#;
+        let l = EventLine::parse(7, json, Celsius).unwrap();
         assert_eq!(l.summary, "-18.5 °C / 4.0 °C · battery 93 % · x alarm: y");
+        let f = EventLine::parse(7, json, Fahrenheit).unwrap();
+        assert_eq!(f.summary, "-1.3 °F / 39.2 °F · battery 93 % · x alarm: y");
         assert_eq!(
             describe_alarms(r#"{"humidity_right_alarm":"mutation_alarm"}"#),
             "Probe 2 humidity: mutation alarm"
         );
         assert_eq!(l.device_name, "<b>");
         assert!(l.alarm);
-        assert!(EventLine::parse(1, r#"{"type":"keepalive","timestamp":1}"#).is_none());
+        assert!(EventLine::parse(1, r#"{"type":"keepalive","timestamp":1}"#, Celsius).is_none());
     }
 }

@@ -219,12 +219,18 @@ function rulesOf(form) {
       const text = field ? field.value.trim().replace(",", ".") : "";
       return text === "" ? null : Number(text);
     };
-    const [min, max, delay] = [value("min"), value("max"), value("delay")];
+    let [min, max, delay] = [value("min"), value("max"), value("delay")];
     if (min === null && max === null) continue;
     for (const [name, v] of [["min", min], ["max", max], ["the delay", delay]]) {
       if (v !== null && !Number.isFinite(v)) return { error: `${what}: ${name} must be a number.` };
     }
     if (min !== null && max !== null && min >= max) return { error: `${what}: min must be below max.` };
+    // The API takes °C; the form shows the reader's unit (its hidden `unit` field).
+    if (quantity === "temperature") {
+      const unit = form.elements.unit?.value ?? fmt.unit();
+      if (min !== null) min = fmt.toCelsius(min, unit);
+      if (max !== null) max = fmt.toCelsius(max, unit);
+    }
     const rule = { quantity, probe: Number(probe), delaySecs: Math.round((delay ?? 0) * 60) };
     if (min !== null) rule.min = min;
     if (max !== null) rule.max = max;

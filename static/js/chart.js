@@ -3,10 +3,11 @@
 // device page's large chart also draws the allowed band of each of its rules (<script
 // id="rules-data">, as `web::view::RuleView` writes them). A week or more comes from the
 // summaries: a mean per step (`data-step` ms) and each probe's lowest and highest value in
-// columns la/ha and lb/hb, drawn as a shaded envelope behind the line.
+// columns la/ha and lb/hb, drawn as a shaded envelope behind the line. The data is in °C; the
+// axis, lines and bands are drawn in the reader's unit.
 
 import { clone } from "./dom.js";
-import { clockFmt, dateFmt, isNumber, timeFmt } from "./format.js";
+import { clockFmt, dateFmt, fromCelsius, isNumber, timeFmt } from "./format.js";
 
 const DAY = 864e5;
 const SVG = "http://www.w3.org/2000/svg";
@@ -88,8 +89,11 @@ function draw(box) {
   const left = large ? 44 : 2, right = large ? 34 : 2, top = large ? 6 : 14, bottom = large ? 22 : 4;
   let lo = Infinity, hi = -Infinity, hlo = Infinity, hhi = -Infinity;
   for (let i = first; i < s.t.length; i++) {
-    for (const v of [s.a[i], s.b[i], s.la?.[i], s.ha?.[i], s.lb?.[i], s.hb?.[i]]) {
-      if (v != null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    for (const c of [s.a[i], s.b[i], s.la?.[i], s.ha?.[i], s.lb?.[i], s.hb?.[i]]) {
+      if (c == null) continue;
+      const v = fromCelsius(c);
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
     }
     if (s.h[i] != null) { hlo = Math.min(hlo, s.h[i]); hhi = Math.max(hhi, s.h[i]); }
   }
@@ -99,7 +103,7 @@ function draw(box) {
   if (lo !== Infinity) {
     for (const r of rules) {
       if (r.quantity !== "temperature") continue;
-      for (const v of limits(r)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      for (const v of limits(r).map((c) => fromCelsius(c))) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     }
   }
   if (lo === Infinity) { lo = 0; hi = 1; }
@@ -109,6 +113,7 @@ function draw(box) {
   hi += pad;
   const x = (t) => left + ((t - from) / span) * (w - left - right);
   const y = (v) => top + ((hi - v) / (hi - lo)) * (h - top - bottom);
+  const yc = (c) => y(fromCelsius(c)); // a temperature of the data (°C)
   const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img" });
   const ticks = large ? 4 : 1;
   for (let k = 0; k <= ticks; k++) {
@@ -145,8 +150,8 @@ function draw(box) {
     let run = [];
     const flush = () => {
       if (run.length > 1) {
-        const upper = run.map((i) => `${x(s.t[i]).toFixed(1)} ${y(his[i]).toFixed(1)}`);
-        const lower = run.reverse().map((i) => `${x(s.t[i]).toFixed(1)} ${y(los[i]).toFixed(1)}`);
+        const upper = run.map((i) => `${x(s.t[i]).toFixed(1)} ${yc(his[i]).toFixed(1)}`);
+        const lower = run.reverse().map((i) => `${x(s.t[i]).toFixed(1)} ${yc(los[i]).toFixed(1)}`);
         root.append(svg("path", { d: `M${upper.join("L")}L${lower.join("L")}Z`, class: `envelope ${cls}` }));
       }
       run = [];
@@ -183,7 +188,7 @@ function draw(box) {
   }
   // Each rule's band: what lies outside it shaded, its limits dashed and labelled.
   let drawn = 0;
-  function band(r, scale, unit) {
+  function band(r, scale, unit, shown) {
     const [y0, y1] = [top, h - bottom];
     const clamp = (v) => Math.min(y1, Math.max(y0, v));
     const cls = r.quantity === "humidity" ? "h" : String(r.probe);
@@ -196,16 +201,18 @@ function draw(box) {
       if (!isNumber(v)) continue;
       const ly = clamp(scale(v));
       root.append(svg("line", { x1: left, x2: w - right, y1: ly, y2: ly, class: `limit limit-${cls}` }));
-      const label = `P${r.probe} ${name} ${v}${unit}`;
+      const label = `P${r.probe} ${name} ${shown(v)}${unit}`;
       root.append(svg("text", { x: left + 4, y: name === "max" ? ly - 3 : ly + 11, class: `axis limit-label limit-label-${cls}` }, label));
     }
     drawn += 1;
   }
-  for (const r of rules) if (r.quantity === "temperature") band(r, y, "°");
+  // A limit in °F to 0.01 at most (every tenth of a °C is), as the rules form shows it.
+  const degrees = (c) => Number(fromCelsius(c).toFixed(2));
+  for (const r of rules) if (r.quantity === "temperature") band(r, yc, "°", degrees);
   if (large && hlo !== Infinity) {
     const hspan = Math.max(hhi - hlo, 5);
     const hy = (v) => top + ((hlo + hspan - v) / hspan) * (h - top - bottom);
-    for (const r of rules) if (r.quantity === "humidity") band(r, hy, "%");
+    for (const r of rules) if (r.quantity === "humidity") band(r, hy, "%", (v) => v);
     line(s.h, "line-h", hy);
     root.append(svg("text", { x: w - right + 6, y: top + 8, class: "axis" }, `${Math.round(hlo + hspan)}%`));
     root.append(svg("text", { x: w - right + 6, y: h - bottom, class: "axis" }, `${Math.round(hlo)}%`));
@@ -214,7 +221,7 @@ function draw(box) {
   envelope(s.la, s.ha, "envelope-1");
   box.dataset.envelopes = String(root.querySelectorAll(".envelope").length);
   for (const [key, n] of [["b", "2"], ["a", "1"]]) {
-    const last = line(s[key], `line-${n}`, y);
+    const last = line(s[key], `line-${n}`, yc);
     if (last) root.append(svg("circle", { cx: last[0], cy: last[1], r: 3, class: `last last-${n}` }));
   }
   box.dataset.bands = String(drawn);

@@ -2,6 +2,7 @@
 // fields of the chosen command shown, and each command's status kept live from command_status.
 
 import { clone, fill, flash, prepend, setTime } from "./dom.js";
+import { toCelsius } from "./format.js";
 
 const MAX_ROWS = 50;
 
@@ -25,8 +26,13 @@ function body(form) {
   if (command === "set_report_interval") out.minutes = number("minutes");
   if (command === "set_threshold") {
     out.probe = number("probe");
-    out.min = number("min") ?? null;
-    out.max = number("max") ?? null;
+    // Typed in the form's unit; the API takes °C.
+    const degrees = (name) => {
+      const v = number(name);
+      return v === undefined ? null : toCelsius(v, f.unit?.value);
+    };
+    out.min = degrees("min");
+    out.max = degrees("max");
   }
   if (command === "fetch_history") {
     // datetime-local is the browser's local time.

@@ -24,8 +24,30 @@ export function fixed(v, digits) {
   return v < 0 || Object.is(v, -0) ? `-${text}` : text;
 }
 
+// The reader's temperature unit ("C" or "F", `TemperatureUnit::code`): the page says it in
+// <body data-unit>; values arrive in °C.
+let readerUnit = globalThis.document?.body?.dataset.unit === "F" ? "F" : "C";
+
+/** For a page that learns its unit later (and the tests). */
+export function setUnit(unit) {
+  readerUnit = unit === "F" ? "F" : "C";
+}
+
+export const unit = () => readerUnit;
+
+/** `TemperatureUnit::from_celsius`, with the same double arithmetic. */
+export const fromCelsius = (c, u = readerUnit) => (u === "F" ? c * 1.8 + 32 : c);
+
+/** `TemperatureUnit::to_celsius`: a value typed in `u`; from °F rounded to 0.01 °C (half away
+ * from zero, as Rust's `round`). */
+export function toCelsius(v, u = readerUnit) {
+  if (u !== "F") return v;
+  const x = ((v - 32) / 1.8) * 100;
+  return (Math.sign(x) * Math.round(Math.abs(x))) / 100;
+}
+
 /** `temp` */
-export const temp = (v) => (isNumber(v) ? `${fixed(v, 1)} °C` : "–");
+export const temp = (v, u = readerUnit) => (isNumber(v) ? `${fixed(fromCelsius(v, u), 1)} °${u}` : "–");
 
 /** `percent` */
 export const percent = (v) => (isNumber(v) ? `${fixed(v, 0)} %` : "–");
@@ -125,17 +147,17 @@ export function alarmWhat(kind, quantity, probe, cause) {
 }
 
 /** `alarm_amount`: null when there is no value. */
-export function alarmAmount(quantity, v) {
+export function alarmAmount(quantity, v, u = readerUnit) {
   if (!isNumber(v)) return null;
-  if (quantity === "temperature") return temp(v);
+  if (quantity === "temperature") return temp(v, u);
   if (quantity === "humidity" || quantity === "battery") return percent(v);
   return String(v);
 }
 
 /** `alarm_range`: null when the alarm has no band. */
-export function alarmRange(quantity, min, max) {
-  const lo = alarmAmount(quantity, min);
-  const hi = alarmAmount(quantity, max);
+export function alarmRange(quantity, min, max, u = readerUnit) {
+  const lo = alarmAmount(quantity, min, u);
+  const hi = alarmAmount(quantity, max, u);
   if (lo !== null && hi !== null) return `${lo} to ${hi}`;
   if (hi !== null) return `at most ${hi}`;
   if (lo !== null) return `at least ${lo}`;
@@ -143,15 +165,15 @@ export function alarmRange(quantity, min, max) {
 }
 
 /** `AlarmFacts::texts`, from an alarm's JSON (the API's and the alarm_* events'). */
-export function alarmTexts(a) {
-  const value = alarmAmount(a.quantity, a.value);
-  const peak = alarmAmount(a.quantity, a.peak);
+export function alarmTexts(a, u = readerUnit) {
+  const value = alarmAmount(a.quantity, a.value, u);
+  const peak = alarmAmount(a.quantity, a.peak, u);
   return {
     kind: alarmKindLabel(a.kind),
     what: alarmWhat(a.kind, a.quantity, a.probe, a.cause),
     value,
     peak: peak === value ? null : peak,
-    range: alarmRange(a.quantity, a.min, a.max),
+    range: alarmRange(a.quantity, a.min, a.max, u),
     state: a.active ? "Active" : "Cleared",
   };
 }

@@ -12,6 +12,7 @@ const cases = JSON.parse(readFileSync(join(ROOT, "tests/data/format-cases.json")
 
 test("numbers round like Rust's format! (ties to even, -0 keeps its sign)", () => {
   for (const [v, want] of cases.temp) assert.equal(fmt.temp(v), want, `temp(${v})`);
+  for (const [v, want] of cases.tempF) assert.equal(fmt.temp(v, "F"), want, `temp(${v}, F)`);
   for (const [v, want] of cases.percent) assert.equal(fmt.percent(v), want, `percent(${v})`);
   for (const [v, want] of cases.battery) assert.equal(fmt.battery(v), want, `battery(${v})`);
 });
@@ -38,6 +39,6 @@ test("event log lines, as EventLine::parse", () => {
 const alarmCases = JSON.parse(readFileSync(join(ROOT, "tests/e2e/alarm-cases.json"), "utf8"));
 
 test("alarms and rules in words, as AlarmFacts::texts and delay_words", () => {
-  for (const [alarm, want] of alarmCases.alarms) assert.deepEqual(fmt.alarmTexts(alarm), want, JSON.stringify(alarm));
+  for (const [alarm, want] of alarmCases.alarms) assert.deepEqual(fmt.alarmTexts(alarm, alarm.unit ?? "C"), want, JSON.stringify(alarm));
   for (const [secs, want] of alarmCases.delays) assert.equal(fmt.delayWords(secs), want, `delay ${secs}`);
 });

@@ -24,4 +24,5 @@ mod retention;
 mod sessions_and_pages;
 mod stream;
 mod stream_wire;
+mod units;
 mod webhooks;

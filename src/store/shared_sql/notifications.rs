@@ -154,6 +154,26 @@ pub async fn set_user_email_alerts(pool: &Pool<DB>, user_id: i64, on: bool) -> s
         .map(|r| r.rows_affected())
 }
 
+pub async fn set_user_temperature_unit(
+    pool: &Pool<DB>,
+    user_id: i64,
+    unit: &str,
+) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE users SET temperature_unit = $1 WHERE id = $2")
+        .bind(unit)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub async fn email_temperature_unit(pool: &Pool<DB>, email: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT temperature_unit FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+}
+
 pub async fn upsert_push_subscription(
     pool: &Pool<DB>,
     user_id: i64,

@@ -29,14 +29,14 @@ pub async fn insert_user(
 }
 
 pub async fn user_by_email(pool: &Pool<DB>, email: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("SELECT id, email, password_hash, role, disabled FROM users WHERE email = $1")
+    sqlx::query_as("SELECT id, email, password_hash, role, disabled, temperature_unit FROM users WHERE email = $1")
         .bind(email)
         .fetch_optional(pool)
         .await
 }
 
 pub async fn user_by_id(pool: &Pool<DB>, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("SELECT id, email, password_hash, role, disabled FROM users WHERE id = $1")
+    sqlx::query_as("SELECT id, email, password_hash, role, disabled, temperature_unit FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await
@@ -47,26 +47,27 @@ pub async fn user_with_site_ids(
     pool: &Pool<DB>,
     id: i64,
 ) -> sqlx::Result<Option<(UserRow, Vec<i64>)>> {
-    type Row = (i64, String, String, String, bool, Option<i64>);
+    type Row = (i64, String, String, String, bool, String, Option<i64>);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, us.site_id \
+        "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, us.site_id \
          FROM users u LEFT JOIN user_sites us ON us.user_id = u.id \
          WHERE u.id = $1 ORDER BY us.site_id",
     )
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let site_ids = rows.iter().filter_map(|r| r.5).collect();
+    let site_ids = rows.iter().filter_map(|r| r.6).collect();
     Ok(rows
         .into_iter()
         .next()
-        .map(|(id, email, password_hash, role, disabled, _)| {
+        .map(|(id, email, password_hash, role, disabled, temperature_unit, _)| {
             let user = UserRow {
                 id,
                 email,
                 password_hash,
                 role,
                 disabled,
+                temperature_unit,
             };
             (user, site_ids)
         }))
