@@ -1,8 +1,10 @@
 //! `sensorcast-bench report`: the 30-day site report (issue 16). Seeds one site of 20 devices
 //! reporting both probes every 10 minutes for 30 days (86,400 uplinks, 172,800 probe readings;
 //! one webhook per device-day holding its 144 uplinks as a batch of MDP events), then times GET of the report page, its CSV and a
-//! device's 30-day chart summaries, several runs each; prints the median and max. SQLite, and
-//! PostgreSQL with `--pg-url`.
+//! device's 30-day chart summaries, several runs each; prints the median and max. Then one more
+//! device with a year of readings every 10 minutes (52,560 uplinks): its 1-year chart, as the
+//! device page draws it (`?range=1y`, from summaries) and as JSON. SQLite, and PostgreSQL with
+//! `--pg-url`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,9 @@ pub struct ReportArgs {
     /// Timed requests of each kind.
     #[arg(long, default_value_t = 7)]
     runs: usize,
+    /// Days of history of the one device whose long chart is timed.
+    #[arg(long, default_value_t = 365)]
+    year_days: u64,
 }
 
 fn device_id(n: usize) -> u64 {
@@ -68,19 +73,40 @@ async fn get(conn: &mut Conn, target: &Target, path: &str) -> anyhow::Result<(u1
     Ok((r.head.status, r.body))
 }
 
+/// Seeds device `n`'s readings, one webhook per day, from `start_ms` for `days`.
+async fn seed_device(
+    conn: &mut Conn,
+    target: &Target,
+    n: usize,
+    start_ms: u64,
+    days: u64,
+    interval_mins: u64,
+) -> anyhow::Result<()> {
+    let step_ms = interval_mins * 60_000;
+    let per_day = DAY_MS / step_ms;
+    for d in 0..days {
+        let body = day_body(n, start_ms + d * DAY_MS, per_day, step_ms);
+        let r = conn.send(&target.webhook_request(&body)).await?;
+        if r.head.status != 200 {
+            bail!("seeding device {n} day {d} answered {}", r.head.status);
+        }
+    }
+    Ok(())
+}
+
 /// Seeds the readings and puts every device in the site "Bench"; returns the site's id.
 async fn seed(target: &Target, args: &ReportArgs, start_ms: u64) -> anyhow::Result<i64> {
-    let step_ms = args.interval_mins * 60_000;
-    let per_day = DAY_MS / step_ms;
     let mut conn = Conn::new(target.addr);
     for n in 0..args.devices {
-        for d in 0..args.days {
-            let body = day_body(n, start_ms + d * DAY_MS, per_day, step_ms);
-            let r = conn.send(&target.webhook_request(&body)).await?;
-            if r.head.status != 200 {
-                bail!("seeding device {n} day {d} answered {}", r.head.status);
-            }
-        }
+        seed_device(
+            &mut conn,
+            target,
+            n,
+            start_ms,
+            args.days,
+            args.interval_mins,
+        )
+        .await?;
     }
     let csrf = page_csrf(&mut conn, target, "/admin").await?;
     let cookie = target.cookie.as_deref().unwrap_or_default();
@@ -179,9 +205,41 @@ async fn measure(
         start_ms + args.days * DAY_MS
     );
     let chart = time(&target, &chart_path, args.runs, "\"stepMs\":3600000").await?;
+    // The long chart: one device (outside the site) with `year_days` of history.
+    let long = args.devices;
+    let year_start = (unix_ms() / DAY_MS - args.year_days) * DAY_MS;
+    eprintln!("[{name}] seeding {} days of one device", args.year_days);
+    let mut conn = Conn::new(target.addr);
+    seed_device(
+        &mut conn,
+        &target,
+        long,
+        year_start,
+        args.year_days,
+        args.interval_mins,
+    )
+    .await?;
+    let year_page = time(
+        &target,
+        &format!("/devices/{}?range=1y", device_id(long)),
+        args.runs,
+        "data-step=\"21600000\"",
+    )
+    .await?;
+    let year_json = time(
+        &target,
+        &format!(
+            "/api/devices/{}/summaries?since={year_start}&until={}",
+            device_id(long),
+            unix_ms()
+        ),
+        args.runs,
+        "\"stepMs\":21600000",
+    )
+    .await?;
     println!(
-        "| {name} | {readings} | {seed_s:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
-        page.0, page.1, csv.0, csv.1, chart.0, chart.1
+        "| {name} | {readings} | {seed_s:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
+        page.0, page.1, csv.0, csv.1, chart.0, chart.1, year_page.0, year_page.1, year_json.0, year_json.1
     );
     server.stop().await;
     Ok(())
@@ -194,9 +252,9 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         args.devices, args.days, args.interval_mins, args.runs
     );
     println!(
-        "| database | uplinks (2 probes each) | seed s | report page | report CSV | 30-day chart of a device |"
+        "| database | uplinks (2 probes each) | seed s | report page | report CSV | 30-day chart of a device | 1-year device page | 1-year chart JSON |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     measure(&bin, None, "SQLite", &args).await?;
     if let Some(server_url) = &args.pg_url {
         let name = format!("sensorcast_report_{}", std::process::id());

@@ -73,7 +73,9 @@ pub async fn summaries(
         Some(s) => parse_time("since", s)?,
         None => until - DEFAULT_RANGE_MS,
     };
-    if since >= until || until - since > MAX_RANGE_MS {
+    // Checked: a stranger's `since` of -2^63 must not overflow the span.
+    let span = until.checked_sub(since).unwrap_or(i64::MAX);
+    if since >= until || span > MAX_RANGE_MS {
         return Err(ApiError::bad_request(
             "invalid_query",
             "since must be before until, at most 400 days apart.",

@@ -201,3 +201,52 @@ async fn report_survives_a_purge(backend: Backend) {
     assert_eq!(app.count(Table::Readings).await, 1);
 }
 both_backends!(report_survives_a_purge);
+
+/// The summaries API refuses what it cannot answer, in its JSON error shape: no session, a
+/// device the reader may not see or that does not exist, and ranges that are reversed, too
+/// long, unparsable or at the ends of the clock.
+async fn summaries_refuse_bad_queries(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    post(&app, "one", D0, -20.0).await;
+    app.assign(DEVICE, "North").await;
+    app.add_user(
+        "e@south.test",
+        sensorcast::domain::Role::Employee,
+        &["South"],
+    )
+    .await;
+    let admin = app.admin().await;
+    let path = |q: &str| app.url(&format!("/api/devices/{DEVICE}/summaries{q}"));
+    let r = reqwest::Client::new().get(path("")).send().await.unwrap();
+    assert_json_error(r, 401, "unauthorized", "no session").await;
+    let south = app.browser_as("e@south.test", PASSWORD).await;
+    let r = south.get(path("")).send().await.unwrap();
+    assert_json_error(r, 404, "not_found", "another site's device").await;
+    let r = admin
+        .get(app.url("/api/devices/404404/summaries"))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(r, 404, "not_found", "no such device").await;
+    let too_long = format!("?since={D0}&until={}", D0 + 401 * DAY);
+    let reversed = format!("?since={}&until={D0}", D0 + DAY);
+    let bad = [
+        reversed.as_str(),
+        "?since=5&until=5",
+        too_long.as_str(),
+        "?since=yesterday",
+        "?until=2026-13-01T00:00:00Z",
+        "?since=-9223372036854775808",
+        "?since=-9223372036854775808&until=9223372036854775807",
+        "?since=99999999999999999999",
+    ];
+    for q in bad {
+        let r = admin.get(path(q)).send().await.unwrap();
+        assert_json_error(r, 400, "invalid_query", q).await;
+    }
+    // The same device and a valid range answer.
+    let ok = format!("?since={D0}&until={}", D0 + DAY);
+    let r = admin.get(path(&ok)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+both_backends!(summaries_refuse_bad_queries);
