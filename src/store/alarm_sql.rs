@@ -172,10 +172,14 @@ pub fn save_excursion(
     Ok(())
 }
 
-/// The newest measuredAt stored per device (before this transaction's readings).
+/// The newest measuredAt stored per device (before this transaction's readings); devices with
+/// none are left out. One MAX per device, not `GROUP BY device_id`: a grouped MAX reads every
+/// reading of the device (SQLite and PostgreSQL alike), a lone MAX one index entry.
 pub fn newest_readings(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
     let sql = format!(
-        "SELECT device_id, MAX(measured_ms) FROM readings WHERE device_id IN {} GROUP BY device_id",
+        "SELECT id, newest FROM (SELECT d.id, \
+         (SELECT MAX(r.measured_ms) FROM readings r WHERE r.device_id = d.id) AS newest \
+         FROM devices d WHERE d.id IN {}) t WHERE newest IS NOT NULL",
         list(devices.len())
     );
     conn.select(&sql, &ids(devices), &[Ty::Int, Ty::Int])?
