@@ -372,10 +372,14 @@ impl StreamCtx {
         Ok(Some(buf.freeze()))
     }
 
-    /// The newest stored event id (the hub may trail the log briefly on PostgreSQL).
+    /// The newest stored event id (the hub may trail the log briefly on PostgreSQL). If the log
+    /// cannot be read, the hub's: never an id past the log's, which would skip what comes next.
     async fn newest_id(&self) -> i64 {
         let stored = self.store.max_event_id().await;
-        stored.unwrap_or(i64::MAX).max(self.hub.last_id())
+        if let Err(e) = &stored {
+            tracing::warn!(error = %e, "could not read the newest event id; using the hub's");
+        }
+        stored.unwrap_or(0).max(self.hub.last_id())
     }
 
     /// Whether the stream may go on: its session still exists (and until when) and its user's
