@@ -21,9 +21,6 @@ use crate::domain::{now_ms, EventRow, Outcome};
 /// Most jobs committed together; bounds the time one transaction holds the write lock.
 const MAX_GROUP: usize = 256;
 
-/// Longest the PostgreSQL writer waits to open its connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     #[error("rejected: {0:?}")]
@@ -159,16 +156,7 @@ impl Committer for PostgresCommitter {
         };
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => {
-                // As long as the pool waits for a connection: then the group fails as unavailable.
-                // The timer is made inside the runtime (it needs its context).
-                let connect =
-                    async { tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect()).await };
-                let conn = rt
-                    .block_on(connect)
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))??;
-                self.conn.insert(conn)
-            }
+            None => self.conn.insert(rt.block_on(self.options.connect())?),
         };
         let applied = write_postgres::apply_jobs(rt, conn, works, now_ms, policy);
         if applied.is_err() {
