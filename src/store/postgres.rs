@@ -6,18 +6,6 @@ use sqlx::{PgConnection, Postgres};
 type DB = Postgres;
 type Conn = PgConnection;
 
-/// The event-order lock, taken with `BEGIN` in one round trip (the writer's transactions).
-const BEGIN_WITH_EVENT_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(7311200455)";
-
-/// The writer's group transaction on its own connection: `begin_write`'s lock, in the same
-/// round trip as `BEGIN`.
-pub(super) async fn begin_group(
-    conn: &mut PgConnection,
-) -> sqlx::Result<sqlx::Transaction<'_, DB>> {
-    use sqlx::Connection;
-    conn.begin_with(BEGIN_WITH_EVENT_LOCK).await
-}
-
 /// Event ids must become visible in increasing order across instances: every write transaction
 /// takes one transaction-level advisory lock, so transactions that add events commit one at a time.
 pub(super) async fn begin_write(

@@ -101,17 +101,9 @@ impl TestDb {
                 super::write_sqlite::apply_jobs(&mut conn, &works, now_ms, POLICY).expect("apply")
             }
             // The PostgreSQL writer waits with `block_on`, as on its own thread.
-            // As the writer does: a connection of its own on a current-thread runtime.
             (Db::Postgres(pool), _) => tokio::task::block_in_place(|| {
-                use sqlx::ConnectOptions;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                let mut conn = rt
-                    .block_on(pool.connect_options().connect())
-                    .expect("a connection");
-                super::write_postgres::apply_jobs(&rt, &mut conn, &works, now_ms, POLICY)
+                let rt = tokio::runtime::Handle::current();
+                super::write_postgres::apply_jobs(&rt, pool, &works, now_ms, POLICY)
             })
             .expect("apply"),
             _ => unreachable!("a SQLite test database has its writer connection"),

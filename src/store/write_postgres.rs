@@ -1,12 +1,10 @@
 //! The PostgreSQL side of the write path: the statements of `WriteTx` (SQL in
-//! write_statements.rs) through sqlx. The writer runs on a thread of its own, as on SQLite, with
-//! a connection of its own on a current-thread runtime of its own, and waits for each statement
-//! with that runtime's `block_on`: the group logic stays synchronous code, so it cannot await
-//! anything but these statements, and a statement's answer wakes the writer's thread directly
-//! (no hand-off through the server's worker threads, which cost ~150 µs a statement).
+//! write_statements.rs) through sqlx. The writer runs on a thread of its own, as on SQLite, and
+//! waits for each statement with the runtime's `block_on`: the group logic stays synchronous
+//! code, so it cannot await anything but these statements.
 
-use sqlx::PgConnection;
-use tokio::runtime::Runtime;
+use sqlx::{PgConnection, PgPool};
+use tokio::runtime::Handle;
 
 use super::error::StoreResult;
 use super::group::{self, Applied, OfflinePolicy, Work};
@@ -15,18 +13,17 @@ use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PE
 use super::write_tx::{EventInsert, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
-/// Runs every job in one transaction on `conn` (a connection of `rt`, a current-thread runtime:
-/// its `block_on` drives the connection's IO, as a `Handle`'s would not), announcing new events
-/// to every instance at commit. Returns one result per job and the events to publish. Call on
-/// the writer's thread, never from async code.
+/// Runs every job in one transaction, announcing new events to every instance at commit.
+/// Returns one result per job and the events to publish. Call on the writer's thread, with
+/// the runtime entered (`Handle::enter`), never from async code.
 pub fn apply_jobs(
-    rt: &Runtime,
-    conn: &mut PgConnection,
+    rt: &Handle,
+    pool: &PgPool,
     works: &[&Work],
     now_ms: i64,
     policy: OfflinePolicy,
 ) -> StoreResult<Applied> {
-    let mut tx = rt.block_on(postgres::begin_group(conn))?;
+    let mut tx = rt.block_on(postgres::begin_write(pool))?;
     let mut statements = PgTx {
         conn: &mut tx,
         rt,
@@ -45,7 +42,7 @@ pub fn apply_jobs(
 
 /// Waits for one statement's future on the writer's thread.
 fn run<T>(
-    rt: &Runtime,
+    rt: &Handle,
     statement: impl std::future::Future<Output = sqlx::Result<T>>,
 ) -> StoreResult<T> {
     Ok(rt.block_on(statement)?)
@@ -54,7 +51,7 @@ fn run<T>(
 /// The writer's transaction, and whether it appended events (then it announces them).
 struct PgTx<'t> {
     conn: &'t mut PgConnection,
-    rt: &'t Runtime,
+    rt: &'t Handle,
     events_inserted: bool,
 }
 

@@ -2,15 +2,15 @@
 //! requests into one transaction (group commit) and hands their committed events, in id order,
 //! to a `Publisher` (realtime implements it). A request is answered only after its data is
 //! durable. On both databases it is a thread of its own: on SQLite with its own rusqlite
-//! connection (a group transaction runs without a hand-off per statement), on PostgreSQL with
-//! its own sqlx connection on a current-thread runtime of its own (the same, for sqlx).
+//! connection (a group transaction runs without a hand-off per statement), on PostgreSQL
+//! waiting on sqlx with the runtime's `block_on`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::PgPool;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{StoreError, StoreResult};
@@ -65,9 +65,8 @@ impl Writer {
                 conn: None,
             }),
             Db::Postgres(pool) => Box::new(PostgresCommitter {
-                options: (*pool.connect_options()).clone(),
-                rt: None,
-                conn: None,
+                rt: Handle::current(),
+                pool: pool.clone(),
             }),
         };
         std::thread::Builder::new()
@@ -131,11 +130,8 @@ impl Committer for SqliteCommitter {
 }
 
 struct PostgresCommitter {
-    options: PgConnectOptions,
-    /// The writer thread's own runtime, made there (a current-thread runtime cannot move).
-    rt: Option<tokio::runtime::Runtime>,
-    /// Opened on first use, and again after a group that failed (it may be broken).
-    conn: Option<PgConnection>,
+    rt: Handle,
+    pool: PgPool,
 }
 
 impl Committer for PostgresCommitter {
@@ -145,24 +141,9 @@ impl Committer for PostgresCommitter {
         now_ms: i64,
         policy: OfflinePolicy,
     ) -> StoreResult<Applied> {
-        let rt = match &mut self.rt {
-            Some(rt) => rt,
-            None => self.rt.insert(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
-            ),
-        };
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(rt.block_on(self.options.connect())?),
-        };
-        let applied = write_postgres::apply_jobs(rt, conn, works, now_ms, policy);
-        if applied.is_err() {
-            self.conn = None;
-        }
-        applied
+        // Dropping a pooled connection (e.g. after a failed transaction) spawns on the runtime.
+        let _runtime = self.rt.enter();
+        write_postgres::apply_jobs(&self.rt, &self.pool, works, now_ms, policy)
     }
 }
 
