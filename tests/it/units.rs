@@ -95,14 +95,11 @@ async fn fahrenheit_for_one_reader(backend: Backend) {
     assert!(admin_page.contains("-20.0 °C") && !admin_page.contains("°F"));
 
     // The JSON API stays in °C.
-    let telemetry: Value = manager
-        .get(app.url(&format!("/api/devices/{DEVICE}/telemetry")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let telemetry = get_json(
+        &manager,
+        app.url(&format!("/api/devices/{DEVICE}/telemetry")),
+    )
+    .await;
     assert_eq!(
         telemetry["readings"][0]["temperature"], -20.0,
         "{telemetry}"
@@ -123,14 +120,7 @@ async fn fahrenheit_for_one_reader(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let rules: Value = manager
-        .get(app.url(&format!("/api/devices/{DEVICE}/rules")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules = get_json(&manager, app.url(&format!("/api/devices/{DEVICE}/rules"))).await;
     assert_eq!(
         (&rules["rules"][0]["min"], &rules["rules"][0]["max"]),
         (&Value::from(-25.0), &Value::from(-15.0)),
