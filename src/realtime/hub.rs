@@ -76,8 +76,14 @@ pub struct Hub {
     /// Every gate is opened after this many events, half the channel's capacity, so a quiet
     /// gated stream reads the channel before it is overwritten.
     sweep_every: usize,
+    /// Database reads of reconnecting and lagging streams run at most this many at a time, so
+    /// a reconnect storm queues here instead of draining the pool for ingest and timing out.
+    pub replay_slots: tokio::sync::Semaphore,
     pub stats: Stats,
 }
+
+/// Replay reads at once (the PostgreSQL pool holds 16 connections).
+const REPLAY_SLOTS: usize = 6;
 
 impl Hub {
     /// `last_id` is the newest stored event id at start.
@@ -90,6 +96,7 @@ impl Hub {
             closed: AtomicBool::new(false),
             gates: Arc::default(),
             sweep_every: capacity / 2,
+            replay_slots: tokio::sync::Semaphore::new(REPLAY_SLOTS),
             stats: Stats::default(),
         })
     }

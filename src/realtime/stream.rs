@@ -17,12 +17,16 @@ use super::gate::{Filter, Gate};
 use super::hub::{Hub, HubMessage};
 use super::limits::StreamPermit;
 use crate::domain::{now_ms, Role};
-use crate::store::Store;
+use crate::store::{Store, StoreResult};
 
 /// Rows fetched per replay query.
 const REPLAY_PAGE: i64 = 1000;
 /// Frames queued for one stream are sent together, up to this many bytes per write.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// How long a stream keeps retrying a read the database is too busy for, before it ends (the
+/// browser then reconnects from its Last-Event-ID): ending at once would turn a busy moment in
+/// a reconnect storm into another storm.
+const RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// The next message: straight from the channel, or once the stream's gate opens (`None`: the
 /// gate opened but nothing was queued).
@@ -346,13 +350,44 @@ impl StreamCtx {
         }
     }
 
+    /// A read of the event log or the sessions, through one of the hub's replay slots; an
+    /// unavailable database is retried with backoff for up to `RETRY_FOR`, other errors are not.
+    async fn read<T, F, Fut>(&self, what: &'static str, op: F) -> StoreResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = {
+                // The semaphore is never closed.
+                let _slot = self.hub.replay_slots.acquire().await;
+                op().await
+            };
+            match result {
+                Err(e)
+                    if e.is_unavailable()
+                        && started.elapsed() + pause < RETRY_FOR
+                        && !self.hub.is_closed() =>
+                {
+                    tracing::debug!(error = %e, what, "database busy; a stream retries");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Sends the next page of stored events after the cursor; `None` when caught up.
     async fn replay_page(&self, cursor: &mut i64) -> Result<Option<Bytes>, ()> {
         let scope = &self.filter.scope;
         let after = *cursor;
         let rows = self
-            .store
-            .events_after(after, i64::MAX, scope, REPLAY_PAGE)
+            .read("replay", || {
+                self.store.events_after(after, i64::MAX, scope, REPLAY_PAGE)
+            })
             .await
             .map_err(|e| tracing::warn!(error = %e, "replay failed; ending the stream"))?;
         let Some(last) = rows.last() else {
@@ -375,7 +410,7 @@ impl StreamCtx {
     /// The newest stored event id (the hub may trail the log briefly on PostgreSQL). If the log
     /// cannot be read, the hub's: never an id past the log's, which would skip what comes next.
     async fn newest_id(&self) -> i64 {
-        let stored = self.store.max_event_id().await;
+        let stored = self.read("newest id", || self.store.max_event_id()).await;
         if let Err(e) = &stored {
             tracing::warn!(error = %e, "could not read the newest event id; using the hub's");
         }
@@ -403,14 +438,20 @@ impl StreamCtx {
         }
     }
 
-    /// The session still exists and the user's role and sites are those the stream began with.
+    /// The session still exists and the user's role and sites are those the stream began with
+    /// (a database that stays unavailable past `RETRY_FOR` counts as no).
     async fn still_authorized(&self) -> bool {
-        if !matches!(self.store.session_active(&self.session_id).await, Ok(true)) {
+        let active = self.read("session", || self.store.session_active(&self.session_id));
+        if !matches!(active.await, Ok(true)) {
             return false;
         }
-        match self.store.user(self.user_id).await {
+        match self.read("user", || self.store.user(self.user_id)).await {
             Ok(Some(user)) => user.role == self.role && user.scope() == self.filter.scope,
-            _ => false,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a stream's user; ending it");
+                false
+            }
         }
     }
 }
