@@ -13,19 +13,11 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import {
-  ADMIN, CHROMIUM_ARGS, api, SCREENSHOTS, Server, binary, freePort, liveIs, probe, shapeOf, signIn,
-  slotTexts,
+  ADMIN, api, binary, browserTests, freePort, launch, liveIs, SCREENSHOTS, Server, shapeOf, signIn, slotTexts,
 } from "./lib.mjs";
 
-const env = await probe();
-if (env.missing.length) {
-  const why = `SKIPPED: e2e alarms (no chromium) — missing ${env.missing.join(" and ")}`;
-  if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
-    throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
-  }
-  console.error(`\n*** ${why} ***\n`);
-}
-const skip = env.missing.length > 0;
+const env = await browserTests("alarms");
+const { skip } = env;
 
 const SECOND = 1000;
 /** The longest an alarm change may take to show on another user's page. */
@@ -97,7 +89,7 @@ before(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   server = new Server(binary(), await freePort());
   await server.start();
-  browser = await env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+  browser = await launch(env);
 });
 
 after(async () => {

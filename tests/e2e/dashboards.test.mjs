@@ -8,19 +8,11 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import {
-  ADMIN, CHROMIUM_ARGS, SCREENSHOTS, Server, binary, freePort, liveIs, probe, shapeOf, signIn,
-  slotTexts,
+  ADMIN, binary, browserTests, freePort, launch, liveIs, SCREENSHOTS, Server, shapeOf, signIn, slotTexts,
 } from "./lib.mjs";
 
-const env = await probe();
-if (env.missing.length) {
-  const why = `SKIPPED: e2e (no chromium) — missing ${env.missing.join(" and ")}`;
-  if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
-    throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
-  }
-  console.error(`\n*** ${why} ***\n`);
-}
-const skip = env.missing.length > 0;
+const env = await browserTests("dashboards");
+const { skip } = env;
 
 const FREEZER = { id: "1988618061618400001", eui: "24e124707e060001", name: "Freezer A" };
 const HOSTILE = {
@@ -95,7 +87,7 @@ before(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   server = new Server(binary(), await freePort());
   await server.start();
-  browser = await env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+  browser = await launch(env);
 });
 
 after(async () => {

@@ -34,6 +34,27 @@ export async function probe() {
   return { chromium, playwright, missing };
 }
 
+/**
+ * What a browser test file needs, probed once: `skip` is true (and said loudly) when Chromium or
+ * playwright-core is missing; with SENSORCAST_REQUIRE_E2E=1 that is a failure instead.
+ */
+export async function browserTests(what) {
+  const env = await probe();
+  if (env.missing.length) {
+    const why = `SKIPPED: e2e ${what} (no chromium) — missing ${env.missing.join(" and ")}`;
+    if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
+      throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
+    }
+    console.error(`\n*** ${why} ***\n`);
+  }
+  return { ...env, skip: env.missing.length > 0 };
+}
+
+/** Chromium, launched headless. */
+export function launch(env) {
+  return env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+}
+
 /** The sensorcast binary: $SENSORCAST_BIN, else `cargo build` (a no-op when up to date). */
 export function binary() {
   if (process.env.SENSORCAST_BIN) return process.env.SENSORCAST_BIN;

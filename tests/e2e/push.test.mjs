@@ -10,17 +10,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ADMIN, CHROMIUM_ARGS, Server, binary, freePort, probe, signIn } from "./lib.mjs";
+import { ADMIN, binary, browserTests, freePort, launch, Server, signIn } from "./lib.mjs";
 
-const env = await probe();
-if (env.missing.length) {
-  const why = `SKIPPED: e2e push (no chromium) — missing ${env.missing.join(" and ")}`;
-  if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
-    throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
-  }
-  console.error(`\n*** ${why} ***\n`);
-}
-const skip = env.missing.length > 0;
+const env = await browserTests("push");
+const { skip } = env;
 const SECOND = 1000;
 
 let server;
@@ -30,7 +23,7 @@ before(async () => {
   if (skip) return;
   server = new Server(binary(), await freePort());
   await server.start();
-  browser = await env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+  browser = await launch(env);
 });
 
 after(async () => {

@@ -5,17 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ADMIN, CHROMIUM_ARGS, Server, api, binary, freePort, liveIs, probe, signIn } from "./lib.mjs";
+import { ADMIN, api, binary, browserTests, freePort, launch, liveIs, Server, signIn } from "./lib.mjs";
 
-const env = await probe();
-if (env.missing.length) {
-  const why = `SKIPPED: e2e units (no chromium) — missing ${env.missing.join(" and ")}`;
-  if (process.env.SENSORCAST_REQUIRE_E2E === "1") {
-    throw new Error(`${why}; SENSORCAST_REQUIRE_E2E=1 makes this a failure`);
-  }
-  console.error(`\n*** ${why} ***\n`);
-}
-const skip = env.missing.length > 0;
+const env = await browserTests("units");
+const { skip } = env;
 const SECOND = 1000;
 const DEVICE = { id: "1988618061618400401", eui: "24e124707e0a0401", name: "Freezer F" };
 
@@ -26,7 +19,7 @@ before(async () => {
   if (skip) return;
   server = new Server(binary(), await freePort());
   await server.start();
-  browser = await env.playwright.chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+  browser = await launch(env);
 });
 
 after(async () => {
