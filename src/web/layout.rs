@@ -9,6 +9,8 @@ use super::error::PageError;
 use crate::domain::{Role, TemperatureUnit, User};
 
 pub struct NavUser {
+    /// Tabs of one user share one stream (static/js/tabs.js), found by `<body data-user>`.
+    pub id: i64,
     pub email: String,
     pub role: &'static str,
     pub home: &'static str,
@@ -77,6 +79,7 @@ impl Layout {
         let mut layout = Layout::page(session, title).await?;
         layout.unit = user.unit;
         layout.user = Some(NavUser {
+            id: user.id,
             email: user.email.clone(),
             role: user.role.as_str(),
             home: dashboard_path(user.role),

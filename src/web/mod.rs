@@ -252,6 +252,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("js/live.js", JS),
     asset!("js/alarms.js", JS),
     asset!("js/stream.js", JS),
+    asset!("js/tabs.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/format.js", JS),
     asset!("js/chart.js", JS),

@@ -7,7 +7,7 @@ import { drawAll, setBands, setSeries } from "./chart.js";
 import { listenCommands } from "./commands.js";
 import { flash, localizeTimes, readJson } from "./dom.js";
 import { handlers } from "./live.js";
-import { openStream } from "./stream.js";
+import { openSharedStream } from "./tabs.js";
 import "./push.js";
 
 function setLive(open) {
@@ -102,7 +102,8 @@ window.addEventListener("resize", () => {
 setInterval(() => localizeTimes(), 15000);
 setInterval(drawAll, 5 * 60000);
 setLive(false);
-openStream({
+openSharedStream({
+  user: document.body.dataset.user,
   after: Number(document.body.dataset.lastEventId) || 0,
   devices: document.querySelector("[data-detail]")?.dataset.detail,
   on: handlers,
