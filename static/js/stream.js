@@ -6,6 +6,8 @@
 
 /** Messages the server sends without an id. */
 const CONTROL = /^\{"type":"(connected|keepalive)"/;
+/** The server skipped a replay too long to send (the message carries the newest id). */
+export const isResync = (data) => data.startsWith('{"type":"resync"');
 
 /**
  * An EventSource on /api/realtime from event `from`, reopened after an outage from the last id

@@ -5,7 +5,7 @@
 // missed since its page was rendered, from a ring of recent messages. Each tab filters what it
 // shows (a device page, its device). Without Web Locks or BroadcastChannel: a stream per tab.
 
-import { connect, openStream, receiver } from "./stream.js";
+import { connect, isResync, openStream, receiver } from "./stream.js";
 
 /** Messages the leader keeps for tabs that open late. */
 const RING = 500;
@@ -69,8 +69,9 @@ export function openSharedStream(o) {
       o.state((open = m.open));
     } else if (m.kind === "hello" && leader) {
       // What the ring holds after the asker's id, or a resync when it does not reach back.
-      const messages = m.after >= ringFrom ? ring.filter(([, id]) => id === null || id > m.after) : [];
-      channel.postMessage({ kind: "reply", to: m.from, open, resync: m.after < ringFrom, messages });
+      const reaches = m.after >= ringFrom;
+      const messages = reaches ? ring.filter(([, id]) => id > m.after) : [];
+      channel.postMessage({ kind: "reply", to: m.from, open, resync: !reaches, messages });
     } else if (m.kind === "reply" && m.to === me && waiting && !leader) {
       answered(m);
     } else if (m.kind === "leader" && !leader && !waiting) {
@@ -91,7 +92,7 @@ export function openSharedStream(o) {
     connect({
       from: page.lastId(),
       message(data, id) {
-        if (data.startsWith('{"type":"resync"')) {
+        if (isResync(data)) {
           // The server skipped events: the ring is complete only from here.
           ring = [];
           ringFrom = id ?? ringFrom;
