@@ -179,6 +179,8 @@ enum Next {
     Recheck(Bytes),
     /// The session's known expiry came: end unless it was renewed meanwhile.
     Expiry,
+    /// A session check finished.
+    Checked(Verdict),
     End,
 }
 
@@ -233,15 +235,22 @@ impl StreamCtx {
             if hub.is_closed() {
                 return;
             }
+            // A session check runs beside the stream, so keepalives and events go on while the
+            // database is slow or away; a recheck asked for during one runs after it.
+            let mut check: Option<futures_util::future::BoxFuture<'_, Verdict>> = None;
+            let mut check_again = false;
             loop {
                 let next = tokio::select! {
                     biased;
+                    verdict = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                        Next::Checked(verdict)
+                    }
                     msg = next_message(&mut rx, gate.as_ref()) => match msg {
                         Some(msg) => this.on_message(msg, &mut rx, &mut cursor),
                         None => Next::Send(Bytes::new()),
                     },
                     _ = keepalive.tick() => Next::Send(keepalive_frame(now_ms())),
-                    _ = &mut expiry => Next::Expiry,
+                    _ = &mut expiry, if check.is_none() => Next::Expiry,
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
@@ -287,22 +296,35 @@ impl StreamCtx {
                         if !pending.is_empty() {
                             yield Ok(pending);
                         }
-                        match this.verdict().await {
-                            Verdict::Allowed(_) => {}
-                            Verdict::Denied => return,
-                            // The database is briefly away: ask again soon, not never.
-                            Verdict::Unknown => expiry.as_mut().reset(instant_of(now_ms() + 1_000)),
+                        // A check already running may have read what the recheck is about
+                        // before it changed: one more after it.
+                        match check {
+                            Some(_) => check_again = true,
+                            None => check = Some(Box::pin(this.verdict())),
                         }
                         if let Some(gate) = &gate {
                             gate.reopen();
                         }
                     }
-                    Next::Expiry => match this.verdict().await {
-                        // Renewed by a request since: follow the new expiry.
-                        Verdict::Allowed(at) => expiry.as_mut().reset(instant_of(at)),
-                        Verdict::Denied => return,
-                        Verdict::Unknown => expiry.as_mut().reset(instant_of(now_ms() + 1_000)),
-                    },
+                    Next::Expiry => check = Some(Box::pin(this.verdict())),
+                    Next::Checked(verdict) => {
+                        check = None;
+                        match verdict {
+                            // Renewed by a request since: follow the new expiry.
+                            Verdict::Allowed(at) => {
+                                expiry.as_mut().reset(instant_of(at));
+                                if std::mem::take(&mut check_again) {
+                                    check = Some(Box::pin(this.verdict()));
+                                }
+                            }
+                            Verdict::Denied => return,
+                            // The database could not tell: ask again soon, not never.
+                            Verdict::Unknown => {
+                                check_again = false;
+                                expiry.as_mut().reset(instant_of(now_ms() + 1_000));
+                            }
+                        }
+                    }
                     Next::End => return,
                 }
             }
