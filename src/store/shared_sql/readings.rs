@@ -20,7 +20,8 @@ pub async fn latest_readings(
          JOIN readings r ON r.id = (SELECT r2.id FROM readings r2 WHERE r2.device_id = d.id \
          AND r2.historical = FALSE ORDER BY r2.measured_ms DESC, r2.id DESC LIMIT 1) WHERE {} AND {}",
         scope_sql(scope, "d.site_id"),
-        one_device_sql(device_id)
+        // On the device, not the reading: one lookup, not one per device.
+        device_id.map_or_else(|| "1=1".to_string(), |id| format!("d.id = {id}"))
     );
     sqlx::query_as(&sql).fetch_all(pool).await
 }
