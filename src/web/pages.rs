@@ -93,14 +93,63 @@ pub async fn open_alarms(
     Ok(AlarmView::open_list(&rows, unit))
 }
 
-#[derive(Template)]
-#[template(path = "manager.html")]
-struct ManagerPage {
+/// What the manager and employee dashboards show: the sites of the reader, live.
+struct SiteDashboard {
     layout: Layout,
     flash: Option<Flash>,
     fleet: Fleet,
     alarms: Vec<AlarmView>,
     reports: Vec<super::reports::ReportLink>,
+}
+
+impl SiteDashboard {
+    async fn load(
+        state: &AppState,
+        user: &User,
+        session: &Session,
+        title: &str,
+    ) -> Result<SiteDashboard, PageError> {
+        // The id before the rows: the stream then replays anything stored meanwhile.
+        let last_event_id = state.hub.last_id();
+        let scope = user.scope();
+        Ok(SiteDashboard {
+            layout: Layout::signed_in(user, session, title)
+                .await?
+                .live(last_event_id),
+            flash: take_flash(session).await,
+            fleet: Fleet::load(&state.store, &scope, true, user.unit).await?,
+            alarms: open_alarms(&state.store, &scope, user.unit).await?,
+            reports: super::reports::report_links(state, user).await?,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "manager.html")]
+struct ManagerPage {
+    page: SiteDashboard,
+}
+
+#[derive(Template)]
+#[template(path = "employee.html")]
+struct EmployeePage {
+    page: SiteDashboard,
+}
+
+// The templates name the dashboard's fields (`layout`, `fleet`, …) directly: field access
+// goes through `Deref`.
+impl std::ops::Deref for ManagerPage {
+    type Target = SiteDashboard;
+    fn deref(&self) -> &SiteDashboard {
+        &self.page
+    }
+}
+
+impl std::ops::Deref for EmployeePage {
+    type Target = SiteDashboard;
+    fn deref(&self) -> &SiteDashboard {
+        &self.page
+    }
 }
 
 pub async fn manager(
@@ -111,31 +160,8 @@ pub async fn manager(
     if let Some(r) = own_dashboard(&user, Role::Manager) {
         return Ok(r);
     }
-    // The id before the rows: the stream then replays anything stored meanwhile.
-    let last_event_id = state.hub.last_id();
-    let scope = user.scope();
-    let fleet = Fleet::load(&state.store, &scope, true, user.unit).await?;
-    let alarms = open_alarms(&state.store, &scope, user.unit).await?;
-    let page = ManagerPage {
-        layout: Layout::signed_in(&user, &session, "My sites")
-            .await?
-            .live(last_event_id),
-        flash: take_flash(&session).await,
-        fleet,
-        alarms,
-        reports: super::reports::report_links(&state, &user).await?,
-    };
-    Ok(render(&page))
-}
-
-#[derive(Template)]
-#[template(path = "employee.html")]
-struct EmployeePage {
-    layout: Layout,
-    flash: Option<Flash>,
-    fleet: Fleet,
-    alarms: Vec<AlarmView>,
-    reports: Vec<super::reports::ReportLink>,
+    let page = SiteDashboard::load(&state, &user, &session, "My sites").await?;
+    Ok(render(&ManagerPage { page }))
 }
 
 pub async fn employee(
@@ -146,18 +172,6 @@ pub async fn employee(
     if let Some(r) = own_dashboard(&user, Role::Employee) {
         return Ok(r);
     }
-    let last_event_id = state.hub.last_id();
-    let scope = user.scope();
-    let fleet = Fleet::load(&state.store, &scope, true, user.unit).await?;
-    let alarms = open_alarms(&state.store, &scope, user.unit).await?;
-    let page = EmployeePage {
-        layout: Layout::signed_in(&user, &session, "Devices")
-            .await?
-            .live(last_event_id),
-        flash: take_flash(&session).await,
-        fleet,
-        alarms,
-        reports: super::reports::report_links(&state, &user).await?,
-    };
-    Ok(render(&page))
+    let page = SiteDashboard::load(&state, &user, &session, "Devices").await?;
+    Ok(render(&EmployeePage { page }))
 }
