@@ -140,7 +140,8 @@ pub fn open(
         expires_at_ms: subscriber.expires_at_ms,
         permit,
     };
-    ctx.run(last_id)
+    // Boxed: the generator would otherwise hold the context twice (moved in, then bound).
+    Box::new(ctx).run(last_id)
 }
 
 struct StreamCtx {
@@ -186,7 +187,7 @@ enum Next {
 
 impl StreamCtx {
     fn run(
-        self,
+        self: Box<Self>,
         last_id: Option<i64>,
     ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
         async_stream::stream! {
@@ -199,7 +200,7 @@ impl StreamCtx {
             // Subscribe before reading the database, so nothing committed in between is missed.
             let mut rx = hub.subscribe();
             let newest = match last_id {
-                Some(_) => this.newest_id().await,
+                Some(_) => Box::pin(this.newest_id()).await,
                 None => hub.last_id(),
             };
             // An id from the future (a reset database) would hide live events: clamp it.
@@ -207,7 +208,7 @@ impl StreamCtx {
             // Subscribed now, so a sign-out from here on reaches this stream; one announced
             // between the session check of the request and the subscription would be lost, so
             // a replay (a reconnect, as after a sign-out elsewhere) checks again first.
-            if last_id.is_some() && !this.still_authorized().await {
+            if last_id.is_some() && !Box::pin(this.still_authorized()).await {
                 return;
             }
             yield Ok(connected_frame(now_ms()));
@@ -219,7 +220,7 @@ impl StreamCtx {
             } else if last_id.is_some() {
                 hub.stats.replays.inc();
                 loop {
-                    match this.replay_page(&mut cursor).await {
+                    match Box::pin(this.replay_page(&mut cursor)).await {
                         Ok(Some(chunk)) => yield Ok(chunk),
                         Ok(None) => break,
                         Err(()) => return,
@@ -235,7 +236,8 @@ impl StreamCtx {
             if hub.is_closed() {
                 return;
             }
-            // A session check runs beside the stream, so keepalives and events go on while the
+            // Store reads are boxed (above and in this loop): held inline, the largest would size
+            // every idle stream's state. A session check runs beside the stream, so keepalives and events go on while the
             // database is slow or away; a recheck asked for during one runs after it.
             let mut check: Option<futures_util::future::BoxFuture<'_, Verdict>> = None;
             let mut check_again = false;
@@ -273,11 +275,11 @@ impl StreamCtx {
                         let mut failed = false;
                         while !failed {
                             // The shutdown message may have been among those missed.
-                            if hub.is_closed() || !this.still_authorized().await {
+                            if hub.is_closed() || !Box::pin(this.still_authorized()).await {
                                 failed = true;
                                 break;
                             }
-                            match this.replay_page(&mut cursor).await {
+                            match Box::pin(this.replay_page(&mut cursor)).await {
                                 Ok(Some(chunk)) => yield Ok(chunk),
                                 Ok(None) => break,
                                 Err(()) => failed = true,

@@ -172,7 +172,9 @@ impl Connection {
         }
     }
 
-    /// Moves the socket to the streams runtime (its own reactor) and serves it there.
+    /// Moves the socket to the streams runtime (its own reactor) and serves it there. The task
+    /// spawned there holds only what the stream needs for its life: its size is every idle
+    /// stream's cost.
     async fn stream(
         self,
         sock: TcpStream,
@@ -183,22 +185,39 @@ impl Connection {
         let Some(handle) = self.streams.clone() else {
             return self.serve_stream(sock, request, read, head_by).await;
         };
-        let sock = match sock.into_std() {
+        // Registered with the streams runtime's reactor, here, with its context entered.
+        let sock = sock.into_std().and_then(|sock| {
+            let _inside = handle.enter();
+            TcpStream::from_std(sock)
+        });
+        let sock = match sock {
             Ok(sock) => sock,
             Err(e) => return tracing::debug!(error = %e, "could not hand a stream over"),
         };
         let tracker = self.tracker.clone();
-        tracker.spawn_on(
-            async move {
-                match TcpStream::from_std(sock) {
-                    Ok(sock) => self.serve_stream(sock, request, read, head_by).await,
-                    Err(e) => tracing::debug!(error = %e, "could not take a stream over"),
-                }
-            },
-            &handle,
-        );
+        match self.limits.transport {
+            StreamTransport::Raw => {
+                let Connection {
+                    app,
+                    limits,
+                    stalls,
+                    _slot,
+                    ..
+                } = self;
+                let sock = WriteDeadline::new(sock, limits.stall, stalls);
+                tracker.spawn_on(
+                    raw::serve(sock, request, app, limits.request, _slot),
+                    &handle,
+                );
+            }
+            StreamTransport::Hyper => {
+                let serving = Box::pin(self.http(Prefixed::new(read, sock), head_by));
+                tracker.spawn_on(serving, &handle);
+            }
+        }
     }
 
+    /// A stream on this runtime (no streams runtime).
     async fn serve_stream(
         self,
         sock: TcpStream,
@@ -208,8 +227,8 @@ impl Connection {
     ) {
         match self.limits.transport {
             StreamTransport::Raw => {
-                let sock = WriteDeadline::new(sock, self.limits.stall, self.stalls.clone());
-                raw::serve(sock, *request, self.app, self.limits.request).await
+                let sock = WriteDeadline::new(sock, self.limits.stall, self.stalls);
+                raw::serve(sock, request, self.app, self.limits.request, self._slot).await
             }
             StreamTransport::Hyper => self.http(Prefixed::new(read, sock), head_by).await,
         }

@@ -18,16 +18,41 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use super::limits::{self, WriteDeadline};
+use super::limits::{self, Slot, WriteDeadline};
 
 type Socket = WriteDeadline<TcpStream>;
 
 /// Error answers (401, 429, …) are small; anything larger is cut.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-pub async fn serve(mut sock: Socket, request: Request<Body>, app: Router, patience: Duration) {
+/// Serves the request; `slot` (the connection's place under the cap) is held until the end.
+/// The state kept while a stream lives is the socket, the body and the pump: the answer's
+/// parts (the router's future, the response head) are done with and freed first.
+pub async fn serve(
+    mut sock: Socket,
+    request: Box<Request<Body>>,
+    app: Router,
+    patience: Duration,
+    slot: Slot,
+) {
+    if let Some(body) = Box::pin(answer(&mut sock, request, app, patience)).await {
+        pump(&mut sock, body).await;
+    }
+    let _ = sock.shutdown().await;
+    drop(slot);
+}
+
+/// Answers the request: a whole answer (refusals) is written and `None` returned; a stream's
+/// head and first frame are written and its body returned.
+async fn answer(
+    sock: &mut Socket,
+    // Boxed until here: unboxed by the caller, the empty box would live as long as the stream.
+    request: Box<Request<Body>>,
+    app: Router,
+    patience: Duration,
+) -> Option<Body> {
     // Until the response head, as for every other request.
-    let response = match tokio::time::timeout(patience, app.oneshot(request)).await {
+    let response = match tokio::time::timeout(patience, app.oneshot(*request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(never)) => match never {},
         Err(_) => limits::answer_too_slow(true),
@@ -48,8 +73,7 @@ pub async fn serve(mut sock: Socket, request: Request<Body>, app: Router, patien
         let mut out = head(&parts, Some(bytes.len()));
         out.extend_from_slice(&bytes);
         let _ = sock.write_all(&out).await;
-        let _ = sock.shutdown().await;
-        return;
+        return None;
     }
     // The head and the first frame (`connected`, ready at once) in one write.
     let mut out = head(&parts, None);
@@ -58,12 +82,8 @@ pub async fn serve(mut sock: Socket, request: Request<Body>, app: Router, patien
             out.extend_from_slice(&data);
         }
     }
-    if sock.write_all(&out).await.is_err() {
-        return;
-    }
-    drop(out);
-    pump(&mut sock, body).await;
-    let _ = sock.shutdown().await;
+    sock.write_all(&out).await.ok()?;
+    Some(body)
 }
 
 /// Writes the body's batches as they come until it ends or the client goes away.
