@@ -6,6 +6,8 @@ use crate::store::Store;
 
 /// Ends every stream opened with this session (sign-out).
 pub async fn end_session(store: &Store, hub: &Hub, session_id: &str) {
+    // At once here; other instances when the announcement reaches them.
+    hub.passes.forget_session(session_id);
     if !store
         .announce_control(&format!("session:{session_id}"))
         .await
@@ -17,6 +19,7 @@ pub async fn end_session(store: &Store, hub: &Hub, session_id: &str) {
 /// Ends every stream of this user (disabled, role or sites changed); browsers reconnect with
 /// their new scope or are refused.
 pub async fn end_user(store: &Store, hub: &Hub, user_id: i64) {
+    hub.passes.forget_user(user_id);
     if !store.announce_control(&format!("user:{user_id}")).await {
         hub.end_user(user_id);
     }

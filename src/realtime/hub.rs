@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::frames::Frame;
 use super::gate::Gates;
+use super::passes::Passes;
 use crate::domain::{EventRow, Role};
 use crate::store::Publisher;
 
@@ -79,6 +80,8 @@ pub struct Hub {
     /// Database reads of reconnecting and lagging streams run at most this many at a time, so
     /// a reconnect storm queues here instead of draining the pool for ingest and timing out.
     pub replay_slots: tokio::sync::Semaphore,
+    /// Sessions checked within the last second, for opening streams (see `passes.rs`).
+    pub passes: Passes,
     pub stats: Stats,
 }
 
@@ -97,6 +100,7 @@ impl Hub {
             gates: Arc::default(),
             sweep_every: capacity / 2,
             replay_slots: tokio::sync::Semaphore::new(REPLAY_SLOTS),
+            passes: Passes::default(),
             stats: Stats::default(),
         })
     }
@@ -133,16 +137,19 @@ impl Hub {
     }
 
     pub fn end_session(&self, session_id: &str) {
+        self.passes.forget_session(session_id);
         let _ = self.tx.send(HubMessage::EndSession(session_id.into()));
         self.gates.open_all();
     }
 
     pub fn end_user(&self, user_id: i64) {
+        self.passes.forget_user(user_id);
         let _ = self.tx.send(HubMessage::EndUser(user_id));
         self.gates.open_all();
     }
 
     pub fn recheck(&self) {
+        self.passes.forget_all();
         let _ = self.tx.send(HubMessage::Recheck);
         self.gates.open_all();
     }

@@ -9,4 +9,5 @@ pub mod frames;
 pub mod gate;
 pub mod hub;
 pub mod limits;
+pub mod passes;
 pub mod stream;

@@ -116,6 +116,8 @@ pub struct Subscriber {
     pub session_id: String,
     /// When the session expires unless renewed (ms since the epoch; 0: ask the store).
     pub expires_at_ms: i64,
+    /// `hub.passes.epoch()` before the access was checked.
+    pub checked_epoch: u64,
 }
 
 /// The stream's bytes: `connected`, then the replay after `last_id` (if given), then live
@@ -138,6 +140,7 @@ pub fn open(
         role: subscriber.role,
         session_id: subscriber.session_id,
         expires_at_ms: subscriber.expires_at_ms,
+        checked_epoch: subscriber.checked_epoch,
         permit,
     };
     // Boxed: the generator would otherwise hold the context twice (moved in, then bound).
@@ -154,6 +157,7 @@ struct StreamCtx {
     session_id: String,
     /// When the session expires unless renewed (ms since the epoch).
     expires_at_ms: i64,
+    checked_epoch: u64,
     permit: StreamPermit,
 }
 
@@ -206,9 +210,11 @@ impl StreamCtx {
             // An id from the future (a reset database) would hide live events: clamp it.
             let mut cursor = last_id.map_or(newest, |id| id.min(newest));
             // Subscribed now, so a sign-out from here on reaches this stream; one announced
-            // between the session check of the request and the subscription would be lost, so
-            // a replay (a reconnect, as after a sign-out elsewhere) checks again first.
-            if last_id.is_some() && !Box::pin(this.still_authorized()).await {
+            // between the check of the request and the subscription would be lost: checked
+            // again if any came meanwhile, and always by a replay (a reconnect, as after a
+            // sign-out elsewhere).
+            let announced = hub.passes.epoch() != this.checked_epoch;
+            if (announced || last_id.is_some()) && !Box::pin(this.still_authorized()).await {
                 return;
             }
             yield Ok(connected_frame(now_ms()));

@@ -33,6 +33,11 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, m)| ApiError::internal(m))?;
+    session_user(&session, state).await
+}
+
+/// The session's user, read from the database (the session renewed when due).
+pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<User>, ApiError> {
     let user_id: Option<i64> = match session.get(USER_ID_KEY).await {
         Ok(id) => id,
         Err(e) => return Err(session_failure(state, e).await),
@@ -42,7 +47,7 @@ async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<Option<User>, 
     };
     let user = state.store.user(user_id).await?;
     if user.is_some() {
-        if let Err(e) = renew_if_due(&session).await {
+        if let Err(e) = renew_if_due(session).await {
             return Err(session_failure(state, e).await);
         }
     }

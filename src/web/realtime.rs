@@ -11,11 +11,11 @@ use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::CurrentUser;
+use super::auth::session_user;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::state::AppState;
-use crate::domain::Scope;
+use crate::domain::{now_ms, Scope, User};
 use crate::realtime::gate::Filter;
 use crate::realtime::limits::LimitReached;
 use crate::realtime::stream::{self, Pace, Subscriber};
@@ -31,11 +31,12 @@ pub struct RealtimeQuery {
 
 pub async fn realtime(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
     session: Session,
     ApiQuery(q): ApiQuery<RealtimeQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let checked_epoch = state.hub.passes.epoch();
+    let (user, expires_at_ms) = signed_in(&state, &session, checked_epoch).await?;
     let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
     let scope = user.scope();
     let devices = match q
@@ -66,13 +67,8 @@ pub async fn realtime(
         user_id: user.id,
         role: user.role,
         session_id: session.id().map(|id| id.to_string()).unwrap_or_default(),
-        // Sessions saved before the expiry was kept in them: 0, so the stream asks at once.
-        expires_at_ms: session
-            .get::<i64>(EXPIRES_AT_KEY)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(0),
+        expires_at_ms,
+        checked_epoch,
     };
     let pace = Pace {
         keepalive: state.settings.keepalive,
@@ -95,6 +91,39 @@ pub async fn realtime(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// The stream's user and session expiry: from a pass checked within the last second if there
+/// is one (a reconnect storm opens thousands of streams a second), else from the database.
+async fn signed_in(
+    state: &AppState,
+    session: &Session,
+    epoch: u64,
+) -> Result<(User, i64), ApiError> {
+    let id = session.id().map(|id| id.to_string());
+    if let Some(pass) = id
+        .as_deref()
+        .and_then(|id| state.hub.passes.get(id, now_ms()))
+    {
+        return Ok((pass.user, pass.expires_at_ms));
+    }
+    let user = session_user(session, state)
+        .await?
+        .ok_or_else(ApiError::not_signed_in)?;
+    // Sessions saved before the expiry was kept in them: 0, so the stream asks at once.
+    let expires_at_ms = session
+        .get::<i64>(EXPIRES_AT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    if let Some(id) = id {
+        state
+            .hub
+            .passes
+            .keep(&id, user.clone(), expires_at_ms, epoch);
+    }
+    Ok((user, expires_at_ms))
 }
 
 fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<i64>, ApiError> {

@@ -445,8 +445,32 @@ async fn a_change_on_one_instance_ends_sessions_and_streams_on_another() {
         apply(&a, &admin, id, change).await;
         stream.expect_end(Duration::from_secs(1)).await;
         assert_eq!(me_status(&b, &user).await, 401, "{change:?}");
+        // The pass `b` kept when the stream opened went with the announcement.
+        let r = user.get(b.url("/api/realtime")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{change:?}: no new stream on b either");
     }
 }
+
+/// A stream opens on a pass (the session checked within the last second) without reading the
+/// database; a change made behind the hub's back, straight in the database, is seen once the
+/// pass is a second old.
+async fn a_pass_is_trusted_for_a_second_at_most(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let email = "pass@example.com";
+    let id = app.add_user(email, Role::Employee, &["North"]).await;
+    let user = app.browser_as(email, PASSWORD).await;
+    let _first = open_stream(&app, &user, None).await;
+    let sql = "UPDATE users SET disabled = TRUE WHERE id = $1";
+    match app.db() {
+        Db::Sqlite(p) => sqlx::query(sql).bind(id).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(sql).bind(id).execute(p).await.map(|_| ()),
+    }
+    .expect("disable behind the hub's back");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = user.get(app.url("/api/realtime")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a pass older than a second is not used");
+}
+both_backends!(a_pass_is_trusted_for_a_second_at_most);
 
 // ---------------------------------------------------------------------------------------------
 // Finding 8: streams end at their session's expiry and after a missed announcement
