@@ -72,7 +72,7 @@ impl RuleRow {
 }
 
 /// A rule as the API sends and receives it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleJson {
     pub quantity: String,
@@ -258,7 +258,7 @@ impl AlarmRow {
 }
 
 /// The alarm's JSON fields (camelCase, as the contract names them).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmJson<'a> {
     pub alarm_id: i64,

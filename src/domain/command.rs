@@ -21,7 +21,7 @@ pub const REPORT_INTERVAL_MAX: i64 = 1440;
 /// Fields hold what was sent, unchecked (any JSON integer fits, so a bad value reaches
 /// [`Command::validate`] and gets a [`CommandError`] rather than a parse error); unknown
 /// fields are refused, so a misspelt `"minimum"` cannot silently clear a threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// How often the device reports, minutes, `1..=1440`.

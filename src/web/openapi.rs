@@ -1,0 +1,115 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every `/api/*` operation, generated
+//! from the handlers' `#[utoipa::path]` attributes and the types they serialize, so it cannot
+//! drift from the code. Public: it describes the API and holds no data. A test
+//! (tests/it/schema_fuzz.rs) fails when a route under `/api` is missing here.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{alarms, api, audit, charts, commands, push, realtime, reports, webhooks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sensorcast",
+        description = "Milesight webhooks in, role-scoped JSON and Server-Sent Events out. \
+            Every error is `{\"error\": \"<code>\", \"message\": \"...\"}` (ErrorBody).",
+    ),
+    paths(
+        document,
+        reports::api_sites,
+        api::me,
+        api::devices,
+        api::telemetry,
+        charts::summaries,
+        alarms::rules,
+        alarms::put_rules,
+        commands::list,
+        commands::request,
+        alarms::list,
+        alarms::acknowledge,
+        audit::api,
+        push::key,
+        push::subscribe,
+        push::unsubscribe,
+        realtime::realtime,
+        api::realtime_stats,
+        webhooks::mdp_webhook,
+        webhooks::mdp_probe,
+        webhooks::gateway_webhook,
+        webhooks::gateway_probe,
+    ),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+/// How a request proves who sent it: the session cookie a sign-in sets; for unsafe methods
+/// also the session's anti-forgery token; for gateway uplinks the shared token.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let api_key = |key| SecurityScheme::ApiKey(key);
+        components.add_security_scheme(
+            "session",
+            api_key(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::SESSION_COOKIE,
+                "Set by signing in at POST /login.",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            api_key(ApiKey::Header(ApiKeyValue::with_description(
+                "x-csrf-token",
+                "The session's anti-forgery token (in every signed-in page's forms).",
+            ))),
+        );
+        components.add_security_scheme(
+            "gateway_token",
+            api_key(ApiKey::Header(ApiKeyValue::with_description(
+                "x-sensorcast-token",
+                "The gateway token (--gateway-token); or ?token=.",
+            ))),
+        );
+    }
+}
+
+/// The document, built once.
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json",
+        body = Object)))]
+pub async fn document() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_names_the_error_body() {
+        let doc: serde_json::Value = serde_json::from_str(json()).expect("JSON");
+        assert!(doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")));
+        let error = &doc["components"]["schemas"]["ErrorBody"];
+        assert_eq!(error["required"], serde_json::json!(["error", "message"]));
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.keys().all(|p| p.starts_with("/api/")));
+    }
+}
