@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
                 .head(gateway_probe)
                 .options(gateway_probe),
         )
+        // Another method: the JSON error contract, not an empty 405.
+        .method_not_allowed_fallback(super::method_not_allowed)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
