@@ -210,10 +210,18 @@ async fn fuzz(backend: Backend) {
         format!("x-sensorcast-token: {TOKEN}"),
     ];
     let started = std::time::Instant::now();
-    let output = tokio::task::spawn_blocking(move || Command::new("st").args(&args).output())
-        .await
-        .expect("join")
-        .expect("run schemathesis");
+    // Run elsewhere: schemathesis writes a cache (.schemathesis/) into its working directory.
+    let cwd = tempfile::tempdir().expect("work dir");
+    let cwd_path = cwd.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("st")
+            .args(&args)
+            .current_dir(cwd_path)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run schemathesis");
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!(
         "schemathesis on {backend:?} ({:.0?}):\n{stdout}\n{}",
@@ -254,3 +262,42 @@ async fn fuzz(backend: Backend) {
 }
 
 both_backends!(fuzz);
+
+/// Refusals that answered outside the JSON error contract before (an HTML 413 from the
+/// anti-forgery guard, a 400 for a body that is not JSON at all, an empty 405 on the webhook
+/// paths): each is JSON now, with its own status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bodies_and_methods_keep_the_json_error_contract() {
+    let _turn = shared_turn().await;
+    let app = spawn_or_skip!(Backend::Sqlite);
+    let admin = app.admin().await;
+    let csrf = app.page_csrf(&admin).await;
+    let rules = app.url("/api/devices/nope/rules");
+    let huge = format!(r#"{{"rules": [], "pad": "{}"}}"#, "x".repeat(200 * 1024));
+    let r = admin
+        .put(&rules)
+        .header("x-csrf-token", &csrf)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("PUT");
+    assert_json_error(r, 413, "payload_too_large", "an oversized /api body").await;
+    let r = admin
+        .put(&rules)
+        .header("x-csrf-token", &csrf)
+        .header("content-type", "text/plain")
+        .body(r#"{"rules": []}"#)
+        .send()
+        .await
+        .expect("PUT");
+    assert_json_error(r, 415, "unsupported_media_type", "a text/plain /api body").await;
+    for path in ["/api/webhooks/milesight", "/api/webhooks/milesight/gateway"] {
+        let r = reqwest::Client::new()
+            .delete(app.url(path))
+            .send()
+            .await
+            .expect("DELETE");
+        assert_json_error(r, 405, "method_not_allowed", path).await;
+    }
+}
