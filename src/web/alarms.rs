@@ -24,8 +24,10 @@ pub struct AlarmParams {
     #[param(value_type = Option<bool>)]
     open: Option<String>,
     /// Raised from this time on: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
     /// Raised up to this time: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
     /// Most alarms answered, newest first (default 100).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]

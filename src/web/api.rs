@@ -56,8 +56,10 @@ pub async fn devices(
 #[into_params(parameter_in = Query)]
 pub struct TelemetryParams {
     /// From this time on: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
     /// Up to this time: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
     /// Most readings answered, newest first (default 100).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
@@ -141,18 +143,26 @@ pub async fn telemetry(
     }))
 }
 
-/// Epoch milliseconds or an RFC 3339 time.
+/// The times a query may name: RFC 3339's years 0000 to 9999, in epoch milliseconds. Beyond
+/// them the arithmetic on a range (a default span, a bucket's start) could overflow.
+pub const EARLIEST_MS: i64 = -62_167_219_200_000;
+pub const LATEST_MS: i64 = 253_402_300_799_999;
+
+/// Epoch milliseconds or an RFC 3339 time, within years 0000 to 9999.
 pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
-    if let Ok(ms) = s.trim().parse::<i64>() {
-        return Ok(ms);
-    }
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .ok()
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+    let ms = match s.trim().parse::<i64>() {
+        Ok(ms) => Some(ms),
+        Err(_) => OffsetDateTime::parse(s.trim(), &Rfc3339)
+            .ok()
+            .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()),
+    };
+    ms.filter(|ms| (EARLIEST_MS..=LATEST_MS).contains(ms))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",
-                format!("{name} must be epoch milliseconds or an RFC 3339 time."),
+                format!(
+                    "{name} must be epoch milliseconds or an RFC 3339 time (years 0000 to 9999)."
+                ),
             )
         })
 }

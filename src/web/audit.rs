@@ -26,8 +26,10 @@ const EXPORT_MAX_ROWS: i64 = 100_000;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// From this time on: epoch milliseconds, an RFC 3339 time, or a day (`2026-01-31`, UTC).
+    #[param(value_type = Option<super::openapi::InstantOrDay>)]
     since: Option<String>,
     /// Up to this time: epoch milliseconds, an RFC 3339 time, or a day (its end, UTC).
+    #[param(value_type = Option<super::openapi::InstantOrDay>)]
     until: Option<String>,
     /// Only rows of this action (`rule_set`, `sign_in`, …).
     action: Option<String>,

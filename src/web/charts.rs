@@ -21,8 +21,10 @@ const MAX_RANGE_MS: i64 = 400 * 86_400_000;
 #[into_params(parameter_in = Query)]
 pub struct SummaryParams {
     /// From this time on: epoch milliseconds or an RFC 3339 time (default: 30 days before `until`).
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
     /// Up to this time: epoch milliseconds or an RFC 3339 time (default: now).
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
 }
 
@@ -86,7 +88,7 @@ pub async fn summaries(
     };
     let since = match p.since.as_deref() {
         Some(s) => parse_time("since", s)?,
-        None => until - DEFAULT_RANGE_MS,
+        None => until.saturating_sub(DEFAULT_RANGE_MS),
     };
     // Checked: a stranger's `since` of -2^63 must not overflow the span.
     let span = until.checked_sub(since).unwrap_or(i64::MAX);

@@ -43,6 +43,8 @@ use super::{alarms, api, audit, charts, commands, push, realtime, reports, webho
         webhooks::gateway_webhook,
         webhooks::gateway_probe,
     ),
+    // Named in query parameters only, which utoipa does not collect by itself.
+    components(schemas(Instant, InstantOrDay)),
     modifiers(&SecuritySchemes),
 )]
 struct ApiDoc;
@@ -79,6 +81,46 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// A time in a query (`since`, `until`): epoch milliseconds or an RFC 3339 time (years 0000
+/// to 9999), as `api::parse_time` reads it. Described only; handlers take the text.
+pub struct Instant;
+
+/// The same, or a day (`2026-01-31`, UTC), as the audit trail's filters read it.
+pub struct InstantOrDay;
+
+fn instant(day_too: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let of = |ty: Type, format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(ty)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    let millis = of(Type::Integer, KnownFormat::Int64)
+        .minimum(Some(api::EARLIEST_MS))
+        .maximum(Some(api::LATEST_MS));
+    let mut one_of = OneOfBuilder::new()
+        .item(millis)
+        .item(of(Type::String, KnownFormat::DateTime));
+    if day_too {
+        one_of = one_of.item(of(Type::String, KnownFormat::Date));
+    }
+    one_of.into()
+}
+
+impl utoipa::PartialSchema for Instant {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        instant(false)
+    }
+}
+impl utoipa::ToSchema for Instant {}
+
+impl utoipa::PartialSchema for InstantOrDay {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        instant(true)
+    }
+}
+impl utoipa::ToSchema for InstantOrDay {}
+
 /// The document, built once.
 pub fn json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
@@ -111,5 +153,35 @@ mod tests {
         assert_eq!(error["required"], serde_json::json!(["error", "message"]));
         let paths = doc["paths"].as_object().expect("paths");
         assert!(paths.keys().all(|p| p.starts_with("/api/")));
+    }
+
+    /// Every `$ref` names a schema the document holds (utoipa does not check).
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &serde_json::Value, refs: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    if let Some(r) = o.get("$ref").and_then(|r| r.as_str()) {
+                        refs.push(r.to_string());
+                    }
+                    o.values().for_each(|v| walk(v, refs));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+                _ => {}
+            }
+        }
+        let doc: serde_json::Value = serde_json::from_str(json()).expect("JSON");
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(refs.len() > 20, "{refs:?}");
+        for r in refs {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .expect("a schema ref");
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} is missing"
+            );
+        }
     }
 }
