@@ -14,7 +14,7 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The body of every error on `/api/*` (`ErrorBody` in the OpenAPI document).
+/// The body of every error on `/api/*`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// A machine code (`not_found`, `invalid_query`, …).

@@ -45,9 +45,64 @@ use super::{alarms, api, audit, charts, commands, push, realtime, reports, webho
     ),
     // Named in query parameters only, which utoipa does not collect by itself.
     components(schemas(Instant, InstantOrDay)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &UniqueOperationIds),
 )]
 struct ApiDoc;
+
+/// utoipa names an operation after its handler, so two handlers called `list`, or one handler
+/// for GET, HEAD and OPTIONS, would share an id; OpenAPI wants each unique. A repeated id gets
+/// its method and path instead (`get /api/alarms` → `get_api_alarms`).
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for item in doc.paths.paths.values() {
+            for op in operations(item).into_iter().flatten() {
+                *seen
+                    .entry(op.operation_id.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let slug: String = path
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let slug = slug.trim_matches('_').replace("__", "_");
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+                ("trace", &mut item.trace),
+            ] {
+                if let Some(op) = op {
+                    let id = op.operation_id.clone().unwrap_or_default();
+                    if seen.get(&id).copied().unwrap_or(0) > 1 || id.is_empty() {
+                        op.operation_id = Some(format!("{method}_{slug}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &utoipa::openapi::PathItem) -> [Option<&utoipa::openapi::path::Operation>; 8] {
+    [
+        item.get.as_ref(),
+        item.put.as_ref(),
+        item.post.as_ref(),
+        item.delete.as_ref(),
+        item.options.as_ref(),
+        item.head.as_ref(),
+        item.patch.as_ref(),
+        item.trace.as_ref(),
+    ]
+}
 
 /// How a request proves who sent it: the session cookie a sign-in sets; for unsafe methods
 /// also the session's anti-forgery token; for gateway uplinks the shared token.
@@ -85,7 +140,7 @@ impl Modify for SecuritySchemes {
 /// to 9999), as `api::parse_time` reads it. Described only; handlers take the text.
 pub struct Instant;
 
-/// The same, or a day (`2026-01-31`, UTC), as the audit trail's filters read it.
+/// The same, a day (`2026-01-31`, UTC), or blank, as the audit trail's filters read it.
 pub struct InstantOrDay;
 
 fn instant(day_too: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -102,7 +157,11 @@ fn instant(day_too: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         .item(millis)
         .item(of(Type::String, KnownFormat::DateTime));
     if day_too {
-        one_of = one_of.item(of(Type::String, KnownFormat::Date));
+        // Blank is no filter: the audit page's date inputs send empty values.
+        let blank = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(0));
+        one_of = one_of.item(of(Type::String, KnownFormat::Date)).item(blank);
     }
     one_of.into()
 }
@@ -153,6 +212,26 @@ mod tests {
         assert_eq!(error["required"], serde_json::json!(["error", "message"]));
         let paths = doc["paths"].as_object().expect("paths");
         assert!(paths.keys().all(|p| p.starts_with("/api/")));
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc: serde_json::Value = serde_json::from_str(json()).expect("JSON");
+        let mut ids = Vec::new();
+        for item in doc["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("item").values() {
+                ids.push(
+                    op["operationId"]
+                        .as_str()
+                        .expect("an operationId")
+                        .to_string(),
+                );
+            }
+        }
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert!(ids.contains(&"get_api_alarms".to_string()), "{ids:?}");
+        assert!(ids.contains(&"me".to_string()), "{ids:?}");
     }
 
     /// Every `$ref` names a schema the document holds (utoipa does not check).

@@ -181,7 +181,8 @@ async fn fuzz(backend: Backend) {
         format!("{base}/api/openapi.json"),
         "--checks".into(),
         "not_a_server_error,status_code_conformance,content_type_conformance,\
-         response_headers_conformance,response_schema_conformance,unsupported_method"
+         response_headers_conformance,response_schema_conformance,unsupported_method,\
+         ignored_auth,negative_data_rejection"
             .into(),
         "--exclude-path".into(),
         NOT_FUZZED.into(),
@@ -203,17 +204,20 @@ async fn fuzz(backend: Backend) {
         "--report-har-path".into(),
         har_file.display().to_string(),
         "-H".into(),
-        format!("Cookie: {SESSION_COOKIE}={cookie}"),
-        "-H".into(),
-        format!("x-csrf-token: {csrf}"),
-        "-H".into(),
         format!("Origin: {base}"),
-        "-H".into(),
-        format!("x-sensorcast-token: {TOKEN}"),
     ];
-    let started = std::time::Instant::now();
-    // Run elsewhere: schemathesis writes a cache (.schemathesis/) into its working directory.
+    // The credentials go to the document's security schemes by name, so schemathesis knows
+    // they are the auth (and `ignored_auth` can try each operation without them). It reads
+    // schemathesis.toml in its working directory.
     let cwd = tempfile::tempdir().expect("work dir");
+    let config = format!(
+        "[auth.openapi.session]\napi_key = \"{cookie}\"\n\
+         [auth.openapi.csrf]\napi_key = \"{csrf}\"\n\
+         [auth.openapi.gateway_token]\napi_key = \"{TOKEN}\"\n"
+    );
+    std::fs::write(cwd.path().join("schemathesis.toml"), config).expect("config");
+    let started = std::time::Instant::now();
+    // Not in the repository: schemathesis also writes a cache (.schemathesis/) there.
     let cwd_path = cwd.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("st")
