@@ -75,13 +75,19 @@ impl RuleRow {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleJson {
+    // The limits `check` enforces, in the OpenAPI document too.
+    #[schema(pattern = "^(temperature|humidity)$")]
     pub quantity: String,
+    #[schema(minimum = 1, maximum = 2)]
     pub probe: i64,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub min: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub max: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
     pub delay_secs: i64,
 }
 

@@ -25,7 +25,10 @@ pub const REPORT_INTERVAL_MAX: i64 = 1440;
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// How often the device reports, minutes, `1..=1440`.
-    SetReportInterval { minutes: i64 },
+    SetReportInterval {
+        #[schema(minimum = 1, maximum = 1440)]
+        minutes: i64,
+    },
     /// Braces, not a unit variant: serde checks unknown fields only on struct variants.
     Reboot {},
     /// Ask the device to set its clock (it takes the time from the network, not from us).
@@ -34,6 +37,7 @@ pub enum Command {
     /// Only `min`: alarm below it. Only `max`: alarm above it. Both: alarm outside
     /// `[min, max]`. Neither: the alarm is switched off.
     SetThreshold {
+        #[schema(minimum = 1, maximum = 2)]
         probe: i64,
         #[serde(default)]
         min: Option<f64>,
