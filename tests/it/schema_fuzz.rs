@@ -1,5 +1,5 @@
 //! The OpenAPI document against the code and the live server: every `/api` route of the router
-//! is described (a syn scan of src/web, so a new route cannot be forgotten), and schemathesis
+//! is described (a syn scan of src/, so a new route cannot be forgotten), and schemathesis
 //! (PyPI; `.ci/run` installs it) fuzzes every operation but the never-ending event stream,
 //! signed in as the admin, on both databases: no 5xx, every status and body as described, and
 //! no internal detail in any body. Without schemathesis the fuzzing says so loudly and skips,
@@ -20,7 +20,7 @@ const NOT_FUZZED: &str = "/api/realtime";
 
 const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options"];
 
-/// `(path, method)` of every `.route("/api/…", …)` in src/web, read from the sources.
+/// `(path, method)` of every `.route("/api/…", …)` in src/, read from the sources.
 fn routed() -> BTreeSet<(String, String)> {
     #[derive(Default)]
     struct Routes(BTreeSet<(String, String)>);
@@ -64,19 +64,30 @@ fn routed() -> BTreeSet<(String, String)> {
                             self.0.insert((path.clone(), m));
                         }
                     }
+                } else {
+                    // A path this scan cannot read could hide an undescribed route.
+                    panic!("a .route( whose path is not a string literal: write it inline");
                 }
             }
             visit::visit_expr_method_call(self, call);
         }
     }
     let mut routes = Routes::default();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
-    for entry in std::fs::read_dir(dir).expect("src/web") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path).expect("source");
-            let file = syn::parse_file(&text).expect("parse");
-            routes.visit_file(&file);
+    // All of src/, so a router built anywhere is seen.
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                let file = syn::parse_file(&text).expect("parse");
+                routes.visit_file(&file);
+            }
         }
     }
     routes.0
