@@ -72,16 +72,22 @@ impl RuleRow {
 }
 
 /// A rule as the API sends and receives it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleJson {
+    // The limits `check` enforces, in the OpenAPI document too.
+    #[schema(pattern = "^(temperature|humidity)$")]
     pub quantity: String,
+    #[schema(minimum = 1, maximum = 2)]
     pub probe: i64,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub min: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub max: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
     pub delay_secs: i64,
 }
 
@@ -258,7 +264,7 @@ impl AlarmRow {
 }
 
 /// The alarm's JSON fields (camelCase, as the contract names them).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmJson<'a> {
     pub alarm_id: i64,

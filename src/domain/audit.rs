@@ -94,7 +94,7 @@ pub struct AuditRow {
     pub after: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditJson<'a> {
     pub id: i64,
     pub at: i64,

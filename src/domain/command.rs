@@ -21,11 +21,14 @@ pub const REPORT_INTERVAL_MAX: i64 = 1440;
 /// Fields hold what was sent, unchecked (any JSON integer fits, so a bad value reaches
 /// [`Command::validate`] and gets a [`CommandError`] rather than a parse error); unknown
 /// fields are refused, so a misspelt `"minimum"` cannot silently clear a threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// How often the device reports, minutes, `1..=1440`.
-    SetReportInterval { minutes: i64 },
+    SetReportInterval {
+        #[schema(minimum = 1, maximum = 1440)]
+        minutes: i64,
+    },
     /// Braces, not a unit variant: serde checks unknown fields only on struct variants.
     Reboot {},
     /// Ask the device to set its clock (it takes the time from the network, not from us).
@@ -34,6 +37,7 @@ pub enum Command {
     /// Only `min`: alarm below it. Only `max`: alarm above it. Both: alarm outside
     /// `[min, max]`. Neither: the alarm is switched off.
     SetThreshold {
+        #[schema(minimum = 1, maximum = 2)]
         probe: i64,
         #[serde(default)]
         min: Option<f64>,

@@ -139,7 +139,7 @@ pub fn command_status_json(c: &CommandRow, d: &DeviceRow, now_ms: i64) -> String
 }
 
 /// One command in `GET /api/devices/{deviceId}/commands`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandJson<'a> {
     pub command_id: i64,

@@ -26,7 +26,7 @@ pub struct Envelope<'a, T: Serialize> {
     pub message: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct DeviceHead<'a> {
     device_id: String,

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 /// What `PushSubscription.toJSON()` gives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct PushSubscriptionJson {
     pub endpoint: String,
     pub keys: PushKeys,
@@ -14,7 +14,7 @@ pub struct PushSubscriptionJson {
     pub expiration_time: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct PushKeys {
     pub p256dh: String,
     pub auth: String,

@@ -51,7 +51,7 @@ pub struct DeviceSignal {
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadingRow {
     pub id: i64,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{parse_limit, parse_time};
 use super::auth::CurrentUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::domain::{
@@ -17,15 +17,24 @@ use crate::domain::{
 };
 use crate::store::{AlarmFilter, Work};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlarmParams {
+    /// `true`: open alarms only (active or not yet acknowledged).
+    #[param(value_type = Option<bool>)]
     open: Option<String>,
+    /// Raised from this time on: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
+    /// Raised up to this time: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
+    /// Most alarms answered, newest first (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AlarmList<'a> {
     alarms: Vec<AlarmJson<'a>>,
 }
@@ -52,6 +61,16 @@ pub fn alarm_filter(p: &AlarmParams) -> Result<AlarmFilter, ApiError> {
     })
 }
 
+/// Alarms the user may see, newest first.
+#[utoipa::path(get, path = "/api/alarms", tag = "alarms", security(("session" = [])),
+    params(AlarmParams),
+    responses(
+        (status = 200, description = "The alarms.", body = AlarmList),
+        (status = 400, description = "A bad query value: `invalid_query`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -67,12 +86,31 @@ pub fn list_json(rows: &[(AlarmRow, DeviceRow)]) -> serde_json::Value {
     serde_json::to_value(AlarmList { alarms }).unwrap_or_default()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
+    /// The corrective action taken, 1–1000 characters (required, though the field may be
+    /// missing: that is answered `comment_required`).
     comment: Option<String>,
 }
 
+/// Acknowledges an alarm with the corrective action taken.
+#[utoipa::path(post, path = "/api/alarms/{alarm_id}/acknowledge", tag = "alarms",
+    security(("session" = [], "csrf" = [])),
+    params(("alarm_id" = i64, Path, description = "The alarm's `alarmId`.")),
+    request_body(content = AckBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The alarm after the change.", body = AlarmJson),
+        (status = 400, description = "`comment_required`, `invalid_json`, `invalid_path`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
+        (status = 404, description = "No such alarm the user may see: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Acknowledged before: `already_acknowledged`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -112,12 +150,23 @@ pub async fn acknowledge_as(
     Ok(serde_json::to_value(AlarmJson::of(&a, &d)).unwrap_or_default())
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesBody {
     rules: Vec<RuleJson>,
 }
 
+/// A device's alarm rules.
+#[utoipa::path(get, path = "/api/devices/{device_id}/rules", tag = "alarms",
+    security(("session" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
+    responses(
+        (status = 200, description = "The device's rules.", body = RulesBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn rules(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -134,6 +183,22 @@ pub async fn rules(
     }))
 }
 
+/// Replaces a device's alarm rules (admins, and managers of the device's site).
+#[utoipa::path(put, path = "/api/devices/{device_id}/rules", tag = "alarms",
+    security(("session" = [], "csrf" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
+    request_body(content = RulesBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The rules now in force.", body = RulesBody),
+        (status = 400, description = "A bad rule: `invalid_rule` naming the field; `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Not allowed to edit rules: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn put_rules(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

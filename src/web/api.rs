@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::auth::ApiAdmin;
 use super::auth::CurrentUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::domain::{DeviceRow, ReadingRow, Role};
@@ -18,7 +18,7 @@ use crate::store::TelemetryQuery;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 10_000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceJson {
     device_id: String,
@@ -35,6 +35,14 @@ impl From<DeviceRow> for DeviceJson {
     }
 }
 
+/// The devices the user may see.
+#[utoipa::path(get, path = "/api/devices", tag = "devices", security(("session" = [])),
+    responses(
+        (status = 200, description = "The devices the user may see.", body = Vec<DeviceJson>),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn devices(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -44,31 +52,51 @@ pub async fn devices(
     Ok(Json(rows.into_iter().map(DeviceJson::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TelemetryParams {
+    /// From this time on: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
+    /// Up to this time: epoch milliseconds or an RFC 3339 time.
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
+    /// Most readings answered, newest first (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadingJson {
     #[serde(flatten)]
     row: ReadingRow,
     #[serde(skip_serializing_if = "Option::is_none")]
     alarms: Option<Value>,
+    /// The delivery as received: admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw: Option<Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryJson {
     device_id: String,
     readings: Vec<ReadingJson>,
 }
 
+/// A device's readings.
+#[utoipa::path(get, path = "/api/devices/{device_id}/telemetry", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI."), TelemetryParams),
+    responses(
+        (status = 200, description = "The device's readings, newest first.", body = TelemetryJson),
+        (status = 400, description = "A bad query value: `invalid_query`, `invalid_path`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn telemetry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -115,18 +143,26 @@ pub async fn telemetry(
     }))
 }
 
-/// Epoch milliseconds or an RFC 3339 time.
+/// The times a query may name: RFC 3339's years 0000 to 9999, in epoch milliseconds. Beyond
+/// them the arithmetic on a range (a default span, a bucket's start) could overflow.
+pub const EARLIEST_MS: i64 = -62_167_219_200_000;
+pub const LATEST_MS: i64 = 253_402_300_799_999;
+
+/// Epoch milliseconds or an RFC 3339 time, within years 0000 to 9999.
 pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
-    if let Ok(ms) = s.trim().parse::<i64>() {
-        return Ok(ms);
-    }
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .ok()
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+    let ms = match s.trim().parse::<i64>() {
+        Ok(ms) => Some(ms),
+        Err(_) => OffsetDateTime::parse(s.trim(), &Rfc3339)
+            .ok()
+            .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()),
+    };
+    ms.filter(|ms| (EARLIEST_MS..=LATEST_MS).contains(ms))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",
-                format!("{name} must be epoch milliseconds or an RFC 3339 time."),
+                format!(
+                    "{name} must be epoch milliseconds or an RFC 3339 time (years 0000 to 9999)."
+                ),
             )
         })
 }
@@ -144,7 +180,7 @@ pub(super) fn parse_limit(s: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     email: String,
     role: Role,
@@ -152,6 +188,13 @@ pub struct Me {
 
 /// Who is signed in: the page script asks when its stream is refused, to tell a sign-out
 /// from a server that is away.
+#[utoipa::path(get, path = "/api/me", tag = "session", security(("session" = [])),
+    responses(
+        (status = 200, description = "The signed-in user.", body = Me),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
     Json(Me {
         email: user.email,
@@ -159,10 +202,12 @@ pub async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RealtimeStats {
     clients: usize,
+    /// Open streams per role (`admin`, `manager`, `employee`).
     #[serde(rename = "clientsByRole")]
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     clients_by_role: serde_json::Map<String, Value>,
     #[serde(rename = "eventsPublished")]
     events_published: u64,
@@ -179,6 +224,15 @@ pub struct RealtimeStats {
     last_event_id: i64,
 }
 
+/// The event streams' figures, for operators.
+#[utoipa::path(get, path = "/api/realtime/stats", tag = "realtime", security(("session" = [])),
+    responses(
+        (status = 200, description = "Stream figures.", body = RealtimeStats),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Not an admin: `forbidden`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn realtime_stats(
     State(state): State<AppState>,
     _admin: ApiAdmin,

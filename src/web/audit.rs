@@ -11,7 +11,7 @@ use tower_sessions::Session;
 use super::api::{parse_limit, parse_time};
 use super::auth::{Admin, ApiAdmin};
 use super::csv::{download, field};
-use super::error::{ApiError, PageError};
+use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{ApiQuery, PageQuery};
 use super::layout::{render, Layout};
 use super::state::AppState;
@@ -22,11 +22,19 @@ use crate::store::AuditFilter;
 /// Most rows a CSV export holds.
 const EXPORT_MAX_ROWS: i64 = 100_000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// From this time on: epoch milliseconds, an RFC 3339 time, or a day (`2026-01-31`, UTC).
+    #[param(value_type = Option<super::openapi::InstantOrDay>)]
     since: Option<String>,
+    /// Up to this time: epoch milliseconds, an RFC 3339 time, or a day (its end, UTC).
+    #[param(value_type = Option<super::openapi::InstantOrDay>)]
     until: Option<String>,
+    /// Only rows of this action (`rule_set`, `sign_in`, …).
     action: Option<String>,
+    /// Most rows answered, newest first (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
 }
 
@@ -78,14 +86,32 @@ fn day_or_time(name: &str, s: &str, end_of_day: bool) -> Result<i64, ApiError> {
     }
 }
 
+/// `GET /api/audit`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditList<'a> {
+    entries: Vec<AuditJson<'a>>,
+}
+
+/// The audit trail (admins).
+#[utoipa::path(get, path = "/api/audit", tag = "audit", security(("session" = [])),
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Rows, newest first.", body = AuditList),
+        (status = 400, description = "A bad query value: `invalid_query`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Not an admin: `forbidden`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn api(
     State(state): State<AppState>,
     _admin: ApiAdmin,
     ApiQuery(p): ApiQuery<AuditParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    use axum::response::IntoResponse;
     let rows = state.store.audit_trail(&filter(&p, None)?).await?;
-    let entries: Vec<AuditJson<'_>> = rows.iter().map(AuditJson::of).collect();
-    Ok(Json(serde_json::json!({ "entries": entries })))
+    let entries = rows.iter().map(AuditJson::of).collect();
+    Ok(Json(AuditList { entries }).into_response())
 }
 
 struct AuditLine {

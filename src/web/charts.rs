@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::parse_time;
 use super::auth::CurrentUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::domain::{bucket_of, chart_step, now_ms, ChartBucket};
@@ -17,13 +17,18 @@ use crate::domain::{bucket_of, chart_step, now_ms, ChartBucket};
 const DEFAULT_RANGE_MS: i64 = 30 * 86_400_000;
 const MAX_RANGE_MS: i64 = 400 * 86_400_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryParams {
+    /// From this time on: epoch milliseconds or an RFC 3339 time (default: 30 days before `until`).
+    #[param(value_type = Option<super::openapi::Instant>)]
     since: Option<String>,
+    /// Up to this time: epoch milliseconds or an RFC 3339 time (default: now).
+    #[param(value_type = Option<super::openapi::Instant>)]
     until: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PointJson {
     quantity: String,
@@ -49,7 +54,7 @@ impl From<ChartBucket> for PointJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SummariesJson {
     device_id: String,
@@ -59,6 +64,18 @@ pub struct SummariesJson {
     points: Vec<PointJson>,
 }
 
+/// A device's readings over a long range, per step.
+#[utoipa::path(get, path = "/api/devices/{device_id}/summaries", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI."), SummaryParams),
+    responses(
+        (status = 200, description = "min / max / mean / count per step.", body = SummariesJson),
+        (status = 400, description = "A bad range: `invalid_query`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn summaries(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -71,7 +88,7 @@ pub async fn summaries(
     };
     let since = match p.since.as_deref() {
         Some(s) => parse_time("since", s)?,
-        None => until - DEFAULT_RANGE_MS,
+        None => until.saturating_sub(DEFAULT_RANGE_MS),
     };
     // Checked: a stranger's `since` of -2^63 must not overflow the span.
     let span = until.checked_sub(since).unwrap_or(i64::MAX);

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use super::auth::{CurrentUser, PageUser};
-use super::error::{ApiError, PageError};
+use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{ApiJson, ApiPath, PagePath};
 use super::flash::set_flash;
 use super::form::FormData;
@@ -46,16 +46,46 @@ fn is_ts302(device: &DeviceRow) -> bool {
     model.is_empty() || model.to_ascii_uppercase().contains("TS302")
 }
 
+/// A command stored, to be sent.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandAccepted {
+    command_id: i64,
+    /// Always `pending` here; later statuses come as `command_status` events.
+    #[schema(example = "pending")]
+    status: &'static str,
+}
+
+/// Asks for a command (admins, and managers of the device's site).
+#[utoipa::path(post, path = "/api/devices/{device_id}/commands", tag = "commands",
+    security(("session" = [], "csrf" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
+    request_body(content = Command, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored pending; the dispatcher sends it.", body = CommandAccepted),
+        (status = 400, description = "`invalid_command` naming the field; `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Not allowed to send commands: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Cannot be delivered: `downlink_not_configured`, `device_has_no_eui`, `unsupported_device`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn request(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(device_id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CommandAccepted>), ApiError> {
     let id = submit(&state, &user, &device_id, body).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "commandId": id, "status": "pending" })),
+        Json(CommandAccepted {
+            command_id: id,
+            status: "pending",
+        }),
     ))
 }
 
@@ -213,19 +243,43 @@ fn parse_command(body: Value) -> Result<Command, ApiError> {
     })
 }
 
+/// `GET /api/devices/{deviceId}/commands`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandList<'a> {
+    /// Newest first, at most 200.
+    commands: Vec<CommandJson<'a>>,
+    /// Whether this user may send commands to the device.
+    can_command: bool,
+    /// Whether the gateway API is configured (without it commands cannot be delivered).
+    configured: bool,
+}
+
+/// A device's commands (anyone who may see the device).
+#[utoipa::path(get, path = "/api/devices/{device_id}/commands", tag = "commands",
+    security(("session" = [])),
+    params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
+    responses(
+        (status = 200, description = "The device's commands.", body = CommandList),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(device_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let device = visible_device(&state, &user, &device_id).await?;
     let rows = state.store.commands(device.id, LIST_LIMIT).await?;
-    let commands: Vec<CommandJson<'_>> = rows.iter().map(|c| CommandJson::of(c, &device)).collect();
-    Ok(Json(json!({
-        "commands": commands,
-        "canCommand": may_command(&user, &device),
-        "configured": state.downlink.is_some(),
-    })))
+    let commands = rows.iter().map(|c| CommandJson::of(c, &device)).collect();
+    Ok(Json(CommandList {
+        commands,
+        can_command: may_command(&user, &device),
+        configured: state.downlink.is_some(),
+    })
+    .into_response())
 }
 
 /// One command as the device page shows it.

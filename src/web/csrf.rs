@@ -216,11 +216,14 @@ pub async fn guard(request: Request, next: Next) -> Response {
     };
     let expected = match expected_token(&session, &keys, request.headers()).await {
         Ok(t) => t,
+        Err(e) if api => return api_error(e).into_response(),
         Err(e) => return e.into_response(),
     };
     let (mut parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
+        // The JSON error contract holds for an oversized `/api/*` body too.
+        Err(_) if api => return super::extract::payload_too_large().into_response(),
         Err(_) => {
             return PageError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -281,6 +284,17 @@ async fn expected_token(
         Some(nonce) => Ok(Some(signed_out_token(keys.key().await?, &nonce))),
         None => Ok(None),
     }
+}
+
+/// A failure reading the session or the key, as the JSON error contract on `/api/*` (the
+/// message is already the client's sentence; the detail was logged).
+fn api_error(e: PageError) -> ApiError {
+    let code = if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        "unavailable"
+    } else {
+        "internal_error"
+    };
+    ApiError::new(e.status, code, e.message)
 }
 
 /// 403: as the JSON error contract on `/api/*`, as a page elsewhere.

@@ -14,9 +14,12 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error on `/api/*`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A machine code (`not_found`, `invalid_query`, …).
     error: &'a str,
+    /// A sentence for a person.
     message: &'a str,
 }
 
@@ -76,7 +79,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: self.code,
             message: &self.message,
         };

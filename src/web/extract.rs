@@ -52,14 +52,32 @@ impl From<PathRejection> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        ApiError::bad_request(
-            "invalid_json",
-            format!(
-                "The body is not valid JSON for this request: {}",
-                e.body_text()
+        // Not the body's JSON at fault: keep the status axum chose, as the webhooks answer.
+        match e.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.",
             ),
-        )
+            StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+            _ => ApiError::bad_request(
+                "invalid_json",
+                format!(
+                    "The body is not valid JSON for this request: {}",
+                    e.body_text()
+                ),
+            ),
+        }
     }
+}
+
+/// 413 for a JSON endpoint's body.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The body is larger than this endpoint accepts.",
+    )
 }
 
 impl From<QueryRejection> for PageError {

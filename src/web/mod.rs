@@ -20,6 +20,7 @@ pub mod form;
 pub mod layout;
 pub mod metrics;
 pub mod notifications;
+pub mod openapi;
 pub mod pages;
 pub mod password;
 pub mod proxies;
@@ -208,9 +209,10 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Operator endpoints and static files: no session.
+/// Operator endpoints, static files and the API's description: no session.
 fn public_routes() -> Router<AppState> {
     Router::new()
+        .route("/api/openapi.json", get(openapi::document))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/sw.js", get(push::service_worker))

@@ -6,24 +6,62 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::state::AppState;
 use crate::domain::{check_subscription, to_b64url, vapid_public_key, PushSubscriptionJson};
 
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushKey {
+    /// The VAPID public key, base64url, for `pushManager.subscribe`.
+    public_key: String,
+}
+
+/// The server's VAPID public key.
+#[utoipa::path(get, path = "/api/push/key", tag = "push", security(("session" = [])),
+    responses(
+        (status = 200, description = "The key.", body = PushKey),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn key(
     State(state): State<AppState>,
     CurrentUser(_user): CurrentUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PushKey>, ApiError> {
     let fresh = p256::SecretKey::random(&mut rand::rngs::OsRng).to_bytes();
     let private = state.store.server_key("vapid", &fresh).await?;
     let public =
         vapid_public_key(&private).ok_or_else(|| ApiError::internal("broken VAPID key"))?;
-    Ok(Json(serde_json::json!({ "publicKey": to_b64url(&public) })))
+    Ok(Json(PushKey {
+        public_key: to_b64url(&public),
+    }))
 }
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribed {
+    subscription_id: i64,
+}
+
+/// Stores this browser's push subscription for the signed-in user.
+#[utoipa::path(post, path = "/api/push/subscriptions", tag = "push",
+    security(("session" = [], "csrf" = [])),
+    request_body(content = PushSubscriptionJson, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored (again, for a known endpoint).", body = Subscribed),
+        (status = 400, description = "`invalid_subscription`, `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -43,16 +81,34 @@ pub async fn subscribe(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "subscriptionId": id })),
+        Json(Subscribed {
+            subscription_id: id,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Unsubscribe {
+    /// The subscription's endpoint URL, as stored.
     endpoint: String,
 }
 
+/// Removes one of the signed-in user's push subscriptions.
+#[utoipa::path(delete, path = "/api/push/subscriptions", tag = "push",
+    security(("session" = [], "csrf" = [])),
+    request_body(content = Unsubscribe, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "`invalid_json`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
+        (status = 404, description = "No such subscription of this user: `not_found`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

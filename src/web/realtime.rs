@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::auth::session_user;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::domain::{now_ms, Scope, User};
@@ -22,13 +22,30 @@ use crate::realtime::stream::{self, Pace, Subscriber};
 use crate::store::sessions::EXPIRES_AT_KEY;
 use crate::store::Store;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RealtimeQuery {
+    /// Only these devices (Milesight ids or devEUIs, comma-separated).
     devices: Option<String>,
+    /// Replay stored events after this id (for clients that cannot send `Last-Event-ID`).
     #[serde(rename = "lastEventId")]
+    #[param(value_type = Option<i64>)]
     last_event_id: Option<String>,
 }
 
+/// The Server-Sent Events stream (never ends: not fuzzed).
+#[utoipa::path(get, path = "/api/realtime", tag = "realtime", security(("session" = [])),
+    params(RealtimeQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Replay stored events after this id.")),
+    responses(
+        (status = 200, description = "`text/event-stream`: one JSON line per event (see the contract).",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_last_event_id`, `invalid_query`.", body = ErrorBody),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
+        (status = 429, description = "Too many open streams: `too_many_streams`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+    ))]
 pub async fn realtime(
     State(state): State<AppState>,
     session: Session,

@@ -28,19 +28,26 @@ use crate::domain::{
 };
 use crate::store::{Review, ReviewRow, SiteRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SiteJson {
+pub struct SiteJson {
     site_id: i64,
     name: String,
     time_zone: String,
 }
 
 /// `GET /api/sites`: the sites the user may see, with their time zones.
+#[utoipa::path(get, path = "/api/sites", tag = "sites", security(("session" = [])),
+    responses(
+        (status = 200, description = "The sites the user may see.", body = Vec<SiteJson>),
+        (status = 401, description = "Not signed in: `unauthorized`.", body = super::error::ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = super::error::ErrorBody),
+        (status = 503, description = "The database is unreachable: `unavailable`.", body = super::error::ErrorBody),
+    ))]
 pub async fn api_sites(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<serde_json::Value>, super::error::ApiError> {
+) -> Result<Json<Vec<SiteJson>>, super::error::ApiError> {
     let scope = user.scope();
     let sites: Vec<SiteJson> = state
         .store
@@ -56,7 +63,7 @@ pub async fn api_sites(
             name: s.name,
         })
         .collect();
-    Ok(Json(serde_json::json!(sites)))
+    Ok(Json(sites))
 }
 
 /// Who may mark a period of the site reviewed: admins and the site's managers.

@@ -6,11 +6,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::domain::{now_ms, Batch, Change, Delivery, Outcome, Scope};
@@ -24,28 +23,81 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/api/webhooks/milesight",
-            post(mdp_webhook).get(probe).head(probe).options(probe),
+            post(mdp_webhook)
+                .get(mdp_probe)
+                .head(mdp_probe)
+                .options(mdp_probe),
         )
         .route(
             "/api/webhooks/milesight/gateway",
-            post(gateway_webhook).get(probe).head(probe).options(probe),
+            post(gateway_webhook)
+                .get(gateway_probe)
+                .head(gateway_probe)
+                .options(gateway_probe),
         )
+        // Another method: the JSON error contract, not an empty 405.
+        .method_not_allowed_fallback(super::method_not_allowed)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Probed {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
 /// MDP may probe the callback URL before use.
-async fn probe() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(method(get, head, options), path = "/api/webhooks/milesight", tag = "webhooks",
+    responses((status = 200, description = "The URL is served.", body = Probed)))]
+pub(crate) async fn mdp_probe() -> Json<Probed> {
+    Json(Probed { status: "ok" })
+}
+
+/// The same for the gateway's URL.
+#[utoipa::path(method(get, head, options), path = "/api/webhooks/milesight/gateway",
+    tag = "webhooks",
+    responses((status = 200, description = "The URL is served.", body = Probed)))]
+pub(crate) async fn gateway_probe() -> Json<Probed> {
+    Json(Probed { status: "ok" })
+}
+
+/// A delivery taken: how many of its events were new.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    #[schema(example = "success")]
+    result: &'static str,
+    accepted: usize,
+    duplicates: usize,
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn mdp_webhook(
+/// A signed Milesight Development Platform webhook (its four `x-msc-*` headers).
+#[utoipa::path(post, path = "/api/webhooks/milesight", tag = "webhooks",
+    params(
+        ("x-msc-request-signature" = Option<String>, Header, description = "HMAC-SHA256 of the timestamp and nonce, under the webhook secret."),
+        ("x-msc-webhook-uuid" = Option<String>, Header, description = "The webhook's uuid."),
+        ("x-msc-request-timestamp" = Option<String>, Header, description = "Epoch seconds."),
+        ("x-msc-request-nonce" = Option<String>, Header, description = "Used once."),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "One MDP event or an array of them."),
+    responses(
+        (status = 200, description = "Stored (duplicates counted, not stored twice).", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_payload`, `invalid_timestamp`, `request_expired`.", body = ErrorBody),
+        (status = 401, description = "`signature_missing`, `signature_invalid`, `request_replayed`, `webhook_secret_not_configured`.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `request_timeout`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database or the writer is unavailable: `unavailable`.", body = ErrorBody),
+    ))]
+pub(crate) async fn mdp_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     let result = mdp_inner(&state, &headers, body).await;
     record(&state, mdp::SOURCE, result)
 }
@@ -182,15 +234,15 @@ fn record(
     state: &AppState,
     source: &'static str,
     result: Result<Outcome, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     match result {
         Ok(outcome) => {
             state.health.accepted(source);
-            Ok(Json(json!({
-                "result": "success",
-                "accepted": outcome.accepted,
-                "duplicates": outcome.duplicates,
-            })))
+            Ok(Json(Accepted {
+                result: "success",
+                accepted: outcome.accepted,
+                duplicates: outcome.duplicates,
+            }))
         }
         Err(err) => {
             state.health.rejected(source, err.code, &err.message);
@@ -199,17 +251,35 @@ fn record(
     }
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TokenQuery {
+    /// The gateway token, for gateways that cannot send the header.
     token: Option<String>,
 }
 
-async fn gateway_webhook(
+/// A UG6x gateway's HTTP uplink or notice.
+#[utoipa::path(post, path = "/api/webhooks/milesight/gateway", tag = "webhooks",
+    security((), ("gateway_token" = [])),
+    params(TokenQuery),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "The gateway's uplink, status or notice JSON."),
+    responses(
+        (status = 200, description = "Stored (a duplicate counted, not stored twice).", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_payload`, `undecodable_payload`.", body = ErrorBody),
+        (status = 401, description = "`token_missing`, `token_invalid`, `gateway_token_not_configured`.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `request_timeout`.", body = ErrorBody),
+        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "The database or the writer is unavailable: `unavailable`.", body = ErrorBody),
+    ))]
+pub(crate) async fn gateway_webhook(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<TokenQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     let result = gateway_inner(&state, &headers, q.token.as_deref(), body).await;
     record(&state, gateway::SOURCE, result)
 }

@@ -21,6 +21,7 @@ mod parser_properties;
 mod push;
 mod reports;
 mod retention;
+mod schema_fuzz;
 mod sessions_and_pages;
 mod stream;
 mod stream_wire;
