@@ -155,7 +155,7 @@ impl Dispatcher {
                     carried.extend(summary);
                 }
             }
-            if let Err(e) = self.store.record_attempts(&attempts).await {
+            if let Err(e) = self.writer.submit(Work::RecordAttempts { attempts }).await {
                 // The leases run out and a later round sends them again: at least once.
                 tracing::warn!(error = %e, "could not record notification attempts");
                 return;

@@ -68,6 +68,10 @@ pub enum Work {
     ExpireCommands {
         timeout_ms: i64,
     },
+    /// Record a notification round's attempts (`outbox::record_attempts`).
+    RecordAttempts {
+        attempts: Vec<(i64, super::notifications::Attempt, String)>,
+    },
     /// Delete at most `limit` raw readings measured before `before_ms` (their summaries stay).
     /// `Outcome::accepted` is how many went.
     PurgeReadings {
@@ -150,6 +154,11 @@ pub fn apply_works(
                     group.dispatched(conn, *command_id, result)?
                 }
                 Work::ExpireCommands { timeout_ms } => group.expire_commands(conn, *timeout_ms)?,
+                Work::RecordAttempts { attempts } => Ok(Outcome {
+                    accepted: outbox::record_attempts(conn, attempts, now_ms)?,
+                    duplicates: 0,
+                    created: None,
+                }),
                 Work::PurgeReadings { before_ms, limit } => Ok(Outcome {
                     accepted: summary_sql::purge(conn, *before_ms, *limit)? as usize,
                     duplicates: 0,

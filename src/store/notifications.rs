@@ -2,7 +2,6 @@
 //! each user's email opt-in. Rows are added in the alarm's transaction (`outbox.rs`); here they
 //! are claimed, their attempts recorded, and listed.
 
-use super::rows::AttemptRecord;
 use super::{dispatch, Store, StoreError, StoreResult};
 use crate::domain::{
     self as domain, action, check_webhook, now_ms, AuditEntry, NotificationRow,
@@ -29,38 +28,6 @@ impl Store {
     ) -> StoreResult<Vec<NotificationRow>> {
         Ok(dispatch!(&self.db, |pool, q| q::claim_notifications(
             pool, now_ms, lease_ms, limit
-        )
-        .await)?)
-    }
-
-    /// Records a round's attempts, `(notification id, outcome, what came back)`, in one
-    /// transaction.
-    pub async fn record_attempts(&self, attempts: &[(i64, Attempt, String)]) -> StoreResult<()> {
-        let now = now_ms();
-        let texts: Vec<String> = attempts
-            .iter()
-            .map(|(_, _, text)| text.chars().take(500).collect())
-            .collect();
-        let records: Vec<AttemptRecord> = attempts
-            .iter()
-            .zip(&texts)
-            .map(|((id, attempt, _), result)| {
-                let (ok, status, next_attempt_ms) = match *attempt {
-                    Attempt::Delivered => (true, "delivered", now),
-                    Attempt::Retry { at_ms } => (false, "pending", at_ms),
-                    Attempt::Abandon => (false, "abandoned", now),
-                };
-                AttemptRecord {
-                    id: *id,
-                    ok,
-                    result,
-                    status,
-                    next_attempt_ms,
-                }
-            })
-            .collect();
-        Ok(dispatch!(&self.db, |pool, q| q::record_attempts(
-            pool, &records, now
         )
         .await)?)
     }

@@ -3,6 +3,7 @@
 //! committed. The dispatcher (`notify`) sends from here.
 
 use super::error::StoreResult;
+use super::notifications::Attempt;
 use super::write_tx::{Ty, Val, WriteTx};
 use crate::domain::{self as domain, AlarmRow, DeviceRow};
 
@@ -148,4 +149,50 @@ pub fn mark_escalated(conn: &mut impl WriteTx, alarm_id: i64, now_ms: i64) -> St
         &[Val::int(now_ms), Val::int(alarm_id)],
     )?;
     Ok(())
+}
+
+/// What the result of an attempt is cut to.
+const RESULT_CHARS: usize = 500;
+
+/// Records a dispatcher round's attempts, `(notification id, outcome, what came back)`: each
+/// notification's status, attempts and last result, and one row per attempt. In the writer's
+/// transaction, so a burst of sends shares the ingest's commits instead of holding the write
+/// lock (and a flush) of its own between them.
+pub fn record_attempts(
+    conn: &mut impl WriteTx,
+    attempts: &[(i64, Attempt, String)],
+    now_ms: i64,
+) -> StoreResult<usize> {
+    for (id, attempt, text) in attempts {
+        let (ok, status, next_attempt_ms) = match *attempt {
+            Attempt::Delivered => (true, "delivered", now_ms),
+            Attempt::Retry { at_ms } => (false, "pending", at_ms),
+            Attempt::Abandon => (false, "abandoned", now_ms),
+        };
+        let result: String = text.chars().take(RESULT_CHARS).collect();
+        conn.execute(
+            "UPDATE notifications SET attempts = attempts + 1, last_result = $1, status = $2, \
+             next_attempt_ms = $3, claimed_until_ms = NULL, \
+             delivered_ms = CASE WHEN $4 THEN $5 ELSE delivered_ms END WHERE id = $6",
+            &[
+                Val::text(&result),
+                Val::text(status),
+                Val::int(next_attempt_ms),
+                Val::Bool(ok),
+                Val::int(now_ms),
+                Val::int(*id),
+            ],
+        )?;
+        conn.execute(
+            "INSERT INTO notification_attempts (notification_id, at_ms, ok, result) \
+             VALUES ($1, $2, $3, $4)",
+            &[
+                Val::int(*id),
+                Val::int(now_ms),
+                Val::Bool(ok),
+                Val::text(&result),
+            ],
+        )?;
+    }
+    Ok(attempts.len())
 }

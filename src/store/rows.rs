@@ -149,13 +149,3 @@ pub struct AuditFilter {
     pub until_ms: i64,
     pub limit: i64,
 }
-
-/// One attempt's outcome: `status` is the notification's status after it, `next_attempt_ms`
-/// when it is tried again (pending only).
-pub struct AttemptRecord<'a> {
-    pub id: i64,
-    pub ok: bool,
-    pub result: &'a str,
-    pub status: &'a str,
-    pub next_attempt_ms: i64,
-}

@@ -28,41 +28,6 @@ pub async fn claim_notifications(
     Ok(rows)
 }
 
-/// Records a round's attempts in one transaction (one commit, not one per notification, so
-/// a burst of sends does not queue the ingest writer behind its commits).
-pub async fn record_attempts(
-    pool: &Pool<DB>,
-    attempts: &[AttemptRecord<'_>],
-    now_ms: i64,
-) -> sqlx::Result<()> {
-    let mut tx = begin_outbox(pool).await?;
-    for a in attempts {
-        sqlx::query(
-            "UPDATE notifications SET attempts = attempts + 1, last_result = $1, status = $2, \
-             next_attempt_ms = $3, claimed_until_ms = NULL, \
-             delivered_ms = CASE WHEN $4 THEN $5 ELSE delivered_ms END WHERE id = $6",
-        )
-        .bind(a.result)
-        .bind(a.status)
-        .bind(a.next_attempt_ms)
-        .bind(a.ok)
-        .bind(now_ms)
-        .bind(a.id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO notification_attempts (notification_id, at_ms, ok, result) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(a.id)
-        .bind(now_ms)
-        .bind(a.ok)
-        .bind(a.result)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
-}
-
 pub async fn list_notifications(pool: &Pool<DB>, limit: i64) -> sqlx::Result<Vec<NotificationRow>> {
     let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications ORDER BY id DESC LIMIT $1");
     sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
