@@ -18,7 +18,7 @@ use crate::realtime::limits::StreamLimits;
 use crate::store::{OfflinePolicy, Publisher, Store, Writer};
 use crate::web::accounts;
 use crate::web::metrics::Metrics;
-use crate::web::state::{AppState, Settings};
+use crate::web::state::{AppParts, AppState, Settings};
 
 pub fn settings(args: &ServeArgs) -> Settings {
     Settings {
@@ -113,7 +113,7 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
             hub.close();
         }
     });
-    Ok(AppState {
+    Ok(AppState::new(AppParts {
         store,
         writer,
         hub,
@@ -123,7 +123,7 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
         metrics,
         downlink,
         shutdown,
-    })
+    }))
 }
 
 /// The gateway API settings, when `--gateway-api-url` is given (then user and password too).
