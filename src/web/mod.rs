@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
+pub mod panics;
 pub mod password;
 pub mod proxies;
 pub mod push;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .with_state(state.clone()),
         )
+        .layer(middleware::from_fn(panics::answer_panics))
         .layer(middleware::map_response(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
