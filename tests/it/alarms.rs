@@ -100,22 +100,6 @@ async fn put_rules(
     app.put_rules(client, csrf, device, &body).await
 }
 
-async fn acknowledge(
-    app: &TestApp,
-    client: &reqwest::Client,
-    csrf: &str,
-    id: i64,
-    comment: &str,
-) -> reqwest::Response {
-    client
-        .post(app.url(&format!("/api/alarms/{id}/acknowledge")))
-        .header("x-csrf-token", csrf)
-        .json(&json!({ "comment": comment }))
-        .send()
-        .await
-        .expect("acknowledge")
-}
-
 async fn open_alarms(app: &TestApp, client: &reqwest::Client) -> Vec<Value> {
     let v = get_json(client, app.url("/api/alarms?open=true")).await;
     v["alarms"].as_array().cloned().unwrap_or_default()
@@ -193,15 +177,15 @@ async fn excursion_lifecycle(backend: Backend) {
     // Acknowledgement: a comment is required and bounded; another site gets 404.
     let before = app.count(Table::AuditLog).await;
     for (comment, what) in [("", "empty"), ("   ", "blank")] {
-        let r = acknowledge(&app, &site.employee, &site.employee_csrf, id, comment).await;
+        let r = acknowledge_alarm(&app, &site.employee, &site.employee_csrf, id, comment).await;
         assert_json_error(r, 400, "comment_required", what).await;
     }
     let long = "x".repeat(1001);
-    let r = acknowledge(&app, &site.employee, &site.employee_csrf, id, &long).await;
+    let r = acknowledge_alarm(&app, &site.employee, &site.employee_csrf, id, &long).await;
     assert_json_error(r, 400, "comment_required", "1,001 characters").await;
-    let r = acknowledge(&app, &site.stranger, &site.stranger_csrf, id, "not mine").await;
+    let r = acknowledge_alarm(&app, &site.stranger, &site.stranger_csrf, id, "not mine").await;
     assert_json_error(r, 404, "not_found", "another site's alarm").await;
-    let r = acknowledge(&app, &site.employee, &site.employee_csrf, 999_999, "none").await;
+    let r = acknowledge_alarm(&app, &site.employee, &site.employee_csrf, 999_999, "none").await;
     assert_json_error(r, 404, "not_found", "no such alarm").await;
     let r = site
         .employee
@@ -221,7 +205,7 @@ async fn excursion_lifecycle(backend: Backend) {
         false
     );
 
-    let r = acknowledge(
+    let r = acknowledge_alarm(
         &app,
         &site.employee,
         &site.employee_csrf,
@@ -235,7 +219,7 @@ async fn excursion_lifecycle(backend: Backend) {
     assert_eq!(acked.json["data"]["acknowledgedBy"], "e@north.test");
     assert_eq!(acked.json["data"]["comment"], "moved stock to freezer B");
     assert_eq!(acked.json["data"]["active"], true, "still out of range");
-    let r = acknowledge(&app, &site.manager, &site.manager_csrf, id, "again").await;
+    let r = acknowledge_alarm(&app, &site.manager, &site.manager_csrf, id, "again").await;
     assert_json_error(r, 409, "already_acknowledged", "a second acknowledgement").await;
 
     // Back inside (the boundary is inside): cleared, and no longer open.
@@ -655,7 +639,7 @@ async fn two_instances_share_the_alarm_lifecycle() {
         "the same event on both"
     );
     let id = raised_b.json["data"]["alarmId"].as_i64().unwrap();
-    let r = acknowledge(
+    let r = acknowledge_alarm(
         &b,
         &manager_on_b,
         &csrf_on_b,
@@ -667,7 +651,7 @@ async fn two_instances_share_the_alarm_lifecycle() {
     let acked = next_alarm(&mut on_a).await;
     assert_eq!(acked.kind(), "alarm_acknowledged");
     assert_eq!(acked.json["data"]["acknowledgedBy"], "m@north.test");
-    let r = acknowledge(&a, &site.employee, &site.employee_csrf, id, "again").await;
+    let r = acknowledge_alarm(&a, &site.employee, &site.employee_csrf, id, "again").await;
     assert_json_error(
         r,
         409,

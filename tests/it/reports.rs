@@ -104,22 +104,7 @@ async fn site_report(backend: Backend) {
     post(&app, "r4", D1 + 3 * HOUR, -20.0).await;
     post(&app, "r5", D2 + HOUR, -18.0).await;
     post(&app, "r6", D2 + 2 * HOUR, -22.0).await;
-    let alarms = get_json(&manager, app.url("/api/alarms")).await;
-    let alarm = alarms["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "threshold")
-        .expect("the excursion's alarm")
-        .clone();
-    let r = manager
-        .post(app.url(&format!("/api/alarms/{}/acknowledge", alarm["alarmId"])))
-        .header("x-csrf-token", &manager_csrf)
-        .json(&json!({"comment": "moved stock to freezer B"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    acknowledge_first_excursion(&app, &manager, &manager_csrf, "moved stock to freezer B").await;
 
     let period = "from=2026-03-28&to=2026-03-29";
     let (status, page) = text(

@@ -106,22 +106,7 @@ async fn report_survives_a_purge(backend: Backend) {
     n += 1;
     assert_eq!(app.count(Table::Readings).await, n);
 
-    let alarms = get_json(&admin, app.url("/api/alarms")).await;
-    let alarm = alarms["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "threshold")
-        .expect("the excursion's alarm")
-        .clone();
-    let r = admin
-        .post(app.url(&format!("/api/alarms/{}/acknowledge", alarm["alarmId"])))
-        .header("x-csrf-token", &csrf)
-        .json(&json!({"comment": "door closed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    acknowledge_first_excursion(&app, &admin, &csrf, "door closed").await;
 
     // Summaries: one reading per quarter hour at :00 and :30, the duplicate not added, the
     // back-filled reading in its own quarter hour.

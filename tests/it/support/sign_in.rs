@@ -104,3 +104,42 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Valu
         .await
         .expect("json body")
 }
+
+/// Acknowledges the first threshold alarm `client` sees, with `comment` as the corrective
+/// action; returns the alarm as `/api/alarms` listed it.
+pub async fn acknowledge_first_excursion(
+    app: &super::TestApp,
+    client: &reqwest::Client,
+    csrf: &str,
+    comment: &str,
+) -> serde_json::Value {
+    let alarms = get_json(client, app.url("/api/alarms")).await;
+    let alarm = alarms["alarms"]
+        .as_array()
+        .expect("an alarm list")
+        .iter()
+        .find(|a| a["kind"] == "threshold")
+        .expect("the excursion's alarm")
+        .clone();
+    let id = alarm["alarmId"].as_i64().expect("an alarm id");
+    let r = acknowledge_alarm(app, client, csrf, id, comment).await;
+    assert_eq!(r.status(), 200);
+    alarm
+}
+
+/// POSTs an acknowledgement of alarm `id` with `comment` as the corrective action.
+pub async fn acknowledge_alarm(
+    app: &super::TestApp,
+    client: &reqwest::Client,
+    csrf: &str,
+    id: i64,
+    comment: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url(&format!("/api/alarms/{id}/acknowledge")))
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({ "comment": comment }))
+        .send()
+        .await
+        .expect("acknowledge")
+}
