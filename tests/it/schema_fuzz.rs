@@ -48,6 +48,16 @@ fn routed() -> BTreeSet<(String, String)> {
         }
     }
     impl<'ast> Visit<'ast> for Routes {
+        // `#[cfg(test)]` modules build routers of their own, which are never served.
+        fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+            let test_only = m.attrs.iter().any(|a| {
+                a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+            });
+            if !test_only {
+                visit::visit_item_mod(self, m);
+            }
+        }
+
         fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
             if call.method == "route" && call.args.len() == 2 {
                 if let syn::Expr::Lit(syn::ExprLit {
