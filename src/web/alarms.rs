@@ -10,6 +10,7 @@ use super::api::{parse_limit, parse_time};
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{
     check_comment, check_rules, AlarmJson, AlarmRow, DeviceRow, Role, Rule, RuleJson, User,
@@ -67,9 +68,7 @@ pub fn alarm_filter(p: &AlarmParams) -> Result<AlarmFilter, ApiError> {
     responses(
         (status = 200, description = "The alarms.", body = AlarmList),
         (status = 400, description = "A bad query value: `invalid_query`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -102,14 +101,12 @@ pub struct AckBody {
     responses(
         (status = 200, description = "The alarm after the change.", body = AlarmJson),
         (status = 400, description = "`comment_required`, `invalid_json`, `invalid_path`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such alarm the user may see: `not_found`.", body = ErrorBody),
         (status = 409, description = "Acknowledged before: `already_acknowledged`.", body = ErrorBody),
         (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn acknowledge(
     State(state): State<AppState>,
@@ -162,10 +159,8 @@ pub struct RulesBody {
     params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
     responses(
         (status = 200, description = "The device's rules.", body = RulesBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn rules(
     State(state): State<AppState>,
@@ -191,13 +186,11 @@ pub async fn rules(
     responses(
         (status = 200, description = "The rules now in force.", body = RulesBody),
         (status = 400, description = "A bad rule: `invalid_rule` naming the field; `invalid_json`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Not allowed to edit rules: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
         (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn put_rules(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ use super::auth::ApiAdmin;
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{DeviceRow, ReadingRow, Role};
 use crate::store::TelemetryQuery;
@@ -39,9 +40,7 @@ impl From<DeviceRow> for DeviceJson {
 #[utoipa::path(get, path = "/api/devices", tag = "devices", security(("session" = [])),
     responses(
         (status = 200, description = "The devices the user may see.", body = Vec<DeviceJson>),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn devices(
     State(state): State<AppState>,
@@ -92,10 +91,8 @@ pub struct TelemetryJson {
     responses(
         (status = 200, description = "The device's readings, newest first.", body = TelemetryJson),
         (status = 400, description = "A bad query value: `invalid_query`, `invalid_path`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn telemetry(
     State(state): State<AppState>,
@@ -191,9 +188,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/me", tag = "session", security(("session" = [])),
     responses(
         (status = 200, description = "The signed-in user.", body = Me),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
     Json(Me {
@@ -228,10 +223,8 @@ pub struct RealtimeStats {
 #[utoipa::path(get, path = "/api/realtime/stats", tag = "realtime", security(("session" = [])),
     responses(
         (status = 200, description = "Stream figures.", body = RealtimeStats),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Not an admin: `forbidden`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn realtime_stats(
     State(state): State<AppState>,

@@ -14,6 +14,7 @@ use super::csv::{download, field};
 use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{ApiQuery, PageQuery};
 use super::layout::{render, Layout};
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use super::view;
 use crate::domain::{action, AuditJson, AuditRow};
@@ -98,10 +99,8 @@ pub struct AuditList<'a> {
     responses(
         (status = 200, description = "Rows, newest first.", body = AuditList),
         (status = 400, description = "A bad query value: `invalid_query`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Not an admin: `forbidden`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn api(
     State(state): State<AppState>,

@@ -10,6 +10,7 @@ use super::api::parse_time;
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{bucket_of, chart_step, now_ms, ChartBucket};
 
@@ -71,10 +72,8 @@ pub struct SummariesJson {
     responses(
         (status = 200, description = "min / max / mean / count per step.", body = SummariesJson),
         (status = 400, description = "A bad range: `invalid_query`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn summaries(
     State(state): State<AppState>,

@@ -15,6 +15,7 @@ use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{ApiJson, ApiPath, PagePath};
 use super::flash::set_flash;
 use super::form::FormData;
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{Command, CommandJson, DeviceRow, Role, TemperatureUnit, User};
 use crate::ingest::ts302::downlink;
@@ -64,14 +65,12 @@ pub struct CommandAccepted {
     responses(
         (status = 202, description = "Stored pending; the dispatcher sends it.", body = CommandAccepted),
         (status = 400, description = "`invalid_command` naming the field; `invalid_json`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Not allowed to send commands: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
         (status = 409, description = "Cannot be delivered: `downlink_not_configured`, `device_has_no_eui`, `unsupported_device`.", body = ErrorBody),
         (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn request(
     State(state): State<AppState>,
@@ -261,10 +260,8 @@ pub struct CommandList<'a> {
     params(("device_id" = String, Path, description = "Milesight's device id or the devEUI.")),
     responses(
         (status = 200, description = "The device's commands.", body = CommandList),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn list(
     State(state): State<AppState>,

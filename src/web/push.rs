@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{check_subscription, to_b64url, vapid_public_key, PushSubscriptionJson};
 
@@ -25,9 +26,7 @@ pub struct PushKey {
 #[utoipa::path(get, path = "/api/push/key", tag = "push", security(("session" = [])),
     responses(
         (status = 200, description = "The key.", body = PushKey),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn key(
     State(state): State<AppState>,
@@ -55,12 +54,10 @@ pub struct Subscribed {
     responses(
         (status = 201, description = "Stored (again, for a known endpoint).", body = Subscribed),
         (status = 400, description = "`invalid_subscription`, `invalid_json`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 
 pub async fn subscribe(
@@ -101,13 +98,11 @@ pub struct Unsubscribe {
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "`invalid_json`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such subscription of this user: `not_found`.", body = ErrorBody),
         (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
