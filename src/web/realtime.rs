@@ -14,6 +14,7 @@ use tower_sessions::Session;
 use super::auth::session_user;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
+use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{now_ms, Scope, User};
 use crate::realtime::gate::Filter;
@@ -41,10 +42,8 @@ pub struct RealtimeQuery {
         (status = 200, description = "`text/event-stream`: one JSON line per event (see the contract).",
             content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_last_event_id`, `invalid_query`.", body = ErrorBody),
-        (status = 401, description = "Not signed in: `unauthorized`.", body = ErrorBody),
         (status = 429, description = "Too many open streams: `too_many_streams`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database is unreachable: `unavailable`.", body = ErrorBody),
+        SignedInFailures,
     ))]
 pub async fn realtime(
     State(state): State<AppState>,
@@ -53,7 +52,9 @@ pub async fn realtime(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let checked_epoch = state.hub.passes.epoch();
-    let (user, expires_at_ms) = signed_in(&state, &session, checked_epoch).await?;
+    let session_id = session.id().map(|id| id.to_string());
+    let (user, expires_at_ms) =
+        signed_in(&state, &session, session_id.as_deref(), checked_epoch).await?;
     let last_id = last_event_id(&headers, q.last_event_id.as_deref())?;
     let scope = user.scope();
     let devices = match q
@@ -83,7 +84,7 @@ pub async fn realtime(
         filter: Arc::new(Filter { scope, devices }),
         user_id: user.id,
         role: user.role,
-        session_id: session.id().map(|id| id.to_string()).unwrap_or_default(),
+        session_id: session_id.unwrap_or_default(),
         expires_at_ms,
         checked_epoch,
     };
@@ -115,13 +116,10 @@ pub async fn realtime(
 async fn signed_in(
     state: &AppState,
     session: &Session,
+    id: Option<&str>,
     epoch: u64,
 ) -> Result<(User, i64), ApiError> {
-    let id = session.id().map(|id| id.to_string());
-    if let Some(pass) = id
-        .as_deref()
-        .and_then(|id| state.hub.passes.get(id, now_ms()))
-    {
+    if let Some(pass) = id.and_then(|id| state.hub.passes.get(id, now_ms())) {
         return Ok((pass.user, pass.expires_at_ms));
     }
     let user = session_user(session, state)
@@ -138,7 +136,7 @@ async fn signed_in(
         state
             .hub
             .passes
-            .keep(&id, user.clone(), expires_at_ms, epoch);
+            .keep(id, user.clone(), expires_at_ms, epoch);
     }
     Ok((user, expires_at_ms))
 }
