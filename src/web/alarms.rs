@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{parse_limit, parse_time};
 use super::auth::CurrentUser;
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{
     check_comment, check_rules, AlarmJson, AlarmRow, DeviceRow, Role, Rule, RuleJson, User,

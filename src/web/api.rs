@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 
 use super::auth::ApiAdmin;
 use super::auth::CurrentUser;
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{DeviceRow, ReadingRow, Role};
 use crate::store::TelemetryQuery;

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::api::parse_time;
 use super::auth::CurrentUser;
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{bucket_of, chart_step, now_ms, ChartBucket};
 

@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use super::auth::{CurrentUser, PageUser};
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody, PageError};
 use super::extract::{ApiJson, ApiPath, PagePath};
 use super::flash::set_flash;
 use super::form::FormData;
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{Command, CommandJson, DeviceRow, Role, TemperatureUnit, User};
 use crate::ingest::ts302::downlink;

@@ -23,6 +23,21 @@ pub struct ErrorBody<'a> {
     message: &'a str,
 }
 
+/// The failures every signed-in JSON operation may answer besides its own, listed once.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+pub enum SignedInFailures {
+    /// Not signed in: `unauthorized`.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'static>),
+    /// A failure on our side: `internal_error`.
+    #[response(status = 500)]
+    Internal(ErrorBody<'static>),
+    /// The database is unreachable: `unavailable`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {

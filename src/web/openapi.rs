@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::error::ErrorBody;
 use super::{alarms, api, audit, charts, commands, push, realtime, reports, webhooks};
 
 #[derive(OpenApi)]
@@ -180,21 +179,6 @@ impl utoipa::PartialSchema for InstantOrDay {
     }
 }
 impl utoipa::ToSchema for InstantOrDay {}
-
-/// The failures every signed-in JSON operation may answer besides its own, listed once.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // a description of answers, never built
-pub enum SignedInFailures {
-    /// Not signed in: `unauthorized`.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody<'static>),
-    /// A failure on our side: `internal_error`.
-    #[response(status = 500)]
-    Internal(ErrorBody<'static>),
-    /// The database is unreachable: `unavailable`.
-    #[response(status = 503)]
-    Unavailable(ErrorBody<'static>),
-}
 
 /// The document, built once.
 pub fn json() -> &'static str {

@@ -9,9 +9,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{check_subscription, to_b64url, vapid_public_key, PushSubscriptionJson};
 

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::auth::session_user;
+use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
-use super::openapi::SignedInFailures;
 use super::state::AppState;
 use crate::domain::{now_ms, Scope, User};
 use crate::realtime::gate::Filter;
