@@ -8,12 +8,13 @@ mod push;
 mod render;
 mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{self as domain, now_ms, NotificationRow};
+use crate::domain::{self as domain, now_ms, NotificationRow, TemperatureUnit};
 use crate::store::{Attempt, Store, Work, Writer};
 
 /// How often the outbox is looked at.
@@ -22,9 +23,11 @@ const POLL: Duration = Duration::from_secs(1);
 const LEASE_MS: i64 = 120_000;
 /// Notifications sent at once (their attempts are recorded together).
 const BATCH: i64 = 64;
-/// Longest a round waits for the writer's queue to empty: ingest goes first (a gateway waits
-/// on its answer; a notification can be a moment late), but is never starved of its turn.
-const YIELD_MAX: Duration = Duration::from_millis(250);
+/// Longest a round waits for ingest to pause: ingest goes first (a gateway waits on its
+/// answer; a notification can be a moment late), but a round is never starved of its turn.
+const YIELD_MAX: Duration = Duration::from_secs(1);
+/// A pause in ingest this long (no webhook stored or queued) lets a round go.
+const QUIET: Duration = Duration::from_millis(10);
 /// Longest a notification is retried, from when it was queued.
 const GIVE_UP_MS: i64 = 24 * 3_600_000;
 /// Held notifications listed in a summary (the rest are counted).
@@ -47,6 +50,9 @@ pub struct NotifySettings {
     pub max_per_window: i64,
     pub flood_window: Duration,
 }
+
+/// Email recipients' temperature units, or why one could not be read.
+type Units = HashMap<String, Result<TemperatureUnit, String>>;
 
 struct Dispatcher {
     store: Store,
@@ -98,16 +104,9 @@ pub async fn spawn(
         vapid,
     });
     let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => d.clone().round().await,
-                _ = stop.cancelled() => break,
-            }
-        }
-    });
+    std::thread::Builder::new()
+        .name("sensorcast-notify".into())
+        .spawn(move || dispatch_at_low_priority(d, stop))?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30).min(escalate_after));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,6 +123,36 @@ pub async fn spawn(
         }
     });
     Ok(())
+}
+
+/// The dispatcher's own thread and runtime, at the lowest OS priority (nice 19; threads it
+/// starts inherit it). On a busy machine a webhook's answer waits for CPU behind nothing of
+/// ours: sending, rendering and TLS yield to ingest and pages, and catch up when they idle.
+fn dispatch_at_low_priority(d: Arc<Dispatcher>, stop: CancellationToken) {
+    use thread_priority::{set_current_thread_priority, ThreadPriority};
+    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+        tracing::warn!(error = ?e, "the notification thread keeps the normal priority");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "no runtime for the notification dispatcher: nothing is sent");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => d.clone().round().await,
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
 }
 
 impl Dispatcher {
@@ -143,9 +172,10 @@ impl Dispatcher {
                 }
             };
             let n = due.len() as i64;
+            let units = Arc::new(self.units_of(&due).await);
             let sends = due.into_iter().map(|row| {
-                let d = self.clone();
-                tokio::spawn(async move { d.send(row).await })
+                let (d, units) = (self.clone(), units.clone());
+                tokio::spawn(async move { d.send(row, &units).await })
             });
             let mut attempts = Vec::new();
             let mut carried = Vec::new();
@@ -177,6 +207,7 @@ impl Dispatcher {
     async fn send(
         &self,
         mut row: NotificationRow,
+        units: &Units,
     ) -> Option<((i64, Attempt, String), Option<(NotificationRow, i64)>)> {
         if self.held(&row).await {
             return None;
@@ -195,9 +226,12 @@ impl Dispatcher {
         }
         let result = match row.channel.as_str() {
             domain::EMAIL => match &self.mailer {
-                Some(m) => match self.store.recipient_unit(&row.recipient).await {
-                    Ok(unit) => m.send(&row, &self.settings.public_url, unit).await,
-                    Err(e) => Err(Failure::retry(format!("could not read the recipient: {e}"))),
+                Some(m) => match units.get(&row.recipient) {
+                    Some(Ok(unit)) => m.send(&row, &self.settings.public_url, *unit).await,
+                    Some(Err(e)) => {
+                        Err(Failure::retry(format!("could not read the recipient: {e}")))
+                    }
+                    None => Err(Failure::retry("the recipient's unit was not read")),
                 },
                 None => Err(Failure::permanent("no SMTP server configured (--smtp-url)")),
             },
@@ -223,10 +257,30 @@ impl Dispatcher {
         Some(((row.id, attempt, text), summary))
     }
 
+    /// The temperature unit of each email recipient of a round, read once per person (a burst
+    /// of alarms is mostly a few people's).
+    async fn units_of(&self, due: &[NotificationRow]) -> Units {
+        let mut units = Units::new();
+        for row in due.iter().filter(|r| r.channel == domain::EMAIL) {
+            if !units.contains_key(&row.recipient) {
+                let unit = self.store.recipient_unit(&row.recipient).await;
+                units.insert(row.recipient.clone(), unit.map_err(|e| e.to_string()));
+            }
+        }
+        units
+    }
+
+    /// Waits for a pause in ingest (or `YIELD_MAX`): a round's claims and records share the
+    /// database's write lock and flushes with the webhooks, and its sends the CPU.
     async fn let_ingest_go_first(&self) {
         let until = tokio::time::Instant::now() + YIELD_MAX;
-        while self.writer.backlog() > 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        loop {
+            let seen = self.writer.batches_submitted();
+            tokio::time::sleep(QUIET).await;
+            let quiet = self.writer.batches_submitted() == seen && self.writer.backlog() == 0;
+            if quiet || tokio::time::Instant::now() >= until {
+                return;
+            }
         }
     }
 

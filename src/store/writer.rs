@@ -6,6 +6,7 @@
 //! waiting on sqlx with the runtime's `block_on`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ impl std::fmt::Debug for Job {
 #[derive(Clone, Debug)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Ingest batches submitted so far: how others (the notification dispatcher) tell that
+    /// webhooks are arriving.
+    batches: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -73,10 +77,16 @@ impl Writer {
             .name("sensorcast-writer".into())
             .spawn(move || run(committer, publisher, policy, rx))
             .expect("starting the writer thread");
-        Writer { tx }
+        Writer {
+            tx,
+            batches: Arc::default(),
+        }
     }
 
     pub async fn submit(&self, work: Work) -> Result<Outcome, WriteError> {
+        if matches!(work, Work::Batch(_)) {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { work, reply })
@@ -85,14 +95,18 @@ impl Writer {
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 
-    /// False once the writer thread has ended (it panicked, or the server is stopping): no
-    /// webhook can be stored, so the instance is not ready.
-    /// Jobs queued for the writer and not yet taken: work that others (the notification
-    /// dispatcher) let go first.
+    /// Jobs queued for the writer and not yet taken.
     pub fn backlog(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
+    /// Ingest batches submitted since the writer started.
+    pub fn batches_submitted(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// False once the writer thread has ended (it panicked, or the server is stopping): no
+    /// webhook can be stored, so the instance is not ready.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }

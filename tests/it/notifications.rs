@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::binary::Binary;
 use crate::support::smtp::{self, SmtpServer};
 use crate::support::*;
 use sensorcast::domain::Role;
@@ -308,6 +309,43 @@ async fn bad_endpoints_are_refused(backend: Backend) {
     assert!(store.webhook_endpoints().await.unwrap().is_empty());
 }
 both_backends!(bad_endpoints_are_refused);
+
+/// The nice value of each of `pid`'s threads with this name (Linux: `/proc/PID/task/TID/stat`,
+/// field 19).
+fn nice_of_threads(pid: u32, name: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads") {
+        let dir = task.expect("a thread").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("its stat");
+        // After the name in parentheses: state is field 3, nice is field 19.
+        let rest = &stat[stat.rfind(')').expect("stat's name") + 2..];
+        let nice = rest
+            .split(' ')
+            .nth(16)
+            .expect("field 19")
+            .parse()
+            .expect("a number");
+        found.push(nice);
+    }
+    found
+}
+
+/// The dispatcher yields the CPU to ingest: its thread (and what it starts) runs at nice 19,
+/// the writer at the normal priority.
+#[tokio::test]
+async fn the_dispatcher_runs_at_the_lowest_priority() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("nice.db").display());
+    let mut server = Binary::start(&url, free_port(), &dir.path().join("server.log"));
+    server.ready().await;
+    // Thread names are cut to 15 bytes.
+    assert_eq!(nice_of_threads(server.pid(), "sensorcast-noti"), vec![19]);
+    assert_eq!(nice_of_threads(server.pid(), "sensorcast-writ"), vec![0]);
+}
 
 #[test]
 fn a_bad_smtp_url_stops_the_server_naming_the_flag() {
