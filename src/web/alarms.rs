@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{parse_limit, parse_time};
 use super::auth::CurrentUser;
-use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
+use super::error::{JsonBodyFailures, SignedInFailures};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::domain::{
@@ -104,8 +104,7 @@ pub struct AckBody {
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such alarm the user may see: `not_found`.", body = ErrorBody),
         (status = 409, description = "Acknowledged before: `already_acknowledged`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        JsonBodyFailures,
         SignedInFailures,
     ))]
 pub async fn acknowledge(
@@ -188,8 +187,7 @@ pub async fn rules(
         (status = 400, description = "A bad rule: `invalid_rule` naming the field; `invalid_json`.", body = ErrorBody),
         (status = 403, description = "Not allowed to edit rules: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        JsonBodyFailures,
         SignedInFailures,
     ))]
 pub async fn put_rules(

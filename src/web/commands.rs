@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use super::auth::{CurrentUser, PageUser};
-use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody, PageError};
+use super::error::{JsonBodyFailures, SignedInFailures};
 use super::extract::{ApiJson, ApiPath, PagePath};
 use super::flash::set_flash;
 use super::form::FormData;
@@ -68,8 +68,7 @@ pub struct CommandAccepted {
         (status = 403, description = "Not allowed to send commands: `forbidden`; cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such device the user may see: `not_found`.", body = ErrorBody),
         (status = 409, description = "Cannot be delivered: `downlink_not_configured`, `device_has_no_eui`, `unsupported_device`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        JsonBodyFailures,
         SignedInFailures,
     ))]
 pub async fn request(

@@ -38,6 +38,18 @@ pub enum SignedInFailures {
     Unavailable(ErrorBody<'static>),
 }
 
+/// The failures of every operation that reads a JSON body, listed once.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+pub enum JsonBodyFailures {
+    /// The body is too large: `payload_too_large`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// The body is not JSON: `unsupported_media_type`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {

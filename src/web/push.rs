@@ -9,8 +9,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
-use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
+use super::error::{JsonBodyFailures, SignedInFailures};
 use super::extract::ApiJson;
 use super::state::AppState;
 use crate::domain::{check_subscription, to_b64url, vapid_public_key, PushSubscriptionJson};
@@ -55,8 +55,7 @@ pub struct Subscribed {
         (status = 201, description = "Stored (again, for a known endpoint).", body = Subscribed),
         (status = 400, description = "`invalid_subscription`, `invalid_json`.", body = ErrorBody),
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        JsonBodyFailures,
         SignedInFailures,
     ))]
 
@@ -100,8 +99,7 @@ pub struct Unsubscribe {
         (status = 400, description = "`invalid_json`.", body = ErrorBody),
         (status = 403, description = "Cross-site, or without the session's X-CSRF-Token: `csrf_failed`.", body = ErrorBody),
         (status = 404, description = "No such subscription of this user: `not_found`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
+        JsonBodyFailures,
         SignedInFailures,
     ))]
 pub async fn unsubscribe(

@@ -73,6 +73,27 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What both webhooks may answer besides their own 400 and 401, listed once.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of answers, never built
+enum WebhookFailures {
+    /// The body did not arrive in time: `request_timeout`.
+    #[response(status = 408)]
+    Timeout(ErrorBody<'static>),
+    /// The body is too large: `payload_too_large`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'static>),
+    /// The body is not JSON: `unsupported_media_type`.
+    #[response(status = 415)]
+    NotJson(ErrorBody<'static>),
+    /// A failure on our side: `internal_error`.
+    #[response(status = 500)]
+    Internal(ErrorBody<'static>),
+    /// The database or the writer is unavailable: `unavailable`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
 /// A signed Milesight Development Platform webhook (its four `x-msc-*` headers).
 #[utoipa::path(post, path = "/api/webhooks/milesight", tag = "webhooks",
     params(
@@ -87,11 +108,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         (status = 200, description = "Stored (duplicates counted, not stored twice).", body = Accepted),
         (status = 400, description = "`invalid_json`, `invalid_payload`, `invalid_timestamp`, `request_expired`.", body = ErrorBody),
         (status = 401, description = "`signature_missing`, `signature_invalid`, `request_replayed`, `webhook_secret_not_configured`.", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time: `request_timeout`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database or the writer is unavailable: `unavailable`.", body = ErrorBody),
+        WebhookFailures,
     ))]
 pub(crate) async fn mdp_webhook(
     State(state): State<AppState>,
@@ -268,11 +285,7 @@ pub(crate) struct TokenQuery {
         (status = 200, description = "Stored (a duplicate counted, not stored twice).", body = Accepted),
         (status = 400, description = "`invalid_json`, `invalid_payload`, `undecodable_payload`.", body = ErrorBody),
         (status = 401, description = "`token_missing`, `token_invalid`, `gateway_token_not_configured`.", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time: `request_timeout`.", body = ErrorBody),
-        (status = 413, description = "The body is too large: `payload_too_large`.", body = ErrorBody),
-        (status = 415, description = "The body is not JSON: `unsupported_media_type`.", body = ErrorBody),
-        (status = 500, description = "A failure on our side: `internal_error`.", body = ErrorBody),
-        (status = 503, description = "The database or the writer is unavailable: `unavailable`.", body = ErrorBody),
+        WebhookFailures,
     ))]
 pub(crate) async fn gateway_webhook(
     State(state): State<AppState>,

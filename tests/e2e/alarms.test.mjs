@@ -10,10 +10,10 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import {
-  ADMIN, api, binary, browserTests, freePort, launch, liveIs, SCREENSHOTS, Server, shapeOf, signIn, slotTexts,
+  ADMIN, api, browserTests, liveIs, SCREENSHOTS, serverAndBrowser, shapeOf, signIn, slotTexts,
 } from "./lib.mjs";
 
 const env = await browserTests("alarms");
@@ -29,8 +29,6 @@ const NORTH_EMPLOYEE = { email: "north.employee@e2e.test", password: "north empl
 const SOUTH_MANAGER = { email: "south.manager@e2e.test", password: "south manager pw" };
 const COMMENT = "Moved the stock to freezer B and closed the door <b>firmly</b>";
 
-let server;
-let browser;
 const pages = {};
 const contexts = [];
 let readingNo = 0;
@@ -39,7 +37,7 @@ const first = {};
 
 function reading(device, t1, extra = {}) {
   readingNo += 1;
-  return server.postReading({ event: `alarm-e2e-${readingNo}`, ...device, t1, t2: -20, ...extra });
+  return rig.server.postReading({ event: `alarm-e2e-${readingNo}`, ...device, t1, t2: -20, ...extra });
 }
 
 const item = (id) => `#alarm-list > li[data-alarm="${id}"]`;
@@ -53,7 +51,7 @@ async function itemTexts(page, selector) {
 }
 
 async function newPage(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   contexts.push(context);
   const page = await context.newPage();
   page.on("pageerror", (e) => {
@@ -84,29 +82,22 @@ async function shoot(page, name, phone = false) {
   if (phone) await page.setViewportSize(size);
 }
 
-before(async () => {
-  if (skip) return;
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-});
-
-after(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
-  await server?.dispose();
+const rig = serverAndBrowser(env, {
+  setUp: () => mkdirSync(SCREENSHOTS, { recursive: true }),
+  tearDown: async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+  },
 });
 
 test("setup: two sites, a device in each, a manager and an employee of North, a manager of South", { skip, timeout: 60 * SECOND }, async () => {
   const admin = (pages.admin = await newPage());
-  await signIn(admin, server.base, ADMIN, "/admin");
+  await signIn(admin, rig.server.base, ADMIN, "/admin");
   assert.equal(await admin.getAttribute('.subnav a[href="/admin/audit"]', "href"), "/admin/audit", "the audit trail is linked");
   assert.match(await admin.textContent("#alarms"), /No open alarms/);
   await reading(NORTH_DEVICE, -18.2);
   await reading(SOUTH_DEVICE, -19.1);
   for (const [device, site] of [[NORTH_DEVICE, "North"], [SOUTH_DEVICE, "South"]]) {
-    await admin.goto(`${server.base}/admin`);
+    await admin.goto(`${rig.server.base}/admin`);
     const li = admin.locator(`#unassigned-list li[data-device="${device.id}"]`);
     await li.locator("input[name=new_site]").fill(site);
     await Promise.all([admin.waitForURL("**/admin#unassigned"), li.locator("button").click()]);
@@ -124,15 +115,15 @@ test("setup: two sites, a device in each, a manager and an employee of North, a 
     await Promise.all([admin.waitForURL("**/admin#users"), form.locator("button[type=submit]").click()]);
     assert.match(await admin.textContent(".alert"), new RegExp(`Created ${user.email}`));
   }
-  await admin.goto(`${server.base}/admin`);
+  await admin.goto(`${rig.server.base}/admin`);
   await liveIs(admin, "Live");
 
   pages.manager = await newPage();
   pages.employee = await newPage();
   pages.other = await newPage();
-  await signIn(pages.manager, server.base, NORTH_MANAGER, "/manager");
-  await signIn(pages.employee, server.base, NORTH_EMPLOYEE, "/employee");
-  await signIn(pages.other, server.base, SOUTH_MANAGER, "/manager");
+  await signIn(pages.manager, rig.server.base, NORTH_MANAGER, "/manager");
+  await signIn(pages.employee, rig.server.base, NORTH_EMPLOYEE, "/employee");
+  await signIn(pages.other, rig.server.base, SOUTH_MANAGER, "/manager");
   await Promise.all([pages.manager, pages.employee, pages.other].map((p) => liveIs(p, "Live")));
   for (const p of [pages.manager, pages.employee, pages.other]) {
     assert.equal(await openItems(p), 0);
@@ -282,14 +273,14 @@ test("a cleared alarm nobody acknowledged stays, marked cleared; acknowledged wi
 
   // The same page without JavaScript: a normal form POST, back with a message.
   const plain = await newPage({ javaScriptEnabled: false });
-  await signIn(plain, server.base, NORTH_EMPLOYEE, "/employee");
+  await signIn(plain, rig.server.base, NORTH_EMPLOYEE, "/employee");
   assert.deepEqual(await shapeOf(plain, item(id)), live.shape, "server-rendered like the live item");
   const plainTexts = await itemTexts(plain, item(id));
   for (const k of ["name", "kind", "what", "value", "peak", "range", "state", "ack-by", "comment"]) {
     assert.equal(plainTexts[k], live.texts[k], k);
   }
   await plain.click(`${item(id)} details.ack > summary`);
-  // `required` stops an empty form in the browser; a blank one reaches the server.
+  // `required` stops an empty form in the browser; a blank one reaches the rig.server.
   await plain.fill(`${item(id)} textarea`, "  ");
   await Promise.all([plain.waitForURL("**/employee#alarms"), plain.click(`${item(id)} form.ack-form button[type=submit]`)]);
   assert.match(await plain.textContent(".alert-error"), /Not acknowledged: write the corrective action taken \(1–1000 characters\)\./);
@@ -312,7 +303,7 @@ test("a cleared alarm nobody acknowledged stays, marked cleared; acknowledged wi
 
 test("device page: rules (form, errors in words, band on the chart) and alarm history", { skip, timeout: 60 * SECOND }, async () => {
   const { manager, employee } = pages;
-  await manager.goto(`${server.base}/devices/${NORTH_DEVICE.id}`);
+  await manager.goto(`${rig.server.base}/devices/${NORTH_DEVICE.id}`);
   await liveIs(manager, "Live");
   assert.deepEqual(await slotTexts(manager, '#rules-table tr[data-rule="temperature-1"]'), {
     what: "Probe 1 temperature", min: "–", max: "-15.0 °C", delay: "none",
@@ -366,17 +357,17 @@ test("device page: rules (form, errors in words, band on the chart) and alarm hi
   await reading(NORTH_DEVICE, -18); // cleared: nothing open is left for the next test
 
   // Employees see the rules, and no form to change them.
-  await employee.goto(`${server.base}/devices/${NORTH_DEVICE.id}`);
+  await employee.goto(`${rig.server.base}/devices/${NORTH_DEVICE.id}`);
   assert.equal(await employee.locator("#rules-table tbody tr").count(), 2);
   assert.equal(await employee.locator("#rules-form").count(), 0);
   assert.match(await employee.textContent("#rules"), /Only administrators and the site's managers may change the rules\./);
-  await employee.goto(`${server.base}/employee`);
+  await employee.goto(`${rig.server.base}/employee`);
 });
 
 test("rules without JavaScript: the form saves for a manager, says why not for a bad rule", { skip, timeout: 60 * SECOND }, async () => {
   const plain = await newPage({ javaScriptEnabled: false });
-  await signIn(plain, server.base, NORTH_MANAGER, "/manager");
-  await plain.goto(`${server.base}/devices/${NORTH_DEVICE.id}`);
+  await signIn(plain, rig.server.base, NORTH_MANAGER, "/manager");
+  await plain.goto(`${rig.server.base}/devices/${NORTH_DEVICE.id}`);
   await plain.click("#rules-edit > summary");
   await plain.fill('input[name="temperature-2-min"]', "-5");
   await Promise.all([plain.waitForURL(`**/devices/${NORTH_DEVICE.id}#rules`), plain.click("#rules-form button[type=submit]")]);

@@ -5,11 +5,9 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import {
-  ADMIN, binary, browserTests, freePort, launch, liveIs, SCREENSHOTS, Server, shapeOf, signIn, slotTexts,
-} from "./lib.mjs";
+import { ADMIN, browserTests, liveIs, SCREENSHOTS, serverAndBrowser, shapeOf, signIn, slotTexts } from "./lib.mjs";
 
 const env = await browserTests("dashboards");
 const { skip } = env;
@@ -24,8 +22,6 @@ const MANAGER = { email: "manager@e2e.test", password: "manager password" };
 const EMPLOYEE = { email: "employee@e2e.test", password: "employee password" };
 const SECOND = 1000;
 
-let server;
-let browser;
 const pages = {};
 /** Shapes of items the script built live, to compare with the server's after a reload. */
 const live = {};
@@ -33,7 +29,7 @@ let readingNo = 0;
 
 function reading(device, values) {
   readingNo += 1;
-  return server.postReading({ event: `e2e-${readingNo}`, ...device, ...values });
+  return rig.server.postReading({ event: `e2e-${readingNo}`, ...device, ...values });
 }
 
 const row = (id) => `#device-table tr[data-device="${id}"]`;
@@ -65,7 +61,7 @@ async function shoot(page, name, phone = false) {
 }
 
 async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
@@ -82,24 +78,13 @@ async function newPage() {
 
 const loads = (page) => page.evaluate(() => window.__loads);
 
-before(async () => {
-  if (skip) return;
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const rig = serverAndBrowser(env, { setUp: () => mkdirSync(SCREENSHOTS, { recursive: true }) });
 
 test("admin: a new device shows up live: figures, table, devices to place, event log, toast", { skip, timeout: 60 * SECOND }, async (t) => {
   const page = (pages.admin = await newPage());
-  await page.goto(`${server.base}/login`);
+  await page.goto(`${rig.server.base}/login`);
   await shoot(page, "login");
-  await signIn(page, server.base, ADMIN, "/admin");
+  await signIn(page, rig.server.base, ADMIN, "/admin");
   await liveIs(page, "Live");
   const before = await loads(page);
 
@@ -188,8 +173,8 @@ test("admin: place the device and create a manager and an employee through the f
 test("manager and employee: card, chart and figures follow a reading within a second", { skip, timeout: 60 * SECOND }, async (t) => {
   const manager = (pages.manager = await newPage());
   const employee = (pages.employee = await newPage());
-  await signIn(manager, server.base, MANAGER, "/manager");
-  await signIn(employee, server.base, EMPLOYEE, "/employee");
+  await signIn(manager, rig.server.base, MANAGER, "/manager");
+  await signIn(employee, rig.server.base, EMPLOYEE, "/employee");
   await Promise.all([liveIs(manager, "Live"), liveIs(employee, "Live")]);
   pages.loaded = { manager: await loads(manager), employee: await loads(employee) };
   assert.doesNotMatch(await employee.content(), /__xss|onerror/, "the unplaced device is not shown");
@@ -240,7 +225,7 @@ test("manager and employee: card, chart and figures follow a reading within a se
 
 test("manager: a device placed while the page is open gets a card from the template, built like the server's, its name as text", { skip, timeout: 60 * SECOND }, async () => {
   const admin = pages.admin;
-  await admin.goto(`${server.base}/admin`);
+  await admin.goto(`${rig.server.base}/admin`);
   const item = admin.locator(place(HOSTILE.id));
   await item.locator("select[name=site]").selectOption({ label: "Cold store North" });
   await Promise.all([admin.waitForURL("**/admin#unassigned"), item.locator("button").click()]);
@@ -321,9 +306,9 @@ test("resync: the page loads its data again in place and goes on live", { skip, 
   const before = await loads(page);
   // Away (offline; a restart ends the stream) until a reading is stored, as in the next test.
   await page.context().setOffline(true);
-  await server.stop();
+  await rig.server.stop();
   await liveIs(page, "Reconnecting…", 10 * SECOND);
-  await server.start();
+  await rig.server.start();
   await reading(FREEZER, { t1: -12.25, t2: -11.5 });
 
   // Back online, the stream answers `resync` instead of the replay (the server sends it when the
@@ -355,7 +340,7 @@ test("resync: the page loads its data again in place and goes on live", { skip, 
 test("restart: the indicator goes to Reconnecting… and back, and the missed reading shows", { skip, timeout: 90 * SECOND }, async (t) => {
   const page = pages.employee;
   await liveIs(page, "Live");
-  await server.stop();
+  await rig.server.stop();
   await liveIs(page, "Reconnecting…", 10 * SECOND);
   await page.waitForTimeout(500); // the pulse is gone; show the state
   await shoot(page, "reconnecting");
@@ -364,7 +349,7 @@ test("restart: the indicator goes to Reconnecting… and back, and the missed re
   // catching up (Last-Event-ID) when it reconnects.
   const down = Date.now();
   await page.context().setOffline(true);
-  await server.start();
+  await rig.server.start();
   await reading(FREEZER, { t1: -15.5, t2: -14.5 });
   await page.waitForTimeout(500);
   const t1 = `.device-card[data-device="${FREEZER.id}"] [data-slot="temperature"]`;

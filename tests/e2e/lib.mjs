@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -48,6 +49,27 @@ export async function browserTests(what) {
     console.error(`\n*** ${why} ***\n`);
   }
   return { ...env, skip: env.missing.length > 0 };
+}
+
+/**
+ * One server and one Chromium for a test file: started before its tests (then `setUp`), closed
+ * after them (`tearDown` first). The returned object holds them as `server` and `browser`.
+ */
+export function serverAndBrowser(env, { setUp, tearDown } = {}) {
+  const rig = { server: undefined, browser: undefined };
+  before(async () => {
+    if (env.skip) return;
+    rig.server = new Server(binary(), await freePort());
+    await rig.server.start();
+    rig.browser = await launch(env);
+    await setUp?.(rig);
+  });
+  after(async () => {
+    await tearDown?.(rig);
+    await rig.browser?.close();
+    await rig.server?.dispose();
+  });
+  return rig;
 }
 
 /** Chromium, launched headless. */

@@ -8,37 +8,25 @@
 // delivery are tested against a push service the Rust tests play (tests/it/push.rs).
 // Run: node --test tests/e2e/
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ADMIN, binary, browserTests, freePort, launch, Server, signIn } from "./lib.mjs";
+import { ADMIN, browserTests, serverAndBrowser, signIn } from "./lib.mjs";
 
 const env = await browserTests("push");
 const { skip } = env;
 const SECOND = 1000;
 
-let server;
-let browser;
 
-before(async () => {
-  if (skip) return;
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const rig = serverAndBrowser(env);
 
 async function adminPage(permissions) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  if (permissions) await context.grantPermissions(permissions, { origin: server.base });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (permissions) await context.grantPermissions(permissions, { origin: rig.server.base });
   const page = await context.newPage();
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
   });
-  await signIn(page, server.base, ADMIN, "/admin");
+  await signIn(page, rig.server.base, ADMIN, "/admin");
   return { context, page };
 }
 
@@ -53,9 +41,9 @@ test("the service worker registers and activates; the opt-in button shows", { sk
     }
     return { scope: r.scope, state: r.active.state, script: r.active.scriptURL };
   });
-  assert.equal(sw.scope, `${server.base}/static/`);
+  assert.equal(sw.scope, `${rig.server.base}/static/`);
   assert.equal(sw.state, "activated");
-  assert.equal(sw.script, `${server.base}/static/sw.js`);
+  assert.equal(sw.script, `${rig.server.base}/static/sw.js`);
   await context.close();
 });
 

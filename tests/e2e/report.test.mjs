@@ -3,9 +3,9 @@
 // pdf.js) holds the site, the period, the excursion with its peak, and the corrective action
 // the employee entered. Run: node --test tests/e2e/
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ADMIN, api, binary, browserTests, freePort, launch, Server, signIn } from "./lib.mjs";
+import { ADMIN, api, browserTests, serverAndBrowser, signIn } from "./lib.mjs";
 
 const env = await browserTests("report PDF");
 const { skip } = env;
@@ -13,20 +13,8 @@ const SECOND = 1000;
 const DEVICE = { id: "1988618061618400401", eui: "24e124707e060401", name: "Cold store 4" };
 const ACTION = "Stock moved to cold store 2";
 
-let server;
-let browser;
 
-before(async () => {
-  if (skip) return;
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const rig = serverAndBrowser(env);
 
 /** Every text item of every page of the PDF, joined and with runs of white space as one. */
 async function pdfText(bytes) {
@@ -41,16 +29,16 @@ async function pdfText(bytes) {
 }
 
 test("the site report prints to a PDF that shows the excursion and its corrective action", { skip, timeout: 60 * SECOND }, async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
   });
-  await signIn(page, server.base, ADMIN, "/admin");
+  await signIn(page, rig.server.base, ADMIN, "/admin");
   const t0 = Date.now() - 30 * 60 * SECOND;
   const at = (min) => t0 + min * 60 * SECOND;
-  await server.postReading({ event: "pdf-0", ...DEVICE, t1: -19.0, t2: -19.5, ts: at(0) });
-  await page.goto(`${server.base}/admin`);
+  await rig.server.postReading({ event: "pdf-0", ...DEVICE, t1: -19.0, t2: -19.5, ts: at(0) });
+  await page.goto(`${rig.server.base}/admin`);
   const li = page.locator(`#unassigned-list li[data-device="${DEVICE.id}"]`);
   await li.locator("input[name=new_site]").fill("Depot");
   await Promise.all([page.waitForURL("**/admin#unassigned"), li.locator("button").click()]);
@@ -58,9 +46,9 @@ test("the site report prints to a PDF that shows the excursion and its correctiv
     rules: [{ quantity: "temperature", probe: 1, max: -15, delaySecs: 0 }],
   });
   assert.equal(put.status, 200);
-  await server.postReading({ event: "pdf-1", ...DEVICE, t1: -12.5, t2: -19.5, ts: at(10) });
-  await server.postReading({ event: "pdf-2", ...DEVICE, t1: -9.8, t2: -19.5, ts: at(20) });
-  await server.postReading({ event: "pdf-3", ...DEVICE, t1: -18.9, t2: -19.5, ts: at(25) });
+  await rig.server.postReading({ event: "pdf-1", ...DEVICE, t1: -12.5, t2: -19.5, ts: at(10) });
+  await rig.server.postReading({ event: "pdf-2", ...DEVICE, t1: -9.8, t2: -19.5, ts: at(20) });
+  await rig.server.postReading({ event: "pdf-3", ...DEVICE, t1: -18.9, t2: -19.5, ts: at(25) });
   const alarms = await api(page, "GET", "/api/alarms");
   const alarm = alarms.json.alarms.find((a) => a.deviceId === DEVICE.id);
   assert.ok(alarm, `the excursion raised an alarm: ${JSON.stringify(alarms.json)}`);
@@ -72,7 +60,7 @@ test("the site report prints to a PDF that shows the excursion and its correctiv
   // A day early too: the server's zone may be behind UTC.
   const day = new Date(t0 - 86400 * SECOND).toISOString().slice(0, 10);
   const today = new Date().toISOString().slice(0, 10);
-  await page.goto(`${server.base}/sites/${depot.siteId}/report?from=${day}&to=${today}`);
+  await page.goto(`${rig.server.base}/sites/${depot.siteId}/report?from=${day}&to=${today}`);
   assert.match(await page.textContent(".report-alarms"), new RegExp(ACTION));
   await page.emulateMedia({ media: "print" });
   assert.equal(await page.isVisible("form.filters"), false, "the period form is not printed");
@@ -104,17 +92,17 @@ test("a device's 30-day and 1-year charts come from the summaries, with each pro
   for (const h of [0, 1, 2, 3, 4, 8, 9]) {
     for (const [m, t1] of [[5, -19.0], [35, -17.0 + h / 10]]) {
       n += 1;
-      await server.postReading({ event: `env-${n}`, ...device, t1, t2: 3 + h / 10, ts: start + h * hour + m * 60 * SECOND });
+      await rig.server.postReading({ event: `env-${n}`, ...device, t1, t2: 3 + h / 10, ts: start + h * hour + m * 60 * SECOND });
     }
   }
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
   });
-  await signIn(page, server.base, ADMIN, "/admin");
+  await signIn(page, rig.server.base, ADMIN, "/admin");
   for (const range of ["30d", "1y"]) {
-    await page.goto(`${server.base}/devices/${device.id}?range=${range}`);
+    await page.goto(`${rig.server.base}/devices/${device.id}?range=${range}`);
     const chart = page.locator(".chart-large");
     await page.waitForFunction(() => document.querySelector(".chart-large svg"));
     assert.ok(Number(await chart.getAttribute("data-step")) >= 3600 * SECOND, `${range}: drawn from summaries`);

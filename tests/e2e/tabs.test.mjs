@@ -4,9 +4,9 @@
 // device page among them shows only its device; a browser without Web Locks has a stream per tab.
 // Run: node --test tests/e2e/
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ADMIN, binary, browserTests, freePort, launch, liveIs, Server, signIn } from "./lib.mjs";
+import { ADMIN, browserTests, liveIs, serverAndBrowser, signIn } from "./lib.mjs";
 
 const env = await browserTests("tabs");
 const { skip } = env;
@@ -14,15 +14,13 @@ const SECOND = 1000;
 const COLD = { id: "1988618061618400501", eui: "24e124707e0b0501", name: "Cold room T" };
 const DOOR = { id: "1988618061618400502", eui: "24e124707e0b0502", name: "Door T" };
 
-let server;
-let browser;
 let context;
 let readingNo = 0;
 const tabs = [];
 
 function reading(device, t1) {
   readingNo += 1;
-  return server.postReading({ event: `tabs-${readingNo}`, ...device, t1, t2: 1.0 });
+  return rig.server.postReading({ event: `tabs-${readingNo}`, ...device, t1, t2: 1.0 });
 }
 
 async function openTab(path = "/admin") {
@@ -30,7 +28,7 @@ async function openTab(path = "/admin") {
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
   });
-  await page.goto(`${server.base}${path}`);
+  await page.goto(`${rig.server.base}${path}`);
   await liveIs(page, "Live");
   tabs.push(page);
   return page;
@@ -59,20 +57,13 @@ async function leaderOf(pages) {
   return pages[roles.indexOf("leader")];
 }
 
-before(async () => {
-  if (skip) return;
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const first = await context.newPage();
-  await signIn(first, server.base, ADMIN, "/admin");
-  await first.close();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
+const rig = serverAndBrowser(env, {
+  setUp: async ({ server, browser }) => {
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const first = await context.newPage();
+    await signIn(first, server.base, ADMIN, "/admin");
+    await first.close();
+  },
 });
 
 test("three tabs of one user hold one stream, and each shows every event", { skip, timeout: 60 * SECOND }, async () => {
@@ -173,7 +164,7 @@ test("a tab whose page is older than the shared stream gets the gap from the lea
 test("without Web Locks a tab opens a stream of its own", { skip, timeout: 60 * SECOND }, async () => {
   const page = await context.newPage();
   await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
-  await page.goto(`${server.base}/admin`);
+  await page.goto(`${rig.server.base}/admin`);
   await liveIs(page, "Live");
   assert.equal(await role(page), "own");
   await streamsBecome(page, 2);

@@ -3,40 +3,28 @@
 // chart's axis and rule band in °F, and the rules form sends °F typed values to the API as °C.
 // Run: node --test tests/e2e/
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ADMIN, api, binary, browserTests, freePort, launch, liveIs, Server, signIn } from "./lib.mjs";
+import { ADMIN, api, browserTests, liveIs, serverAndBrowser, signIn } from "./lib.mjs";
 
 const env = await browserTests("units");
 const { skip } = env;
 const SECOND = 1000;
 const DEVICE = { id: "1988618061618400401", eui: "24e124707e0a0401", name: "Freezer F" };
 
-let server;
-let browser;
 
-before(async () => {
-  if (skip) return;
-  server = new Server(binary(), await freePort());
-  await server.start();
-  browser = await launch(env);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const rig = serverAndBrowser(env);
 
 test("a reader who chooses °F sees °F, live and in the chart; the API gets °C", { skip, timeout: 60 * SECOND }, async () => {
-  await server.postReading({ event: "f-0", ...DEVICE, t1: -20.0, t2: 3.5 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await rig.server.postReading({ event: "f-0", ...DEVICE, t1: -20.0, t2: 3.5 });
+  const context = await rig.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => {
     throw new Error(`script error in the page: ${e.message}`);
   });
-  await signIn(page, server.base, ADMIN, "/admin");
+  await signIn(page, rig.server.base, ADMIN, "/admin");
 
-  await page.goto(`${server.base}/settings`);
+  await page.goto(`${rig.server.base}/settings`);
   await page.check('input[name="unit"][value="F"]');
   await Promise.all([
     page.waitForResponse((r) => r.url().endsWith("/settings") && r.request().method() === "GET"),
@@ -44,13 +32,13 @@ test("a reader who chooses °F sees °F, live and in the chart; the API gets °C
   ]);
   assert.match(await page.textContent(".alert-ok"), /temperatures in °F/);
 
-  await page.goto(`${server.base}/devices/${DEVICE.id}`);
+  await page.goto(`${rig.server.base}/devices/${DEVICE.id}`);
   await liveIs(page, "Live");
   const stat = () => page.textContent('.stat-value[data-slot="temperature"]');
   assert.equal(await stat(), "-4.0 °F", "rendered by the server");
 
   // A reading from the stream, formatted by the page script.
-  await server.postReading({ event: "f-1", ...DEVICE, t1: -18.5, t2: 3.5 });
+  await rig.server.postReading({ event: "f-1", ...DEVICE, t1: -18.5, t2: 3.5 });
   await page.waitForFunction(() =>
     document.querySelector('.stat-value[data-slot="temperature"]')?.textContent === "-1.3 °F", null, { timeout: 5000 });
 
