@@ -51,7 +51,7 @@ impl User {
 }
 
 /// Which devices a reader may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     All,
     Sites(Vec<i64>),

@@ -9,11 +9,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
+use super::coalesce::Coalesce;
 use super::frames::Frame;
 use super::gate::Gates;
 use super::passes::Passes;
-use crate::domain::{EventRow, Role};
-use crate::store::Publisher;
+use crate::domain::{EventRow, Role, Scope, User};
+use crate::store::{Publisher, StoreError};
 
 #[derive(Debug, Clone)]
 pub enum HubMessage {
@@ -82,8 +83,23 @@ pub struct Hub {
     pub replay_slots: tokio::sync::Semaphore,
     /// Sessions checked within the last second, for opening streams (see `passes.rs`).
     pub passes: Passes,
+    /// Reads of reconnecting streams, shared by those who ask at once (see `coalesce.rs`).
+    pub shared: SharedReads,
     pub stats: Stats,
 }
+
+/// What a reconnecting stream reads, shared per key: the newest event id, a replay page after
+/// an id in a scope, whether a session is active, a user.
+#[derive(Debug, Default)]
+pub struct SharedReads {
+    pub newest: Coalesce<(), Shared<i64>>,
+    pub events: Coalesce<(i64, Scope), Shared<Arc<Vec<EventRow>>>>,
+    pub sessions: Coalesce<String, Shared<bool>>,
+    pub users: Coalesce<i64, Shared<Option<Arc<User>>>>,
+}
+
+/// A shared read's result.
+pub type Shared<T> = Result<T, Arc<StoreError>>;
 
 /// Replay reads at once (the PostgreSQL pool holds 16 connections).
 const REPLAY_SLOTS: usize = 6;
@@ -101,6 +117,7 @@ impl Hub {
             sweep_every: capacity / 2,
             replay_slots: tokio::sync::Semaphore::new(REPLAY_SLOTS),
             passes: Passes::default(),
+            shared: SharedReads::default(),
             stats: Stats::default(),
         })
     }

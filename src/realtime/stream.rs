@@ -415,8 +415,14 @@ impl StreamCtx {
         let scope = &self.filter.scope;
         let after = *cursor;
         let rows = self
-            .read("replay", || {
-                self.store.events_after(after, i64::MAX, scope, REPLAY_PAGE)
+            .hub
+            .shared
+            .events
+            .read((after, scope.clone()), || async {
+                let page = self.read("replay", || {
+                    self.store.events_after(after, i64::MAX, scope, REPLAY_PAGE)
+                });
+                page.await.map(Arc::new).map_err(Arc::new)
             })
             .await
             .map_err(|e| tracing::warn!(error = %e, "replay failed; ending the stream"))?;
@@ -440,7 +446,15 @@ impl StreamCtx {
     /// The newest stored event id (the hub may trail the log briefly on PostgreSQL). If the log
     /// cannot be read, the hub's: never an id past the log's, which would skip what comes next.
     async fn newest_id(&self) -> i64 {
-        let stored = self.read("newest id", || self.store.max_event_id()).await;
+        let stored = self
+            .hub
+            .shared
+            .newest
+            .read((), || async {
+                let newest = self.read("newest id", || self.store.max_event_id());
+                newest.await.map_err(Arc::new)
+            })
+            .await;
         if let Err(e) = &stored {
             tracing::warn!(error = %e, "could not read the newest event id; using the hub's");
         }
@@ -471,11 +485,19 @@ impl StreamCtx {
     /// The session still exists and the user's role and sites are those the stream began with
     /// (a database that stays unavailable past `RETRY_FOR` counts as no).
     async fn still_authorized(&self) -> bool {
-        let active = self.read("session", || self.store.session_active(&self.session_id));
+        let shared = &self.hub.shared;
+        let active = shared.sessions.read(self.session_id.clone(), || async {
+            let active = self.read("session", || self.store.session_active(&self.session_id));
+            active.await.map_err(Arc::new)
+        });
         if !matches!(active.await, Ok(true)) {
             return false;
         }
-        match self.read("user", || self.store.user(self.user_id)).await {
+        let user = shared.users.read(self.user_id, || async {
+            let user = self.read("user", || self.store.user(self.user_id));
+            user.await.map(|u| u.map(Arc::new)).map_err(Arc::new)
+        });
+        match user.await {
             Ok(Some(user)) => user.role == self.role && user.scope() == self.filter.scope,
             Ok(None) => false,
             Err(e) => {
