@@ -1,5 +1,6 @@
 //! Catch-up: a client that reconnects with `Last-Event-ID` while many events behind.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,15 +15,23 @@ use crate::sse::{event_id, marker, FrameSplitter, Framing};
 use crate::target::{Markers, Target};
 
 /// One event stream read by the driver itself.
-struct EventStream {
+pub struct EventStream {
     sock: TcpStream,
     framing: Framing,
     splitter: FrameSplitter,
+    /// Frames that came with the response head, given by the first `next`.
+    early: Vec<Vec<u8>>,
 }
 
 impl EventStream {
-    async fn open(target: &Target, last_event_id: Option<&str>) -> anyhow::Result<EventStream> {
-        let mut sock = http::connect(target.addr, None).await?;
+    /// Opens a stream from `source` (a loopback address; any when none), resuming after
+    /// `last_event_id` when given.
+    pub async fn open(
+        target: &Target,
+        source: Option<IpAddr>,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<EventStream> {
+        let mut sock = http::connect(target.addr, source).await?;
         let request = target.subscribe_request(last_event_id);
         sock.write_all(request.as_bytes()).await?;
         let (head, early) = http::read_head(&mut sock).await?;
@@ -33,9 +42,11 @@ impl EventStream {
             sock,
             framing: Framing::new(head.chunked()),
             splitter: FrameSplitter::default(),
+            early: Vec::new(),
         };
         let mut frames = Vec::new();
         s.feed(&early, &mut frames);
+        s.early = frames;
         Ok(s)
     }
 
@@ -46,7 +57,10 @@ impl EventStream {
     }
 
     /// The frames that arrive with the next read.
-    async fn next(&mut self, buf: &mut [u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    pub async fn next(&mut self, buf: &mut [u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+        if !self.early.is_empty() {
+            return Ok(std::mem::take(&mut self.early));
+        }
         let n = self.sock.read(buf).await?;
         let mut frames = Vec::new();
         if n == 0 || !self.feed(&buf[..n], &mut frames) {
@@ -74,7 +88,7 @@ pub async fn run(
     let key = target.kind.marker_key().as_bytes();
     let mut buf = vec![0u8; 256 * 1024];
     // Probe: the id of one event we publish now.
-    let mut probe = EventStream::open(target, None).await?;
+    let mut probe = EventStream::open(target, None, None).await?;
     let sent = Publisher::new(target).publish(markers).await;
     let id = tokio::time::timeout(limit, async {
         loop {
@@ -94,7 +108,7 @@ pub async fn run(
         bail!("only {ok} of {behind} events were published");
     }
     let t0 = mono_us();
-    let mut stream = EventStream::open(target, Some(&id)).await?;
+    let mut stream = EventStream::open(target, None, Some(&id)).await?;
     let mut received = 0;
     let reading = tokio::time::timeout(limit, async {
         while received < behind {

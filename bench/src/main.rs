@@ -18,6 +18,7 @@ mod pace;
 mod publish;
 mod reader;
 mod report;
+mod restart;
 mod rules;
 mod run;
 mod servers;
@@ -58,6 +59,8 @@ enum Cmd {
     Alarms(alarms::AlarmsArgs),
     /// Time the 30-day site report of 20 devices every 10 minutes (172,800 readings).
     Report(report::ReportArgs),
+    /// Restart with streams open: SIGTERM, webhooks while down, every stream catches up.
+    Restart(restart::RestartArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
     Soak(soak::SoakArgs),
     /// The floor: a bare fan-out server, one write per stream per event (started by `run`).
@@ -111,6 +114,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
         Cmd::Alarms(args) => runtime()?.block_on(alarms::run(args)),
         Cmd::Report(args) => runtime()?.block_on(report::run(args)),
+        Cmd::Restart(args) => {
+            raise_open_files();
+            runtime()?.block_on(restart::run(args))
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Server {
     pub target: Target,
     child: Child,
     dir: tempfile::TempDir,
+    /// How to start it again (sensorcast): the program and its arguments.
+    command: Option<(PathBuf, Vec<String>)>,
 }
 
 /// Starts `cmd` (killed when the server is dropped) and waits until `ready` answers 200.
@@ -43,6 +45,7 @@ async fn launch(
         },
         child,
         dir,
+        command: None,
     };
     server.wait_ready(ready).await?;
     Ok(server)
@@ -70,26 +73,30 @@ impl Server {
         let dir = tempfile::tempdir()?;
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-        let log = std::fs::File::create(dir.path().join("sensorcast.log"))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(["--listen", &addr.to_string()])
-            .args(["--database-url", database_url.unwrap_or(&sqlite)])
-            .args(["--webhook-secret", WEBHOOK_SECRET])
-            .args([
+        let log = dir.path().join("sensorcast.log");
+        let mut args: Vec<String> = vec!["--listen".into(), addr.to_string()];
+        args.extend([
+            "--database-url".into(),
+            database_url.unwrap_or(&sqlite).into(),
+        ]);
+        args.extend(["--webhook-secret".into(), WEBHOOK_SECRET.into()]);
+        args.extend(
+            [
                 "--admin-email",
                 ADMIN_EMAIL,
                 "--admin-password",
                 ADMIN_PASSWORD,
-            ])
-            .args(["--cookie-secure", "false"])
-            .args(["--max-streams", "0", "--max-streams-per-user", "0"])
-            // No keepalive during a run, so every frame a stream reads is an event.
-            .args(["--keepalive-secs", "3600"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            ]
+            .map(String::from),
+        );
+        args.extend(["--cookie-secure", "false"].map(String::from));
+        args.extend(["--max-streams", "0", "--max-streams-per-user", "0"].map(String::from));
+        // No keepalive during a run, so every frame a stream reads is an event.
+        args.extend(["--keepalive-secs", "3600"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let cmd = sensorcast_command(bin, &args, &log)?;
         let mut server = launch(Kind::Sensorcast, cmd, dir, addr, "/healthz").await?;
+        server.command = Some((bin.to_path_buf(), args));
         server.target.cookie = Some(sign_in(addr).await?);
         Ok(server)
     }
@@ -185,6 +192,54 @@ impl Server {
         self.dir.path().join(name)
     }
 
+    /// SIGTERM, and waits for the exit (SIGKILL after 10 s); returns how long it took. The
+    /// database and the port stay for `start_again`.
+    pub async fn terminate(&mut self) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await?;
+            bail!(
+                "{} did not stop within 10 s of SIGTERM",
+                self.target.kind.name()
+            );
+        }
+        Ok(t0.elapsed())
+    }
+
+    /// Starts the same sensorcast again (same port, same database, its log appended) and
+    /// returns when `/healthz` answers, probed every 5 ms.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        let (bin, args) = self
+            .command
+            .as_ref()
+            .context("only sensorcast starts again")?;
+        let mut cmd = sensorcast_command(bin, args, &self.log_path())?;
+        self.child = cmd.kill_on_drop(true).spawn()?;
+        let req = format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.target.addr
+        );
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("sensorcast exited at start ({status})");
+            }
+            let mut conn = Conn::new(self.target.addr);
+            if matches!(conn.send(req.as_bytes()).await, Ok(r) if r.head.status == 200) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bail!("sensorcast did not answer within 60 s of starting again")
+    }
+
     /// SIGTERM, then SIGKILL after 10 s.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
@@ -196,6 +251,20 @@ impl Server {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// sensorcast with `args`, its output appended to `log`.
+fn sensorcast_command(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Command> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(cmd)
 }
 
 fn nginx_conf(dir: &Path, addr: SocketAddr, max_files: u64) -> String {
