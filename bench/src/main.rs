@@ -15,6 +15,7 @@ mod floor;
 mod hold;
 mod http;
 mod pace;
+mod pair;
 mod publish;
 mod reader;
 mod report;
@@ -59,6 +60,8 @@ enum Cmd {
     Alarms(alarms::AlarmsArgs),
     /// Time the 30-day site report of 20 devices every 10 minutes (172,800 readings).
     Report(report::ReportArgs),
+    /// Two instances on PostgreSQL behind nginx, against one: every event once, latency.
+    Pair(pair::PairArgs),
     /// Restart with streams open: SIGTERM, webhooks while down, every stream catches up.
     Restart(restart::RestartArgs),
     /// Soak sensorcast: many streams, a steady webhook rate, for a long time (issue 7).
@@ -114,6 +117,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rules(args) => runtime()?.block_on(rules::run(args)),
         Cmd::Alarms(args) => runtime()?.block_on(alarms::run(args)),
         Cmd::Report(args) => runtime()?.block_on(report::run(args)),
+        Cmd::Pair(args) => {
+            raise_open_files();
+            runtime()?.block_on(pair::run(args))
+        }
         Cmd::Restart(args) => {
             raise_open_files();
             runtime()?.block_on(restart::run(args))
