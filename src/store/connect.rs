@@ -17,11 +17,13 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pragmas of every SQLite connection. WAL lets readers run beside the single writer; `FULL`
 /// syncs the WAL at every commit, so a webhook answered 2xx survives a power cut (Milesight does
-/// not resend what it saw acknowledged); group commit pays for the flush.
-const SQLITE_PRAGMAS: [(&str, &str); 3] = [
+/// not resend what it saw acknowledged); group commit pays for the flush. No connection
+/// checkpoints at commit: a thread of the writer's does (checkpoint.rs).
+const SQLITE_PRAGMAS: [(&str, &str); 4] = [
     ("journal_mode", "WAL"),
     ("synchronous", "FULL"),
     ("foreign_keys", "ON"),
+    ("wal_autocheckpoint", "0"),
 ];
 
 pub async fn postgres_pool(url: &str) -> StoreResult<PgPool> {
@@ -63,17 +65,20 @@ pub fn sqlite_writer(path: &Path) -> StoreResult<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
     for (name, value) in SQLITE_PRAGMAS {
-        // journal_mode answers with the mode now in force; the others answer nothing.
-        let mode: Option<String> = conn
+        // journal_mode answers with the mode now in force, wal_autocheckpoint with its
+        // value; the others answer nothing.
+        let answer: Option<rusqlite::types::Value> = conn
             .query_row(&format!("PRAGMA {name} = {value}"), [], |r| r.get(0))
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        if let Some(mode) =
-            mode.filter(|m| name == "journal_mode" && !m.eq_ignore_ascii_case(value))
+        if let Some(rusqlite::types::Value::Text(mode)) = answer.filter(|_| name == "journal_mode")
         {
+            if mode.eq_ignore_ascii_case(value) {
+                continue;
+            }
             return Err(StoreError::Failed(
                 format!("journal mode is {mode}, not {value}").into(),
             ));
@@ -103,8 +108,12 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), writer_mode.as_str()), ("wal", "wal"));
-        // synchronous: 2 is FULL; foreign_keys: 1 is on.
-        for (pragma, expected) in [("synchronous", 2), ("foreign_keys", 1)] {
+        // synchronous: 2 is FULL; foreign_keys: 1 is on; no checkpoint at commit.
+        for (pragma, expected) in [
+            ("synchronous", 2),
+            ("foreign_keys", 1),
+            ("wal_autocheckpoint", 0),
+        ] {
             let sql = format!("PRAGMA {pragma}");
             let pooled: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
             let own: i64 = writer.query_row(&sql, [], |r| r.get(0)).unwrap();

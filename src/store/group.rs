@@ -172,6 +172,7 @@ pub fn apply_works(
             rest = &rest[batches.len()..];
         }
     }
+    group.judge.outbox.flush(conn, now_ms)?;
     Ok((results, group.committed))
 }
 
@@ -815,7 +816,9 @@ impl Group {
             outbox::mark_escalated(conn, alarm.id, self.now_ms)?;
             let payload =
                 events::alarm_event_json(events::ALARM_ESCALATED, alarm, row, self.now_ms);
-            outbox::enqueue(conn, alarm, row, events::ESCALATED, &payload, self.now_ms)?;
+            self.judge
+                .outbox
+                .enqueue(conn, alarm, row, events::ESCALATED, &payload)?;
         }
         Ok(Ok(Outcome {
             accepted: due.len(),

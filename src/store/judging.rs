@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::alarm_sql as sql;
 use super::error::StoreResult;
-use super::outbox;
+use super::outbox::Outbox;
 use super::write_tx::WriteTx;
 use crate::domain::{
     self as domain, past_excursion, AlarmKind, AlarmRow, DeviceRow, DeviceStatus, Effect,
@@ -31,6 +31,8 @@ pub struct Judge {
     /// Open alarms (active, or not acknowledged) of the loaded devices.
     open: Vec<AlarmRow>,
     newest: HashMap<i64, i64>,
+    /// The notifications of the alarms raised, written before the transaction commits.
+    pub outbox: Outbox,
 }
 
 /// The value a rule watches, if the reading has it.
@@ -152,7 +154,7 @@ impl Judge {
                         device,
                         rule_alarm(device.id, rule, &excursion, raised_ms),
                     )?;
-                    events.push(raised(conn, &a, device, now_ms)?);
+                    events.push(raised(&mut self.outbox, conn, &a, device, now_ms)?);
                 }
                 Some(Effect::Peak(peak)) => {
                     if let Some(i) = self.position(
@@ -202,7 +204,7 @@ impl Judge {
                 a.value = Some(b as f64);
                 a.peak = a.value;
                 let a = self.raise(conn, device, a)?;
-                events.push(raised(conn, &a, device, now_ms)?);
+                events.push(raised(&mut self.outbox, conn, &a, device, now_ms)?);
             }
         }
         for s in &r.device_alarms {
@@ -230,7 +232,7 @@ impl Judge {
             let mut a = blank(device.id, AlarmKind::Device, q, s.probe, r.measured_ms);
             (a.value, a.peak, a.cause) = (s.value, s.value, Some(s.cause.clone()));
             let a = self.raise(conn, device, a)?;
-            events.push(raised(conn, &a, device, now_ms)?);
+            events.push(raised(&mut self.outbox, conn, &a, device, now_ms)?);
             if s.mutation {
                 // A sudden change has no release: it is over as soon as it is reported.
                 if let Some(a) = self.clear(
@@ -265,7 +267,7 @@ impl Judge {
                 let mut a = blank(device.id, AlarmKind::Offline, "", 0, since);
                 a.raised_ms = now_ms;
                 let a = self.raise(conn, device, a)?;
-                vec![raised(conn, &a, device, now_ms)?]
+                vec![raised(&mut self.outbox, conn, &a, device, now_ms)?]
             }
             (DeviceStatus::Online, true) => self
                 .clear(conn, device.id, AlarmKind::Offline, "", 0, now_ms)?
@@ -384,7 +386,7 @@ impl Judge {
             return Ok(Vec::new());
         }
         a.id = sql::insert_alarm(conn, &a)?;
-        let raised = raised(conn, &a, device, now_ms)?;
+        let raised = raised(&mut self.outbox, conn, &a, device, now_ms)?;
         a.active = false;
         a.ended_ms = Some(past.ended_ms);
         sql::update_alarm(conn, &a)?;
@@ -498,13 +500,14 @@ fn rule_alarm(device: i64, rule: &Rule, e: &Excursion, raised_ms: i64) -> AlarmR
 
 /// The `alarm_raised` event, and its notifications in the same transaction.
 fn raised(
+    outbox: &mut Outbox,
     conn: &mut impl WriteTx,
     a: &AlarmRow,
     d: &DeviceRow,
     now_ms: i64,
 ) -> StoreResult<AlarmEvent> {
     let e = event(domain::ALARM_RAISED, a, d, now_ms);
-    outbox::enqueue(conn, a, d, domain::RAISED, &e.1, now_ms)?;
+    outbox.enqueue(conn, a, d, domain::RAISED, &e.1)?;
     Ok(e)
 }
 

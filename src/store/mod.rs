@@ -8,6 +8,7 @@
 
 mod alarm_sql;
 mod alarms;
+mod checkpoint;
 mod command_sql;
 mod commands;
 mod connect;

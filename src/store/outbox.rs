@@ -2,25 +2,134 @@
 //! escalated) one row per recipient, so the notification exists exactly when the alarm change
 //! committed. The dispatcher (`notify`) sends from here.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use super::error::StoreResult;
 use super::notifications::Attempt;
+use super::write_statements::{values_sql, ROWS_PER_STATEMENT};
 use super::write_tx::{Ty, Val, WriteTx};
 use crate::domain::{self as domain, AlarmRow, DeviceRow};
 
-/// Enqueues the notifications of an alarm change: email to who should hear of it, and the
-/// site's webhooks. `payload` is the JSON a webhook receives. Returns how many.
-pub fn enqueue(
-    conn: &mut impl WriteTx,
-    alarm: &AlarmRow,
-    device: &DeviceRow,
+/// The notifications of one write transaction, inserted together before it commits: who
+/// hears of a site's alarms is read once per site and reason, and the rows go in with
+/// multi-row statements. A burst of alarms otherwise spent three reads and one insert per
+/// alarm inside the ingest transaction (bench/README.md, issue 15).
+#[derive(Default)]
+pub struct Outbox {
+    recipients: HashMap<(Option<i64>, &'static str), Rc<Recipients>>,
+    rows: Vec<Row>,
+}
+
+/// Who hears of an alarm change at one site.
+struct Recipients {
+    emails: Vec<String>,
+    /// (subscription id, endpoint)
+    pushes: Vec<(i64, String)>,
+    /// (endpoint id, url)
+    hooks: Vec<(i64, String)>,
+}
+
+struct Row {
+    alarm_id: i64,
     reason: &'static str,
-    payload: &str,
-    now_ms: i64,
-) -> StoreResult<usize> {
-    let site = Val::Int(device.site_id);
-    // Raised: who may see the device and has email alerts on. Escalated: the site's managers
-    // and every admin, whatever they chose.
-    let who = if reason == domain::ESCALATED {
+    channel: &'static str,
+    recipient: String,
+    endpoint_id: Option<i64>,
+    payload: Rc<str>,
+}
+
+/// Columns bound per notification row.
+const COLUMNS: usize = 11;
+
+impl Outbox {
+    /// Queues the notifications of an alarm change: email to who should hear of it, the site's
+    /// webhooks and push subscriptions. `payload` is the JSON a webhook receives. Returns how
+    /// many; they are written by `flush`.
+    pub fn enqueue(
+        &mut self,
+        conn: &mut impl WriteTx,
+        alarm: &AlarmRow,
+        device: &DeviceRow,
+        reason: &'static str,
+        payload: &str,
+    ) -> StoreResult<usize> {
+        let key = (device.site_id, reason);
+        let who = match self.recipients.get(&key) {
+            Some(who) => who.clone(),
+            None => {
+                let who = Rc::new(recipients(conn, device.site_id, reason)?);
+                self.recipients.insert(key, who.clone());
+                who
+            }
+        };
+        let payload: Rc<str> = payload.into();
+        let row = |channel, recipient: &str, endpoint_id| Row {
+            alarm_id: alarm.id,
+            reason,
+            channel,
+            recipient: recipient.to_string(),
+            endpoint_id,
+            payload: payload.clone(),
+        };
+        let before = self.rows.len();
+        let emails = who.emails.iter().map(|e| row(domain::EMAIL, e, None));
+        let hooks = who
+            .hooks
+            .iter()
+            .map(|(id, url)| row(domain::WEBHOOK, url, Some(*id)));
+        let pushes = who
+            .pushes
+            .iter()
+            .map(|(id, e)| row(domain::PUSH, e, Some(*id)));
+        self.rows.extend(emails.chain(hooks).chain(pushes));
+        Ok(self.rows.len() - before)
+    }
+
+    /// Inserts what was queued, in order; call before the transaction commits.
+    pub fn flush(&mut self, conn: &mut impl WriteTx, now_ms: i64) -> StoreResult<()> {
+        for chunk in self.rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = values_sql(
+                "INSERT INTO notifications (alarm_id, reason, channel, recipient, endpoint_id, \
+                 delivery_id, payload, status, attempts, next_attempt_ms, created_ms)",
+                COLUMNS,
+                chunk.len(),
+                "",
+            );
+            let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+            for r in chunk {
+                params.extend([
+                    Val::int(r.alarm_id),
+                    Val::text(r.reason),
+                    Val::text(r.channel),
+                    Val::text(&r.recipient),
+                    Val::Int(r.endpoint_id),
+                    Val::text(&domain::delivery_id(rand::random())),
+                    Val::text(&r.payload),
+                    Val::text("pending"),
+                    Val::int(0),
+                    Val::int(now_ms),
+                    Val::int(now_ms),
+                ]);
+            }
+            conn.execute(&sql, &params)?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+/// Raised: who may see the device and has email alerts on, and their browsers. Escalated: the
+/// site's managers and every admin, whatever they chose. Push has no setting of its own:
+/// subscribing is the choice.
+fn recipients(
+    conn: &mut impl WriteTx,
+    site_id: Option<i64>,
+    reason: &'static str,
+) -> StoreResult<Recipients> {
+    let site = Val::Int(site_id);
+    let escalated = reason == domain::ESCALATED;
+    let who = if escalated {
         "(u.role = 'admin' OR (u.role = 'manager' AND us.site_id = $1))"
     } else {
         "(u.role = 'admin' OR us.site_id = $1) AND COALESCE(u.email_alerts, u.role <> 'employee')"
@@ -30,9 +139,7 @@ pub fn enqueue(
          WHERE u.disabled = FALSE AND {who} ORDER BY u.email"
     );
     let emails = conn.select(&sql, std::slice::from_ref(&site), &[Ty::Text])?;
-    // Browsers that opted in, of the same people (push has no setting of its own: subscribing is
-    // the choice).
-    let push_who = if reason == domain::ESCALATED {
+    let push_who = if escalated {
         "(u.role = 'admin' OR (u.role = 'manager' AND us.site_id = $1))"
     } else {
         "(u.role = 'admin' OR us.site_id = $1)"
@@ -47,87 +154,27 @@ pub fn enqueue(
         &[site],
         &[Ty::Int, Ty::Text],
     )?;
-    let mut n = 0;
-    for mut row in emails {
-        let email = std::mem::replace(&mut row[0], Val::Text(None)).into_text()?;
-        if let Some(email) = email {
-            insert(
-                conn,
-                Some(alarm.id),
-                reason,
-                domain::EMAIL,
-                &email,
-                None,
-                payload,
-                now_ms,
-            )?;
-            n += 1;
-        }
-    }
-    for mut row in hooks {
-        let id = row[0].as_int()?;
-        let url = std::mem::replace(&mut row[1], Val::Text(None)).into_text()?;
-        if let Some(url) = url {
-            insert(
-                conn,
-                Some(alarm.id),
-                reason,
-                domain::WEBHOOK,
-                &url,
-                id,
-                payload,
-                now_ms,
-            )?;
-            n += 1;
-        }
-    }
-    for mut row in pushes {
-        let id = row[0].as_int()?;
-        let endpoint = std::mem::replace(&mut row[1], Val::Text(None)).into_text()?;
-        if let Some(endpoint) = endpoint {
-            insert(
-                conn,
-                Some(alarm.id),
-                reason,
-                domain::PUSH,
-                &endpoint,
-                id,
-                payload,
-                now_ms,
-            )?;
-            n += 1;
-        }
-    }
-    Ok(n)
+    Ok(Recipients {
+        emails: emails
+            .into_iter()
+            .filter_map(|mut r| r.pop()?.into_text().transpose())
+            .collect::<StoreResult<_>>()?,
+        pushes: endpoints(pushes)?,
+        hooks: endpoints(hooks)?,
+    })
 }
 
-#[allow(clippy::too_many_arguments)] // one row's columns
-fn insert(
-    conn: &mut impl WriteTx,
-    alarm_id: Option<i64>,
-    reason: &str,
-    channel: &str,
-    recipient: &str,
-    endpoint_id: Option<i64>,
-    payload: &str,
-    now_ms: i64,
-) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO notifications (alarm_id, reason, channel, recipient, endpoint_id, \
-         delivery_id, payload, status, attempts, next_attempt_ms, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8)",
-        &[
-            Val::Int(alarm_id),
-            Val::text(reason),
-            Val::text(channel),
-            Val::text(recipient),
-            Val::Int(endpoint_id),
-            Val::text(&domain::delivery_id(rand::random())),
-            Val::text(payload),
-            Val::int(now_ms),
-        ],
-    )?;
-    Ok(())
+/// `(id, text)` rows, those with both.
+fn endpoints(rows: Vec<Vec<Val>>) -> StoreResult<Vec<(i64, String)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        let text = row.pop().map(Val::into_text).transpose()?.flatten();
+        let id = row.first().map(Val::as_int).transpose()?.flatten();
+        if let (Some(id), Some(text)) = (id, text) {
+            out.push((id, text));
+        }
+    }
+    Ok(out)
 }
 
 /// Unacknowledged alarms raised at or before `raised_before` that were not escalated yet.
@@ -157,42 +204,56 @@ const RESULT_CHARS: usize = 500;
 /// Records a dispatcher round's attempts, `(notification id, outcome, what came back)`: each
 /// notification's status, attempts and last result, and one row per attempt. In the writer's
 /// transaction, so a burst of sends shares the ingest's commits instead of holding the write
-/// lock (and a flush) of its own between them.
+/// lock (and a flush) of its own between them; two multi-row statements per
+/// `ROWS_PER_STATEMENT` attempts rather than two per attempt.
 pub fn record_attempts(
     conn: &mut impl WriteTx,
     attempts: &[(i64, Attempt, String)],
     now_ms: i64,
 ) -> StoreResult<usize> {
-    for (id, attempt, text) in attempts {
-        let (ok, status, next_attempt_ms) = match *attempt {
-            Attempt::Delivered => (true, "delivered", now_ms),
-            Attempt::Retry { at_ms } => (false, "pending", at_ms),
-            Attempt::Abandon => (false, "abandoned", now_ms),
-        };
-        let result: String = text.chars().take(RESULT_CHARS).collect();
-        conn.execute(
-            "UPDATE notifications SET attempts = attempts + 1, last_result = $1, status = $2, \
-             next_attempt_ms = $3, claimed_until_ms = NULL, \
-             delivered_ms = CASE WHEN $4 THEN $5 ELSE delivered_ms END WHERE id = $6",
-            &[
+    for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+        let mut updates = Vec::with_capacity(chunk.len() * 6);
+        let mut inserts = Vec::with_capacity(chunk.len() * 4);
+        for (id, attempt, text) in chunk {
+            let (ok, status, next_attempt_ms) = match *attempt {
+                Attempt::Delivered => (true, "delivered", now_ms),
+                Attempt::Retry { at_ms } => (false, "pending", at_ms),
+                Attempt::Abandon => (false, "abandoned", now_ms),
+            };
+            let result: String = text.chars().take(RESULT_CHARS).collect();
+            updates.extend([
+                Val::int(*id),
                 Val::text(&result),
                 Val::text(status),
                 Val::int(next_attempt_ms),
                 Val::Bool(ok),
                 Val::int(now_ms),
-                Val::int(*id),
-            ],
-        )?;
-        conn.execute(
-            "INSERT INTO notification_attempts (notification_id, at_ms, ok, result) \
-             VALUES ($1, $2, $3, $4)",
-            &[
+            ]);
+            inserts.extend([
                 Val::int(*id),
                 Val::int(now_ms),
                 Val::Bool(ok),
-                Val::text(&result),
-            ],
-        )?;
+                Val::Text(Some(result)),
+            ]);
+        }
+        // A VALUES list's columns are column1, column2, … in both databases. SQLite numbers
+        // `$N` in the order they appear, so every value is in the list, in order.
+        let rows = values_sql("", 6, chunk.len(), "");
+        let sql = format!(
+            "UPDATE notifications SET attempts = attempts + 1, last_result = v.column2, \
+             status = v.column3, next_attempt_ms = v.column4, claimed_until_ms = NULL, \
+             delivered_ms = CASE WHEN v.column5 THEN v.column6 ELSE delivered_ms END \
+             FROM ({}) AS v WHERE notifications.id = v.column1",
+            rows.trim()
+        );
+        conn.execute(&sql, &updates)?;
+        let sql = values_sql(
+            "INSERT INTO notification_attempts (notification_id, at_ms, ok, result)",
+            4,
+            chunk.len(),
+            "",
+        );
+        conn.execute(&sql, &inserts)?;
     }
     Ok(attempts.len())
 }

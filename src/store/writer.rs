@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::{StoreError, StoreResult};
 use super::group::{Applied, OfflinePolicy, Rejection, Work};
-use super::{connect, write_postgres, write_sqlite, Db, Store};
+use super::{checkpoint, connect, write_postgres, write_sqlite, Db, Store};
 use crate::domain::{now_ms, EventRow, Outcome};
 
 /// Most jobs committed together; bounds the time one transaction holds the write lock.
@@ -64,10 +64,16 @@ impl Writer {
     pub fn spawn(store: &Store, publisher: Arc<dyn Publisher>, policy: OfflinePolicy) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let committer: Box<dyn Committer> = match &store.db {
-            Db::Sqlite(pool) => Box::new(SqliteCommitter {
-                path: pool.connect_options().get_filename().to_path_buf(),
-                conn: None,
-            }),
+            Db::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_path_buf();
+                let (running, stopped) = std::sync::mpsc::channel();
+                checkpoint::spawn(path.clone(), stopped);
+                Box::new(SqliteCommitter {
+                    path,
+                    conn: None,
+                    _running: running,
+                })
+            }
             Db::Postgres(pool) => Box::new(PostgresCommitter {
                 rt: Handle::current(),
                 pool: pool.clone(),
@@ -126,6 +132,8 @@ struct SqliteCommitter {
     path: PathBuf,
     /// Opened on first use (tried again at the next group if opening failed).
     conn: Option<rusqlite::Connection>,
+    /// Dropped with the writer: the checkpoint thread then makes its last one and ends.
+    _running: std::sync::mpsc::Sender<()>,
 }
 
 impl Committer for SqliteCommitter {
