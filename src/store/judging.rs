@@ -31,6 +31,8 @@ pub struct Judge {
     /// Open alarms (active, or not acknowledged) of the loaded devices.
     open: Vec<AlarmRow>,
     newest: HashMap<i64, i64>,
+    /// Devices whose newest reading was read (those with rules when loaded).
+    tracked: HashSet<i64>,
     /// The notifications of the alarms raised, written before the transaction commits.
     pub outbox: Outbox,
 }
@@ -64,16 +66,36 @@ impl Judge {
                 }
             }
             self.open.extend(sql::open_alarms_of(conn, chunk)?);
-            for (device, newest) in sql::newest_readings(conn, chunk)? {
-                self.newest.insert(device, newest);
-            }
-            let excursions = sql::excursions_of(conn, chunk)?;
+            // Newest readings and pending excursions serve rules only: two statements fewer
+            // per group for a fleet without them.
+            let ruled: Vec<i64> = chunk
+                .iter()
+                .copied()
+                .filter(|d| self.rules.contains_key(d))
+                .collect();
+            let excursions = self.read_tracks(conn, &ruled)?;
             for &device in chunk {
                 self.loaded.insert(device);
                 self.build_tracks(device, &excursions);
             }
         }
         Ok(())
+    }
+
+    /// The newest reading times and the pending excursions of these devices.
+    fn read_tracks(
+        &mut self,
+        conn: &mut impl WriteTx,
+        devices: &[i64],
+    ) -> StoreResult<Vec<(i64, Quantity, i64, Excursion)>> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (device, newest) in sql::newest_readings(conn, devices)? {
+            self.newest.insert(device, newest);
+        }
+        self.tracked.extend(devices);
+        sql::excursions_of(conn, devices)
     }
 
     fn build_tracks(&mut self, device: i64, excursions: &[(i64, Quantity, i64, Excursion)]) {
@@ -447,7 +469,12 @@ impl Judge {
                 events.push(event(domain::ALARM_CLEARED, &a, device, now_ms));
             }
         }
-        let excursions = sql::excursions_of(conn, &[device.id])?;
+        // Read now if the device had no rules when it was loaded.
+        let excursions = if self.tracked.contains(&device.id) {
+            sql::excursions_of(conn, &[device.id])?
+        } else {
+            self.read_tracks(conn, &[device.id])?
+        };
         for (d, q, p, _) in &excursions {
             if !rules.iter().any(|r| r.quantity == *q && r.probe == *p) {
                 sql::save_excursion(conn, *d, *q, *p, None)?;

@@ -8,14 +8,13 @@ type Conn = PgConnection;
 
 /// Event ids must become visible in increasing order across instances: every write transaction
 /// takes one transaction-level advisory lock, so transactions that add events commit one at a time.
+/// Sent as one simple query: the lock costs no round trip of its own.
+pub(super) const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(7311200455)";
+
 pub(super) async fn begin_write(
     pool: &sqlx::Pool<DB>,
 ) -> sqlx::Result<sqlx::Transaction<'static, DB>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7311200455)")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    pool.begin_with(BEGIN_WRITE).await
 }
 
 /// Counting and recording a sign-in attempt is one step per client address, on every instance:
@@ -37,14 +36,10 @@ pub const EVENTS_CHANNEL: &str = "sensorcast_events";
 /// Channel for stream control (sign-out, disabled users) across instances.
 pub const CONTROL_CHANNEL: &str = "sensorcast_control";
 
-/// Delivered at commit to every instance listening, this one included.
-pub(super) async fn announce_events(conn: &mut Conn) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(EVENTS_CHANNEL)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
+/// What a statement that appends events also returns, so that the commit announces them to every
+/// instance listening, this one included, without a round trip of its own (identical
+/// notifications of one transaction are delivered once).
+pub(super) const ANNOUNCE_EVENTS: &str = "pg_notify('sensorcast_events', '')";
 
 pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -66,3 +61,12 @@ async fn begin_outbox(pool: &sqlx::Pool<DB>) -> sqlx::Result<sqlx::Transaction<'
 const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
 
 include!("shared_sql/all.rs");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_are_announced_on_the_channel_instances_listen_on() {
+        let quoted = format!("'{}'", super::EVENTS_CHANNEL);
+        assert!(super::ANNOUNCE_EVENTS.contains(&quoted));
+    }
+}

@@ -3,7 +3,7 @@
 //! waits for each statement with the runtime's `block_on`: the group logic stays synchronous
 //! code, so it cannot await anything but these statements.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use tokio::runtime::Handle;
 
 use super::error::StoreResult;
@@ -13,30 +13,19 @@ use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PE
 use super::write_tx::{EventInsert, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
-/// Runs every job in one transaction, announcing new events to every instance at commit.
-/// Returns one result per job and the events to publish. Call on the writer's thread, with
-/// the runtime entered (`Handle::enter`), never from async code.
+/// Runs every job in one transaction on `conn`, announcing new events to every instance at
+/// commit. Returns one result per job and the events to publish. Call on the writer's thread,
+/// with the runtime entered (`Handle::enter`), never from async code.
 pub fn apply_jobs(
     rt: &Handle,
-    pool: &PgPool,
+    conn: &mut PgConnection,
     works: &[&Work],
     now_ms: i64,
     policy: OfflinePolicy,
 ) -> StoreResult<Applied> {
-    let mut tx = rt.block_on(postgres::begin_write(pool))?;
-    let mut statements = PgTx {
-        conn: &mut tx,
-        rt,
-        events_inserted: false,
-    };
-    let applied = group::apply_works(&mut statements, works, now_ms, policy)?;
-    let announce = statements.events_inserted;
-    rt.block_on(async {
-        if announce {
-            postgres::announce_events(&mut tx).await?;
-        }
-        tx.commit().await
-    })?;
+    let mut tx = rt.block_on(conn.begin_with(postgres::BEGIN_WRITE))?;
+    let applied = group::apply_works(&mut PgTx { conn: &mut tx, rt }, works, now_ms, policy)?;
+    rt.block_on(tx.commit())?;
     Ok(applied)
 }
 
@@ -48,11 +37,10 @@ fn run<T>(
     Ok(rt.block_on(statement)?)
 }
 
-/// The writer's transaction, and whether it appended events (then it announces them).
+/// The writer's transaction.
 struct PgTx<'t> {
     conn: &'t mut PgConnection,
     rt: &'t Handle,
-    events_inserted: bool,
 }
 
 /// Binds typed values to a query.
@@ -279,10 +267,13 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>> {
-        self.events_inserted |= !events.is_empty();
         let mut ids = Vec::with_capacity(events.len());
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = sql::insert_events(chunk.len());
+            let sql = format!(
+                "{}, {}",
+                sql::insert_events(chunk.len()),
+                postgres::ANNOUNCE_EVENTS
+            );
             let mut q = sqlx::query_scalar(&sql);
             for e in chunk {
                 q = q

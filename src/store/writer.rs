@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +78,7 @@ impl Writer {
             Db::Postgres(pool) => Box::new(PostgresCommitter {
                 rt: Handle::current(),
                 pool: pool.clone(),
+                conn: None,
             }),
         };
         std::thread::Builder::new()
@@ -126,6 +128,9 @@ trait Committer: Send {
         now_ms: i64,
         policy: OfflinePolicy,
     ) -> StoreResult<Applied>;
+
+    /// Called when no job is waiting, before the writer sleeps.
+    fn idle(&mut self) {}
 }
 
 struct SqliteCommitter {
@@ -154,6 +159,10 @@ impl Committer for SqliteCommitter {
 struct PostgresCommitter {
     rt: Handle,
     pool: PgPool,
+    /// Kept from one group to the next while jobs keep coming (each acquire from the pool
+    /// costs a round trip to check the connection); given back when the writer goes idle, so
+    /// the pool can close at shutdown, and after a failed commit.
+    conn: Option<PoolConnection<Postgres>>,
 }
 
 impl Committer for PostgresCommitter {
@@ -165,7 +174,20 @@ impl Committer for PostgresCommitter {
     ) -> StoreResult<Applied> {
         // Dropping a pooled connection (e.g. after a failed transaction) spawns on the runtime.
         let _runtime = self.rt.enter();
-        write_postgres::apply_jobs(&self.rt, &self.pool, works, now_ms, policy)
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.rt.block_on(self.pool.acquire())?),
+        };
+        let applied = write_postgres::apply_jobs(&self.rt, conn, works, now_ms, policy);
+        if applied.is_err() {
+            self.conn = None;
+        }
+        applied
+    }
+
+    fn idle(&mut self) {
+        let _runtime = self.rt.enter();
+        self.conn = None;
     }
 }
 
@@ -178,7 +200,7 @@ fn run(
     policy: OfflinePolicy,
     mut rx: mpsc::Receiver<Job>,
 ) {
-    let mut commit = |jobs: &[Job]| -> Committed {
+    let commit = |committer: &mut Box<dyn Committer>, jobs: &[Job]| -> Committed {
         let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
         let (results, events) = committer
             .commit(&works, now_ms(), policy)
@@ -189,7 +211,17 @@ fn run(
         Ok(results)
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(job) = rx.blocking_recv() {
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                committer.idle();
+                match rx.blocking_recv() {
+                    Some(job) => job,
+                    None => break,
+                }
+            }
+        };
         group.push(job);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -198,9 +230,9 @@ fn run(
             }
         }
         let jobs = std::mem::take(&mut group);
-        let result = commit(&jobs);
+        let result = commit(&mut committer, &jobs);
         for job in answer(jobs, result) {
-            let result = commit(std::slice::from_ref(&job));
+            let result = commit(&mut committer, std::slice::from_ref(&job));
             answer(vec![job], result);
         }
     }
