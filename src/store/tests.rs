@@ -103,7 +103,9 @@ impl TestDb {
             // The PostgreSQL writer waits with `block_on`, as on its own thread.
             (Db::Postgres(pool), _) => tokio::task::block_in_place(|| {
                 let rt = tokio::runtime::Handle::current();
-                super::write_postgres::apply_jobs(&rt, pool, &works, now_ms, POLICY)
+                let mut conn = rt.block_on(pool.acquire()).expect("a connection");
+                let waiter = super::write_postgres::Waiter::Shared(&rt);
+                super::write_postgres::apply_jobs(waiter, &mut conn, &works, now_ms, POLICY)
             })
             .expect("apply"),
             _ => unreachable!("a SQLite test database has its writer connection"),

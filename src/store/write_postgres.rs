@@ -4,7 +4,7 @@
 //! code, so it cannot await anything but these statements.
 
 use sqlx::{Connection, PgConnection};
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Runtime};
 
 use super::error::StoreResult;
 use super::group::{self, Applied, OfflinePolicy, Work};
@@ -13,11 +13,30 @@ use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PE
 use super::write_tx::{EventInsert, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
+/// How the writer's thread waits for a statement. The I/O of a current-thread runtime is driven
+/// only by `Runtime::block_on`, so the writer's own runtime is waited on through it; a handle
+/// serves a multi-thread runtime, whose workers drive the I/O (the store's tests).
+#[derive(Clone, Copy)]
+pub enum Waiter<'r> {
+    Own(&'r Runtime),
+    #[cfg_attr(not(test), allow(dead_code))] // the store's tests
+    Shared(&'r Handle),
+}
+
+impl Waiter<'_> {
+    fn block_on<F: std::future::Future>(self, f: F) -> F::Output {
+        match self {
+            Waiter::Own(rt) => rt.block_on(f),
+            Waiter::Shared(handle) => handle.block_on(f),
+        }
+    }
+}
+
 /// Runs every job in one transaction on `conn`, announcing new events to every instance at
 /// commit. Returns one result per job and the events to publish. Call on the writer's thread,
-/// with the runtime entered (`Handle::enter`), never from async code.
+/// never from async code.
 pub fn apply_jobs(
-    rt: &Handle,
+    rt: Waiter<'_>,
     conn: &mut PgConnection,
     works: &[&Work],
     now_ms: i64,
@@ -31,7 +50,7 @@ pub fn apply_jobs(
 
 /// Waits for one statement's future on the writer's thread.
 fn run<T>(
-    rt: &Handle,
+    rt: Waiter<'_>,
     statement: impl std::future::Future<Output = sqlx::Result<T>>,
 ) -> StoreResult<T> {
     Ok(rt.block_on(statement)?)
@@ -40,7 +59,7 @@ fn run<T>(
 /// The writer's transaction.
 struct PgTx<'t> {
     conn: &'t mut PgConnection,
-    rt: &'t Handle,
+    rt: Waiter<'t>,
 }
 
 /// Binds typed values to a query.

@@ -3,20 +3,20 @@
 //! to a `Publisher` (realtime implements it). A request is answered only after its data is
 //! durable. On both databases it is a thread of its own: on SQLite with its own rusqlite
 //! connection (a group transaction runs without a hand-off per statement), on PostgreSQL
-//! waiting on sqlx with the runtime's `block_on`.
+//! with its own sqlx connection on a current-thread runtime of its own.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
-use tokio::runtime::Handle;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{StoreError, StoreResult};
 use super::group::{Applied, OfflinePolicy, Rejection, Work};
+use super::write_postgres::Waiter;
 use super::{checkpoint, connect, write_postgres, write_sqlite, Db, Store};
 use crate::domain::{now_ms, EventRow, Outcome};
 
@@ -60,8 +60,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. It ends when every `Writer` handle is dropped. Call from
-    /// within the tokio runtime (PostgreSQL's writer waits on it).
+    /// Starts the writer thread. It ends when every `Writer` handle is dropped.
     pub fn spawn(store: &Store, publisher: Arc<dyn Publisher>, policy: OfflinePolicy) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let committer: Box<dyn Committer> = match &store.db {
@@ -76,8 +75,11 @@ impl Writer {
                 })
             }
             Db::Postgres(pool) => Box::new(PostgresCommitter {
-                rt: Handle::current(),
-                pool: pool.clone(),
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the writer thread"),
+                options: (*pool.connect_options()).clone(),
                 conn: None,
             }),
         };
@@ -128,9 +130,6 @@ trait Committer: Send {
         now_ms: i64,
         policy: OfflinePolicy,
     ) -> StoreResult<Applied>;
-
-    /// Called when no job is waiting, before the writer sleeps.
-    fn idle(&mut self) {}
 }
 
 struct SqliteCommitter {
@@ -156,13 +155,14 @@ impl Committer for SqliteCommitter {
     }
 }
 
+/// On PostgreSQL the writer has a connection of its own, on a runtime of its own: each
+/// statement's answer then wakes the writer thread itself, not a worker of the server's
+/// runtime that wakes it in turn (about ten statements per group).
 struct PostgresCommitter {
-    rt: Handle,
-    pool: PgPool,
-    /// Kept from one group to the next while jobs keep coming (each acquire from the pool
-    /// costs a round trip to check the connection); given back when the writer goes idle, so
-    /// the pool can close at shutdown, and after a failed commit.
-    conn: Option<PoolConnection<Postgres>>,
+    rt: tokio::runtime::Runtime,
+    options: PgConnectOptions,
+    /// Opened on first use, and again after a failed commit.
+    conn: Option<PgConnection>,
 }
 
 impl Committer for PostgresCommitter {
@@ -172,22 +172,20 @@ impl Committer for PostgresCommitter {
         now_ms: i64,
         policy: OfflinePolicy,
     ) -> StoreResult<Applied> {
-        // Dropping a pooled connection (e.g. after a failed transaction) spawns on the runtime.
         let _runtime = self.rt.enter();
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(self.rt.block_on(self.pool.acquire())?),
+            None => self.conn.insert(
+                self.rt
+                    .block_on(PgConnection::connect_with(&self.options))?,
+            ),
         };
-        let applied = write_postgres::apply_jobs(&self.rt, conn, works, now_ms, policy);
+        let applied =
+            write_postgres::apply_jobs(Waiter::Own(&self.rt), conn, works, now_ms, policy);
         if applied.is_err() {
             self.conn = None;
         }
         applied
-    }
-
-    fn idle(&mut self) {
-        let _runtime = self.rt.enter();
-        self.conn = None;
     }
 }
 
@@ -211,17 +209,7 @@ fn run(
         Ok(results)
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
-    loop {
-        let job = match rx.try_recv() {
-            Ok(job) => job,
-            Err(_) => {
-                committer.idle();
-                match rx.blocking_recv() {
-                    Some(job) => job,
-                    None => break,
-                }
-            }
-        };
+    while let Some(job) = rx.blocking_recv() {
         group.push(job);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
