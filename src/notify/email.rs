@@ -15,6 +15,9 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(url: &str, from: &str, timeout: Duration) -> anyhow::Result<Mailer> {
+        // lettre's pool (its defaults: up to 10 connections, closed after 60 s idle) reuses
+        // connections: a burst of alarm emails otherwise costs a TCP connect, EHLO and QUIT
+        // each, on our CPU and the mail server's (bench/README.md, 2026-12-04).
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("--smtp-url: {e}"))?
             .timeout(Some(timeout))
