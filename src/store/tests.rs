@@ -5,6 +5,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::group::{OfflinePolicy, Rejection, Work};
+use super::notifications::Attempt;
 use super::{Db, Store};
 use crate::domain::{
     Batch, Change, Delivery, DeviceIdentity, DeviceStatus, EventRow, NewReading, Outcome, Values,
@@ -567,5 +568,83 @@ async fn sqlite_large_groups() {
 async fn postgres_large_groups() {
     if let Some(t) = TestDb::postgres().await {
         large_groups(t).await;
+    }
+}
+
+/// A round's attempts past one multi-row statement (32): each notification gets its own
+/// outcome, and one attempt row each.
+async fn recorded_attempts(t: TestDb) {
+    let rows: Vec<String> = (1..=40)
+        .map(|i| {
+            format!("({i}, 'test', 'email', 'r{i}@x.test', 'd{i}', '{{}}', 'pending', 0, 0, 0)")
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO notifications (id, reason, channel, recipient, delivery_id, payload, status, \
+         attempts, next_attempt_ms, created_ms) VALUES {}",
+        rows.join(", ")
+    );
+    match &t.db {
+        Db::Sqlite(pool) => sqlx::query(&sql).execute(pool).await.map(|_| ()),
+        Db::Postgres(pool) => sqlx::query(&sql).execute(pool).await.map(|_| ()),
+    }
+    .expect("notifications");
+    let outcome = |i: i64| match i % 3 {
+        0 => Attempt::Delivered,
+        1 => Attempt::Retry { at_ms: 9_000 + i },
+        _ => Attempt::Abandon,
+    };
+    let attempts = (1..=40)
+        .map(|i| (i, outcome(i), format!("answer {i}")))
+        .collect();
+    let (results, _) = t.apply(&[Work::RecordAttempts { attempts }], 5_000).await;
+    assert_eq!(
+        format!("{results:?}"),
+        "[Ok(Outcome { accepted: 40, duplicates: 0, created: None })]"
+    );
+    type Row = (i64, String, i64, i64, Option<i64>, Option<String>);
+    let got: Vec<Row> = t
+        .fetch(
+            "SELECT id, status, attempts, next_attempt_ms, delivered_ms, last_result \
+             FROM notifications ORDER BY id",
+        )
+        .await;
+    let want: Vec<Row> = (1..=40)
+        .map(|i| {
+            let (status, next, delivered) = match outcome(i) {
+                Attempt::Delivered => ("delivered", 5_000, Some(5_000)),
+                Attempt::Retry { at_ms } => ("pending", at_ms, None),
+                Attempt::Abandon => ("abandoned", 5_000, None),
+            };
+            (
+                i,
+                status.into(),
+                1,
+                next,
+                delivered,
+                Some(format!("answer {i}")),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    let logged: Vec<(i64, i64, bool)> = t
+        .fetch(
+            "SELECT notification_id, at_ms, ok FROM notification_attempts ORDER BY notification_id",
+        )
+        .await;
+    let want: Vec<(i64, i64, bool)> = (1..=40).map(|i| (i, 5_000, i % 3 == 0)).collect();
+    assert_eq!(logged, want);
+    t.drop_pg().await;
+}
+
+#[tokio::test]
+async fn sqlite_recorded_attempts() {
+    recorded_attempts(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_recorded_attempts() {
+    if let Some(t) = TestDb::postgres().await {
+        recorded_attempts(t).await;
     }
 }
