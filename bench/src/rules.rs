@@ -31,6 +31,10 @@ pub struct RulesArgs {
     /// Rounds (without, with) to run; the best of each is reported.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Measure on a fresh database of this PostgreSQL server (created with psql, dropped
+    /// afterwards) instead of SQLite.
+    #[arg(long)]
+    pg_url: Option<String>,
 }
 
 /// 16 senders for `secs`, each webhook from the next device of the fleet.
@@ -95,7 +99,22 @@ fn line(what: &str, i: &Ingest) {
 }
 
 pub async fn run(args: RulesArgs) -> anyhow::Result<()> {
-    let server = Server::sensorcast(&args.bin_dir.join("sensorcast"), None).await?;
+    let Some(server_url) = args.pg_url.clone() else {
+        return measure(&args, None, "SQLite (synchronous=FULL)").await;
+    };
+    let name = format!("sensorcast_rules_{}", std::process::id());
+    crate::psql(&server_url, &format!("CREATE DATABASE {name}"))?;
+    let url = format!("{}/{name}", server_url.trim_end_matches('/'));
+    let result = measure(&args, Some(&url), "PostgreSQL").await;
+    crate::psql(
+        &server_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
+    result
+}
+
+async fn measure(args: &RulesArgs, database_url: Option<&str>, db: &str) -> anyhow::Result<()> {
+    let server = Server::sensorcast(&args.bin_dir.join("sensorcast"), database_url).await?;
     let target = server.target.clone();
     eprintln!("registering {} devices", args.devices);
     let markers = Markers::new();
@@ -136,7 +155,7 @@ pub async fn run(args: RulesArgs) -> anyhow::Result<()> {
     }
     let (a, b) = (best(&without), best(&with));
     println!(
-        "> {} devices, 16 senders, {} s per round, best of {} rounds, SQLite (synchronous=FULL)\n",
+        "> {} devices, 16 senders, {} s per round, best of {} rounds, {db}\n",
         args.devices, args.secs, args.rounds
     );
     println!("| ingest | webhooks/s | p50 ms | p99 ms | failed |\n|---|---|---|---|---|");

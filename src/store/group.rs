@@ -20,9 +20,9 @@ use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
 use super::outbox;
 use super::summary_sql;
-use super::write_statements::{DeliveryClaim, ReadingInsert};
+use super::write_statements::{values_sql, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT};
 pub use super::write_tx::OfflinePolicy;
-use super::write_tx::{EventInsert, WriteTx};
+use super::write_tx::{EventInsert, Val, WriteTx};
 use crate::domain::{
     self as events, action, bounded_error, confirmed_by, public_device_id, AuditEntry, Batch,
     Change, Command, CommandRow, CommandStatus, Delivery, DeviceIdentity, DeviceRow, DeviceStatus,
@@ -873,8 +873,22 @@ impl Group {
 
     /// Writes the changed devices and the new events.
     fn flush(&mut self, conn: &mut impl WriteTx) -> StoreResult<()> {
-        for d in self.devices.iter_mut().filter(|d| d.changed) {
-            conn.update_device_state(&d.row)?;
+        let changed: Vec<&DeviceRow> = self
+            .devices
+            .iter()
+            .filter(|d| d.changed)
+            .map(|d| &d.row)
+            .collect();
+        match changed.as_slice() {
+            [] => {}
+            [one] => conn.update_device_state(one)?,
+            many => {
+                for chunk in many.chunks(ROWS_PER_STATEMENT) {
+                    update_device_states(conn, chunk)?;
+                }
+            }
+        }
+        for d in &mut self.devices {
             d.changed = false;
         }
         if self.events.is_empty() {
@@ -891,4 +905,27 @@ impl Group {
         }
         Ok(())
     }
+}
+
+/// Several devices' state in one statement: a group of webhooks from a fleet changes one row per
+/// device, and on PostgreSQL each statement is a round trip.
+fn update_device_states(conn: &mut impl WriteTx, rows: &[&DeviceRow]) -> StoreResult<()> {
+    let mut params = Vec::with_capacity(rows.len() * 4);
+    for d in rows {
+        params.extend([
+            Val::int(d.id),
+            Val::text(&d.status),
+            Val::Int(d.last_seen_ms),
+            Val::Int(d.report_interval_s),
+        ]);
+    }
+    // A VALUES list's columns are column1, column2, … in both databases; SQLite numbers `$N`
+    // in the order they appear, so every value is in the list, in order.
+    let sql = format!(
+        "UPDATE devices SET status = v.column2, last_seen_ms = v.column3, \
+         report_interval_s = v.column4 FROM ({}) AS v WHERE devices.id = v.column1",
+        values_sql("", 4, rows.len(), "").trim()
+    );
+    conn.execute(&sql, &params)?;
+    Ok(())
 }
