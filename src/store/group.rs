@@ -20,7 +20,9 @@ use super::error::StoreResult;
 use super::judging::{AlarmEvent, Judge};
 use super::outbox;
 use super::summary_sql;
-use super::write_statements::{values_sql, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT};
+use super::write_statements::{
+    update_from_values, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT,
+};
 pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, Val, WriteTx};
 use crate::domain::{
@@ -919,12 +921,11 @@ fn update_device_states(conn: &mut impl WriteTx, rows: &[&DeviceRow]) -> StoreRe
             Val::Int(d.report_interval_s),
         ]);
     }
-    // A VALUES list's columns are column1, column2, … in both databases; SQLite numbers `$N`
-    // in the order they appear, so every value is in the list, in order.
-    let sql = format!(
-        "UPDATE devices SET status = v.column2, last_seen_ms = v.column3, \
-         report_interval_s = v.column4 FROM ({}) AS v WHERE devices.id = v.column1",
-        values_sql("", 4, rows.len(), "").trim()
+    let sql = update_from_values(
+        "devices",
+        "status = v.column2, last_seen_ms = v.column3, report_interval_s = v.column4",
+        4,
+        rows.len(),
     );
     conn.execute(&sql, &params)?;
     Ok(())

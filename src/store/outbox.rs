@@ -2,12 +2,12 @@
 //! escalated) one row per recipient, so the notification exists exactly when the alarm change
 //! committed. The dispatcher (`notify`) sends from here.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::rc::Rc;
 
 use super::error::StoreResult;
 use super::notifications::Attempt;
-use super::write_statements::{values_sql, ROWS_PER_STATEMENT};
+use super::write_statements::{update_from_values, values_sql, ROWS_PER_STATEMENT};
 use super::write_tx::{Ty, Val, WriteTx};
 use crate::domain::{self as domain, AlarmRow, DeviceRow};
 
@@ -17,7 +17,7 @@ use crate::domain::{self as domain, AlarmRow, DeviceRow};
 /// alarm inside the ingest transaction (bench/README.md, issue 15).
 #[derive(Default)]
 pub struct Outbox {
-    recipients: HashMap<(Option<i64>, &'static str), Rc<Recipients>>,
+    recipients: HashMap<(Option<i64>, &'static str), Recipients>,
     rows: Vec<Row>,
 }
 
@@ -39,13 +39,14 @@ struct Row {
     payload: Rc<str>,
 }
 
-/// Columns bound per notification row.
-const COLUMNS: usize = 11;
+/// Columns bound per notification row (status and attempts are the columns' defaults:
+/// pending, 0).
+const COLUMNS: usize = 9;
 
 impl Outbox {
     /// Queues the notifications of an alarm change: email to who should hear of it, the site's
-    /// webhooks and push subscriptions. `payload` is the JSON a webhook receives. Returns how
-    /// many; they are written by `flush`.
+    /// webhooks and push subscriptions. `payload` is the JSON a webhook receives. They are
+    /// written by `flush`.
     pub fn enqueue(
         &mut self,
         conn: &mut impl WriteTx,
@@ -53,15 +54,11 @@ impl Outbox {
         device: &DeviceRow,
         reason: &'static str,
         payload: &str,
-    ) -> StoreResult<usize> {
+    ) -> StoreResult<()> {
         let key = (device.site_id, reason);
-        let who = match self.recipients.get(&key) {
-            Some(who) => who.clone(),
-            None => {
-                let who = Rc::new(recipients(conn, device.site_id, reason)?);
-                self.recipients.insert(key, who.clone());
-                who
-            }
+        let who = match self.recipients.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(recipients(conn, device.site_id, reason)?),
         };
         let payload: Rc<str> = payload.into();
         let row = |channel, recipient: &str, endpoint_id| Row {
@@ -72,7 +69,6 @@ impl Outbox {
             endpoint_id,
             payload: payload.clone(),
         };
-        let before = self.rows.len();
         let emails = who.emails.iter().map(|e| row(domain::EMAIL, e, None));
         let hooks = who
             .hooks
@@ -83,7 +79,7 @@ impl Outbox {
             .iter()
             .map(|(id, e)| row(domain::PUSH, e, Some(*id)));
         self.rows.extend(emails.chain(hooks).chain(pushes));
-        Ok(self.rows.len() - before)
+        Ok(())
     }
 
     /// Inserts what was queued, in order; call before the transaction commits.
@@ -91,7 +87,7 @@ impl Outbox {
         for chunk in self.rows.chunks(ROWS_PER_STATEMENT) {
             let sql = values_sql(
                 "INSERT INTO notifications (alarm_id, reason, channel, recipient, endpoint_id, \
-                 delivery_id, payload, status, attempts, next_attempt_ms, created_ms)",
+                 delivery_id, payload, next_attempt_ms, created_ms)",
                 COLUMNS,
                 chunk.len(),
                 "",
@@ -106,8 +102,6 @@ impl Outbox {
                     Val::Int(r.endpoint_id),
                     Val::text(&domain::delivery_id(rand::random())),
                     Val::text(&r.payload),
-                    Val::text("pending"),
-                    Val::int(0),
                     Val::int(now_ms),
                     Val::int(now_ms),
                 ]);
@@ -236,15 +230,13 @@ pub fn record_attempts(
                 Val::Text(Some(result)),
             ]);
         }
-        // A VALUES list's columns are column1, column2, … in both databases. SQLite numbers
-        // `$N` in the order they appear, so every value is in the list, in order.
-        let rows = values_sql("", 6, chunk.len(), "");
-        let sql = format!(
-            "UPDATE notifications SET attempts = attempts + 1, last_result = v.column2, \
-             status = v.column3, next_attempt_ms = v.column4, claimed_until_ms = NULL, \
-             delivered_ms = CASE WHEN v.column5 THEN v.column6 ELSE delivered_ms END \
-             FROM ({}) AS v WHERE notifications.id = v.column1",
-            rows.trim()
+        let sql = update_from_values(
+            "notifications",
+            "attempts = attempts + 1, last_result = v.column2, status = v.column3, \
+             next_attempt_ms = v.column4, claimed_until_ms = NULL, \
+             delivered_ms = CASE WHEN v.column5 THEN v.column6 ELSE delivered_ms END",
+            6,
+            chunk.len(),
         );
         conn.execute(&sql, &updates)?;
         let sql = values_sql(

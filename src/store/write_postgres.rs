@@ -1,7 +1,7 @@
 //! The PostgreSQL side of the write path: the statements of `WriteTx` (SQL in
 //! write_statements.rs) through sqlx. The writer runs on a thread of its own, as on SQLite, and
-//! waits for each statement with the runtime's `block_on`: the group logic stays synchronous
-//! code, so it cannot await anything but these statements.
+//! waits for each statement with its runtime's `block_on` (`Waiter`): the group logic stays
+//! synchronous code, so it cannot await anything but these statements.
 
 use sqlx::{Connection, PgConnection};
 use tokio::runtime::{Handle, Runtime};

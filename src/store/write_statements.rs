@@ -42,6 +42,18 @@ pub(super) fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> St
     sql
 }
 
+/// `UPDATE {table} SET {set} FROM (VALUES (…), …) AS v WHERE {table}.id = v.column1` for
+/// `rows` rows of `cols` values, the row's id first. `set` names the values `v.column2`, … (a
+/// VALUES list's column names in both databases). Every value is in the list, in order: SQLite
+/// numbers `$N` in the order they appear.
+pub(super) fn update_from_values(table: &str, set: &str, cols: usize, rows: usize) -> String {
+    let values = values_sql("", cols, rows, "");
+    format!(
+        "UPDATE {table} SET {set} FROM ({}) AS v WHERE {table}.id = v.column1",
+        values.trim()
+    )
+}
+
 /// Binds per row: webhook_uuid, nonce, seen_ms. Returns the pairs that were new.
 pub fn claim_nonces(rows: usize) -> String {
     values_sql(
