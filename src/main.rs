@@ -13,6 +13,11 @@ use sensorcast::domain::Role;
 use sensorcast::store::Store;
 use sensorcast::web::accounts;
 
+// A stream is set up and torn down on whichever thread accepted it and freed on another;
+// glibc's per-thread arenas made that a tenth of a reconnect storm's CPU (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long shutdown waits for open connections.
 const GRACE: Duration = Duration::from_secs(5);
 

@@ -1,17 +1,20 @@
 //! The listener: one accept loop in front of hyper.
 //!
-//! What it accepts: a connection whose first request is a complete, bodiless `GET /api/realtime`
-//! (the sniffer reads just enough of it to tell) moves to the streams runtime and is served by
-//! the stream transport: `raw` (the default) writes the response head, then the shared frame
-//! buffers straight to the socket, close-delimited; `hyper` (`--stream-transport hyper`) serves
-//! the same connection through hyper instead, for A/B runs and as a fallback.
-//! What it hands to hyper on the main runtime, with the bytes already read put back in front:
-//! everything else, including heads the sniffer does not take (a body, odd headers, too large)
-//! and stream requests on a reused keep-alive connection (as a pooling proxy sends some).
+//! Where: connections are accepted and sniffed on the streams runtime. One whose first request
+//! is a complete, bodiless `GET /api/realtime` (the sniffer reads just enough of it to tell)
+//! stays there, on the thread that accepted it, and is served by the stream transport: `raw`
+//! (the default) writes the response head, then the shared frame buffers straight to the
+//! socket, close-delimited; `hyper` (`--stream-transport hyper`) serves the same connection
+//! through hyper instead, for A/B runs and as a fallback. Everything else moves to hyper on the
+//! main runtime, with the bytes already read put back in front: heads the sniffer does not
+//! take (a body, odd headers, too large) and stream requests on a reused keep-alive connection
+//! (as a pooling proxy sends some) among them.
 //!
 //! Why: a stream is held for hours and mostly idle, so it should cost a socket and its state,
-//! not hyper's per-connection buffers; and fanning an event out to many thousands of streams
-//! must never starve the webhooks that produce the events.
+//! not hyper's per-connection buffers; a reconnect storm opens thousands a second, so each
+//! should be registered with one reactor and handled by one thread, not handed between two;
+//! and fanning an event out to many thousands of streams must never starve the webhooks that
+//! produce the events (they are served on the other runtime).
 //!
 //! On every connection, both ways: a slot under `--max-connections` (over it: 503 at once), one
 //! deadline for the first request head (sniffer and hyper together), a body and a total deadline
@@ -52,10 +55,42 @@ use sniff::{Prefixed, Sniffed};
 
 /// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
 /// finish, and returns within `grace` even if a client does not let go.
+///
+/// With a streams runtime, connections are accepted and sniffed there: a stream (most
+/// connections in a reconnect storm) is then served on the thread that accepted it, its socket
+/// registered once, and only other connections move to the caller's runtime.
 pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> io::Result<()> {
-    let shutdown = state.shutdown.clone();
     let store = state.store.clone();
     let streams = StreamRuntime::start(state.settings.stream_threads)?;
+    let result = match streams.handle() {
+        None => accept_loop(state, listener, grace, None).await,
+        Some(handle) => {
+            let listener = listener.into_std().and_then(|l| {
+                let _inside = handle.enter();
+                TcpListener::from_std(l)
+            })?;
+            let accepting = accept_loop(state, listener, grace, Some(Handle::current()));
+            match handle.spawn(accepting).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(io::Error::other(e)),
+            }
+        }
+    };
+    drop(streams);
+    store.close().await;
+    result
+}
+
+/// Accepts until shutdown, then waits (at most `grace`) for the connections to end. `http` is
+/// the runtime hyper serves on, when it is not this one.
+async fn accept_loop(
+    state: AppState,
+    listener: TcpListener,
+    grace: Duration,
+    http: Option<Handle>,
+) -> io::Result<()> {
+    let shutdown = state.shutdown.clone();
     let limits = Limits::from(&*state.settings);
     let metrics = state.metrics.clone();
     let slots = Slots::new(
@@ -86,7 +121,7 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
         let conn = Connection {
             app: app.clone(),
             addr,
-            streams: streams.handle(),
+            http: http.clone(),
             tracker: tracker.clone(),
             shutdown: shutdown.clone(),
             limits,
@@ -103,8 +138,6 @@ pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> i
             "connections still open after the grace period; closing anyway"
         );
     }
-    drop(streams);
-    store.close().await;
     Ok(())
 }
 
@@ -149,7 +182,8 @@ impl From<&Settings> for Limits {
 struct Connection {
     app: Router,
     addr: SocketAddr,
-    streams: Option<Handle>,
+    /// Where everything but a stream is served, if not on this runtime.
+    http: Option<Handle>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     limits: Limits,
@@ -165,35 +199,16 @@ impl Connection {
             _ = self.shutdown.cancelled() => return,
         };
         match sniffed {
-            Sniffed::Stream(request, read) => self.stream(sock, request, read, head_by).await,
-            Sniffed::Other(read) => self.http(Prefixed::new(read, sock), head_by).await,
+            Sniffed::Stream(request, read) => self.stream(sock, request, read, head_by),
+            Sniffed::Other(read) => self.elsewhere(sock, read, head_by),
             // Dropped, as hyper drops a connection whose head is late.
             Sniffed::Late => {}
         }
     }
 
-    /// Moves the socket to the streams runtime (its own reactor) and serves it there. The task
-    /// spawned there holds only what the stream needs for its life: its size is every idle
-    /// stream's cost.
-    async fn stream(
-        self,
-        sock: TcpStream,
-        request: Box<Request<Body>>,
-        read: Bytes,
-        head_by: Instant,
-    ) {
-        let Some(handle) = self.streams.clone() else {
-            return self.serve_stream(sock, request, read, head_by).await;
-        };
-        // Registered with the streams runtime's reactor, here, with its context entered.
-        let sock = sock.into_std().and_then(|sock| {
-            let _inside = handle.enter();
-            TcpStream::from_std(sock)
-        });
-        let sock = match sock {
-            Ok(sock) => sock,
-            Err(e) => return tracing::debug!(error = %e, "could not hand a stream over"),
-        };
+    /// Serves a stream on this runtime, in a task of its own that holds only what the stream
+    /// needs for its life (its size is every idle stream's cost); this one ends here.
+    fn stream(self, sock: TcpStream, request: Box<Request<Body>>, read: Bytes, head_by: Instant) {
         let tracker = self.tracker.clone();
         match self.limits.transport {
             StreamTransport::Raw => {
@@ -205,32 +220,32 @@ impl Connection {
                     ..
                 } = self;
                 let sock = WriteDeadline::new(sock, limits.stall, stalls);
-                tracker.spawn_on(
-                    raw::serve(sock, request, app, limits.request, _slot),
-                    &handle,
-                );
+                tracker.spawn(raw::serve(sock, request, app, limits.request, _slot));
             }
             StreamTransport::Hyper => {
-                let serving = Box::pin(self.http(Prefixed::new(read, sock), head_by));
-                tracker.spawn_on(serving, &handle);
+                tracker.spawn(Box::pin(self.http(Prefixed::new(read, sock), head_by)));
             }
         }
     }
 
-    /// A stream on this runtime (no streams runtime).
-    async fn serve_stream(
-        self,
-        sock: TcpStream,
-        request: Box<Request<Body>>,
-        read: Bytes,
-        head_by: Instant,
-    ) {
-        match self.limits.transport {
-            StreamTransport::Raw => {
-                let sock = WriteDeadline::new(sock, self.limits.stall, self.stalls);
-                raw::serve(sock, request, self.app, self.limits.request, self._slot).await
+    /// Moves anything else to hyper's runtime (its socket to that runtime's reactor).
+    fn elsewhere(self, sock: TcpStream, read: Bytes, head_by: Instant) {
+        let tracker = self.tracker.clone();
+        let Some(handle) = self.http.clone() else {
+            tracker.spawn(Box::pin(self.http(Prefixed::new(read, sock), head_by)));
+            return;
+        };
+        // Registered with that runtime's reactor, here, with its context entered.
+        let sock = sock.into_std().and_then(|sock| {
+            let _inside = handle.enter();
+            TcpStream::from_std(sock)
+        });
+        match sock {
+            Ok(sock) => {
+                let serving = Box::pin(self.http(Prefixed::new(read, sock), head_by));
+                tracker.spawn_on(serving, &handle);
             }
-            StreamTransport::Hyper => self.http(Prefixed::new(read, sock), head_by).await,
+            Err(e) => tracing::debug!(error = %e, "could not hand a connection over"),
         }
     }
 
