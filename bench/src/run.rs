@@ -78,7 +78,7 @@ pub async fn measure(server: &Server, cfg: &Config, r: &mut Results) {
 
     step(name, &format!("opening {} streams", cfg.streams));
     let rss_before = server.rss_kib();
-    if let Some(mut fleet) = report("opening", streams(target, layout(cfg, 1), r).await) {
+    if let Some(mut fleet) = report("opening", streams(server, layout(cfg, 1), r).await) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let held = (r.streams - r.setup_failed).max(1);
         let grown = server.rss_kib().saturating_sub(rss_before);
@@ -145,7 +145,7 @@ pub async fn floor(server: &Server, cfg: &Config, r: &mut Results) {
     let markers = Markers::new();
     r.streams = cfg.streams;
     step("floor", &format!("opening {} streams", cfg.streams));
-    if let Some(mut fleet) = report("opening", streams(&server.target, layout(cfg, 3), r).await) {
+    if let Some(mut fleet) = report("opening", streams(server, layout(cfg, 3), r).await) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         light(server, &mut fleet, &markers, cfg, r).await;
         fleet.quit().await;
@@ -182,9 +182,11 @@ pub async fn most_streams(server: &Server, cfg: &Config, r: &mut Results) {
     report("most streams", result);
 }
 
-async fn streams(target: &Target, layout: Layout, r: &mut Results) -> anyhow::Result<Fleet> {
-    let mut fleet = Fleet::spawn(&generator_exe(), target, layout).await?;
+async fn streams(server: &Server, layout: Layout, r: &mut Results) -> anyhow::Result<Fleet> {
+    let mut fleet = Fleet::spawn(&generator_exe(), &server.target, layout).await?;
+    let cpu = server.cpu_us();
     let o = fleet.open().await?;
+    r.cpu_us_per_setup = Some((server.cpu_us() - cpu) as f64 / o.ok.max(1) as f64);
     r.setup_failed = o.failed;
     let secs = (o.t_last.saturating_sub(o.t_first)) as f64 / 1e6;
     r.setup_per_s = Some(o.ok as f64 / secs.max(1e-6));

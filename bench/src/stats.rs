@@ -60,6 +60,8 @@ impl Ingest {
 pub struct Results {
     pub streams: usize,
     pub setup_per_s: Option<f64>,
+    /// Server CPU time per stream opened, during the opening.
+    pub cpu_us_per_setup: Option<f64>,
     pub setup_failed: usize,
     pub rss_per_stream_kib: Option<f64>,
     pub latency: Option<Latency>,

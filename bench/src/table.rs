@@ -126,6 +126,14 @@ fn rows(ours: &Results, theirs: Option<&Results>) -> Vec<Row> {
             target: "≥ nchan",
             met: ratio(ours.setup_per_s, t(&|r| r.setup_per_s)).map(|x| x >= 1.0),
         },
+        Row {
+            measure: "  server CPU per stream set-up (µs)".into(),
+            ours: ours.cpu_us_per_setup,
+            theirs: t(&|r| r.cpu_us_per_setup),
+            decimals: 1,
+            target: "",
+            met: None,
+        },
     ];
     if m > 0 {
         rows.extend([
