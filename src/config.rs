@@ -231,8 +231,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SENSORCAST_MAX_STREAMS", default_value_t = 20_000)]
     pub max_streams: usize,
 
-    /// Threads that serve event streams, apart from those answering webhooks and pages, so a
-    /// large fan-out never delays ingest (0 = share one runtime; default: one per core).
+    /// Threads that accept connections and serve event streams, apart from those answering
+    /// webhooks and pages, so a large fan-out never delays ingest (0 = share one runtime;
+    /// default: one per core).
     #[arg(long, env = "SENSORCAST_STREAM_THREADS", default_value_t = default_stream_threads())]
     pub stream_threads: usize,
 

@@ -36,6 +36,17 @@ pub fn group_thousands(n: i64) -> String {
     }
 }
 
+/// What each stream past the first measure's costs: the growth at the most streams less the
+/// growth at the first measure's, over the streams between. Both servers start alike, so memory
+/// an allocator had made resident before the streams came (and hands them first) cancels out.
+fn further_rss(r: &Results) -> Option<f64> {
+    let held = r.streams.checked_sub(r.setup_failed)? as f64;
+    let most = r.max_held? as f64;
+    let grown = r.rss_per_stream_kib? * held;
+    let grown_most = r.max_rss_per_stream_kib? * most;
+    (most > held).then(|| (grown_most - grown) / (most - held))
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -161,6 +172,17 @@ fn rows(ours: &Results, theirs: Option<&Results>) -> Vec<Row> {
                 measure: format!("  server RSS per stream at {m} (KiB)"),
                 ours: ours.max_rss_per_stream_kib,
                 theirs: t(&|r| r.max_rss_per_stream_kib),
+                decimals: 2,
+                target: "",
+                met: None,
+            },
+            Row {
+                measure: format!(
+                    "  server RSS per further stream, {} → {m} (KiB)",
+                    ours.streams
+                ),
+                ours: further_rss(ours),
+                theirs: t(&further_rss),
                 decimals: 2,
                 target: "",
                 met: None,
@@ -306,6 +328,20 @@ pub fn notes(name: &str, r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn further_rss_cancels_the_head_start() {
+        // 2 KiB per stream, 8 MiB resident before either measure began.
+        let r = Results {
+            streams: 10_000,
+            rss_per_stream_kib: Some((10_000.0 * 2.0 - 8_192.0) / 10_000.0),
+            max_held: Some(19_000),
+            max_rss_per_stream_kib: Some((19_000.0 * 2.0 - 8_192.0) / 19_000.0),
+            ..Results::default()
+        };
+        assert!((further_rss(&r).unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(further_rss(&Results::default()), None);
+    }
 
     #[test]
     fn thousands() {
