@@ -13,8 +13,9 @@ use sensorcast::domain::Role;
 use sensorcast::store::Store;
 use sensorcast::web::accounts;
 
-// A stream is set up and torn down on whichever thread accepted it and freed on another;
-// glibc's per-thread arenas made that a tenth of a reconnect storm's CPU (bench/README.md).
+// A connection's memory is often freed on another thread than the one that allocated it (work
+// stealing, the hub); glibc's per-thread arenas made malloc and free a tenth of a reconnect
+// storm's CPU (bench/README.md, 2026-12-06).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

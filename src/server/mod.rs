@@ -200,7 +200,7 @@ impl Connection {
         };
         match sniffed {
             Sniffed::Stream(request, read) => self.stream(sock, request, read, head_by),
-            Sniffed::Other(read) => self.elsewhere(sock, read, head_by),
+            Sniffed::Other(read) => self.elsewhere(sock, read, head_by).await,
             // Dropped, as hyper drops a connection whose head is late.
             Sniffed::Late => {}
         }
@@ -229,11 +229,11 @@ impl Connection {
     }
 
     /// Moves anything else to hyper's runtime (its socket to that runtime's reactor).
-    fn elsewhere(self, sock: TcpStream, read: Bytes, head_by: Instant) {
+    async fn elsewhere(self, sock: TcpStream, read: Bytes, head_by: Instant) {
         let tracker = self.tracker.clone();
         let Some(handle) = self.http.clone() else {
-            tracker.spawn(Box::pin(self.http(Prefixed::new(read, sock), head_by)));
-            return;
+            // Already on hyper's runtime: served by this task (boxed, so the task stays small).
+            return Box::pin(self.http(Prefixed::new(read, sock), head_by)).await;
         };
         // Registered with that runtime's reactor, here, with its context entered.
         let sock = sock.into_std().and_then(|sock| {
