@@ -3,7 +3,7 @@
 //! boolean on PostgreSQL and 0/1 on SQLite, which both read as a condition).
 
 use super::error::StoreResult;
-use super::write_tx::{Ty, Val, WriteTx};
+use super::write_tx::{Later, Ty, Val, WriteTx};
 use crate::domain::{AlarmRow, AuditEntry, Excursion, Quantity, Rule, RuleRow};
 
 /// `IN ($1, …, $n)`.
@@ -64,13 +64,22 @@ fn alarm_row(mut v: Vec<Val>) -> StoreResult<AlarmRow> {
 }
 
 pub fn rules_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Vec<RuleRow>> {
+    let sent = send_rules_of(conn, devices)?;
+    read_rules(conn, sent)
+}
+
+pub fn send_rules_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Later> {
     let sql = format!(
         "SELECT device_id, quantity, probe, min, max, delay_secs FROM alarm_rules \
          WHERE device_id IN {} ORDER BY device_id, quantity, probe",
         list(devices.len())
     );
-    let types = [Ty::Int, Ty::Text, Ty::Int, Ty::Real, Ty::Real, Ty::Int];
-    conn.select(&sql, &ids(devices), &types)?
+    const TYPES: &[Ty] = &[Ty::Int, Ty::Text, Ty::Int, Ty::Real, Ty::Real, Ty::Int];
+    conn.select_later(&sql, ids(devices), TYPES)
+}
+
+pub fn read_rules(conn: &mut impl WriteTx, sent: Later) -> StoreResult<Vec<RuleRow>> {
+    conn.rows(sent)?
         .into_iter()
         .map(|mut v| {
             Ok(RuleRow {
@@ -114,14 +123,26 @@ pub fn excursions_of(
     conn: &mut impl WriteTx,
     devices: &[i64],
 ) -> StoreResult<Vec<(i64, Quantity, i64, Excursion)>> {
+    let sent = send_excursions_of(conn, devices)?;
+    read_excursions(conn, sent)
+}
+
+pub fn send_excursions_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Later> {
     let sql = format!(
         "SELECT device_id, quantity, probe, started_ms, value, peak FROM alarm_excursions \
          WHERE device_id IN {}",
         list(devices.len())
     );
-    let types = [Ty::Int, Ty::Text, Ty::Int, Ty::Int, Ty::Real, Ty::Real];
+    const TYPES: &[Ty] = &[Ty::Int, Ty::Text, Ty::Int, Ty::Int, Ty::Real, Ty::Real];
+    conn.select_later(&sql, ids(devices), TYPES)
+}
+
+pub fn read_excursions(
+    conn: &mut impl WriteTx,
+    sent: Later,
+) -> StoreResult<Vec<(i64, Quantity, i64, Excursion)>> {
     let mut found = Vec::new();
-    for mut v in conn.select(&sql, &ids(devices), &types)? {
+    for mut v in conn.rows(sent)? {
         let q = std::mem::replace(&mut v[1], Val::Text(None)).into_text()?;
         let Some(quantity) = q.as_deref().and_then(Quantity::parse) else {
             continue;
@@ -176,13 +197,22 @@ pub fn save_excursion(
 /// none are left out. One MAX per device, not `GROUP BY device_id`: a grouped MAX reads every
 /// reading of the device (SQLite and PostgreSQL alike), a lone MAX one index entry.
 pub fn newest_readings(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+    let sent = send_newest_readings(conn, devices)?;
+    read_newest_readings(conn, sent)
+}
+
+pub fn send_newest_readings(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Later> {
     let sql = format!(
         "SELECT id, newest FROM (SELECT d.id, \
          (SELECT MAX(r.measured_ms) FROM readings r WHERE r.device_id = d.id) AS newest \
          FROM devices d WHERE d.id IN {}) t WHERE newest IS NOT NULL",
         list(devices.len())
     );
-    conn.select(&sql, &ids(devices), &[Ty::Int, Ty::Int])?
+    conn.select_later(&sql, ids(devices), &[Ty::Int, Ty::Int])
+}
+
+pub fn read_newest_readings(conn: &mut impl WriteTx, sent: Later) -> StoreResult<Vec<(i64, i64)>> {
+    conn.rows(sent)?
         .into_iter()
         .map(|v| {
             Ok((
@@ -225,16 +255,17 @@ pub fn readings_window(
 }
 
 /// Open alarms (active, or not acknowledged) of these devices.
-pub fn open_alarms_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Vec<AlarmRow>> {
+pub fn send_open_alarms_of(conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<Later> {
     let sql = format!(
         "SELECT {ALARM_COLUMNS} FROM alarms WHERE device_id IN {} \
          AND (active OR acknowledged_ms IS NULL)",
         list(devices.len())
     );
-    conn.select(&sql, &ids(devices), &ALARM_TYPES)?
-        .into_iter()
-        .map(alarm_row)
-        .collect()
+    conn.select_later(&sql, ids(devices), &ALARM_TYPES)
+}
+
+pub fn read_alarms(conn: &mut impl WriteTx, sent: Later) -> StoreResult<Vec<AlarmRow>> {
+    conn.rows(sent)?.into_iter().map(alarm_row).collect()
 }
 
 /// Alarms by a query selecting `ALARM_COLUMNS`.

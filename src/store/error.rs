@@ -95,6 +95,23 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use std::error::Error;
+        match e.code().map(|c| c.code()) {
+            Some("23505") => StoreError::Conflict(e.into()),
+            Some(code) if pg_unavailable(code) => StoreError::Unavailable(e.into()),
+            Some(_) => StoreError::Failed(e.into()),
+            // No SQLSTATE: the connection broke or could not be made (an I/O error underneath),
+            // or a value did not convert (a bug).
+            None if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) => {
+                StoreError::Unavailable(e.into())
+            }
+            None => StoreError::Failed(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,13 @@
 //! Group commit: applies ingest batches and watchdog sweeps inside one write transaction, the
 //! same logic for both databases. It is plain synchronous code over `WriteTx`, which each
-//! driver implements (rusqlite on the SQLite writer thread, sqlx on PostgreSQL), so nothing
-//! here can wait on anything but a statement.
+//! driver implements (rusqlite on the SQLite writer thread, tokio-postgres on PostgreSQL), so
+//! nothing here can wait on anything but a statement. Statements whose answers are read later
+//! (`select_later`, `execute_later`) let the PostgreSQL driver send several in one round trip.
 //!
 //! A group of batches is stored with a fixed number of statements whatever its size: one for the
 //! nonces, one for the delivery keys, one to read the devices, one for the readings, one update
-//! per device touched and one for the events (more only past `ROWS_PER_STATEMENT` rows, or for a
-//! device seen for the first time). What one batch does to the next (a nonce or key used twice, a
+//! per device touched and one for the events, which the driver appends last (more only past
+//! `ROWS_PER_STATEMENT` rows, or for a device seen for the first time). What one batch does to the next (a nonce or key used twice, a
 //! device registered by one and read by the next, a status changed twice) is worked out here in
 //! memory, in the order the batches arrived, so the outcome and the events are those of storing
 //! the batches one after the other.
@@ -21,7 +22,7 @@ use super::judging::{AlarmEvent, Judge};
 use super::outbox;
 use super::summary_sql;
 use super::write_statements::{
-    update_from_values, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT,
+    self, update_from_values, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT,
 };
 pub use super::write_tx::OfflinePolicy;
 use super::write_tx::{EventInsert, Val, WriteTx};
@@ -104,19 +105,44 @@ pub enum Rejection {
 /// One result per job, and the events to publish once the transaction has committed.
 pub type Applied = (Vec<Result<Outcome, Rejection>>, Vec<EventRow>);
 
+/// What a group did, but for its events: the driver appends those as the transaction's last
+/// statement (on PostgreSQL sent with the COMMIT) and numbers them with `Done::numbered`.
+pub struct Done {
+    pub results: Vec<Result<Outcome, Rejection>>,
+    /// In the order they happened, which their ids must follow.
+    pub events: Vec<EventInsert>,
+}
+
+impl Done {
+    /// The results, and the events as committed with `ids` (one per event, in order).
+    pub fn numbered(self, ids: Vec<i64>) -> Applied {
+        let events = self
+            .events
+            .into_iter()
+            .zip(ids)
+            .map(|(e, id)| EventRow {
+                id,
+                device_id: e.device_id,
+                site_id: e.site_id,
+                json: e.json,
+            })
+            .collect();
+        (self.results, events)
+    }
+}
+
 /// Applies every job inside the caller's write transaction. Returns one result per job and
-/// the events to publish once the transaction has committed.
+/// the events the driver appends last (nothing in the transaction reads the event log).
 pub fn apply_works(
     conn: &mut impl WriteTx,
     works: &[&Work],
     now_ms: i64,
     policy: OfflinePolicy,
-) -> StoreResult<Applied> {
+) -> StoreResult<Done> {
     let mut group = Group {
         now_ms,
         devices: Vec::new(),
         events: Vec::new(),
-        committed: Vec::new(),
         judge: Judge::default(),
         commands: HashMap::new(),
     };
@@ -175,18 +201,19 @@ pub fn apply_works(
         }
     }
     group.judge.outbox.flush(conn, now_ms)?;
-    Ok((results, group.committed))
+    Ok(Done {
+        results,
+        events: group.events,
+    })
 }
 
 /// What the transaction has done so far. Device rows are read once and changed here; `flush`
-/// writes the changed ones and the new events.
+/// writes the changed ones.
 struct Group {
     now_ms: i64,
     devices: Vec<Device>,
-    /// Events not inserted yet, in order.
+    /// The transaction's events, in order; appended by the driver at the end.
     events: Vec<EventInsert>,
-    /// Events inserted, in id order.
-    committed: Vec<EventRow>,
     judge: Judge,
     /// Open commands (pending, sent) of the devices whose replies were matched, oldest first.
     commands: HashMap<i64, Vec<CommandRow>>,
@@ -265,11 +292,15 @@ impl Group {
                 }
             }
         }
-        let fresh = if claims.is_empty() {
-            Vec::new()
-        } else {
-            conn.claim_deliveries(&claims, self.now_ms)?
-        };
+        let claimed = write_statements::send_delivery_claims(conn, &claims, self.now_ms)?;
+        // Devices: every one a live delivery names, read with the claims (a retry's device too,
+        // which is harmless), then registered or completed in order below.
+        let identities: Vec<&DeviceIdentity> = live()
+            .flat_map(|(b, _)| &b.deliveries)
+            .filter_map(|d| d.device.as_ref().filter(|i| i.is_known()))
+            .collect();
+        self.load_devices(conn, &identities)?;
+        let fresh = write_statements::texts(conn, claimed)?;
         let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
         let mut results = Vec::with_capacity(batches.len());
         let mut accepted = Vec::new();
@@ -291,12 +322,6 @@ impl Group {
             results.push(Ok(outcome));
         }
 
-        // Devices: read every one named, then register or complete them in order.
-        let identities: Vec<&DeviceIdentity> = accepted
-            .iter()
-            .filter_map(|d| d.device.as_ref().filter(|i| i.is_known()))
-            .collect();
-        self.load_devices(conn, &identities)?;
         let mut placed = Vec::new();
         for d in accepted {
             if let Some(identity) = d.device.as_ref().filter(|i| i.is_known()) {
@@ -331,14 +356,14 @@ impl Group {
                 }
             }
         }
-        // Alarm state is read before the readings go in: "late" means older than stored.
+        // Alarm state is read before the readings go in ("late" means older than stored); the
+        // readings are sent right behind the last of those reads.
         let judged: Vec<i64> = rows.iter().map(|r| r.device_id).collect();
-        self.judge.load(conn, &judged)?;
-        let stored = if rows.is_empty() {
-            Vec::new()
-        } else {
-            conn.insert_readings(&rows, self.now_ms)?
-        };
+        let now_ms = self.now_ms;
+        let sent = self.judge.load_then(conn, &judged, |conn| {
+            write_statements::send_readings(conn, &rows, now_ms)
+        })?;
+        let stored = write_statements::texts(conn, sent)?;
         let mut stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
         summary_sql::add(conn, &rows, &stored, self.now_ms)?;
 
@@ -873,7 +898,7 @@ impl Group {
         });
     }
 
-    /// Writes the changed devices and the new events.
+    /// Writes the changed devices (the events wait for the end of the transaction).
     fn flush(&mut self, conn: &mut impl WriteTx) -> StoreResult<()> {
         let changed: Vec<&DeviceRow> = self
             .devices
@@ -892,18 +917,6 @@ impl Group {
         }
         for d in &mut self.devices {
             d.changed = false;
-        }
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        let ids = conn.insert_events(&self.events, self.now_ms)?;
-        for (e, id) in self.events.drain(..).zip(ids) {
-            self.committed.push(EventRow {
-                id,
-                device_id: e.device_id,
-                site_id: e.site_id,
-                json: e.json,
-            });
         }
         Ok(())
     }
@@ -927,6 +940,5 @@ fn update_device_states(conn: &mut impl WriteTx, rows: &[&DeviceRow]) -> StoreRe
         4,
         rows.len(),
     );
-    conn.execute(&sql, &params)?;
-    Ok(())
+    conn.execute_later(&sql, params)
 }

@@ -7,9 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::alarm_sql as sql;
-use super::error::StoreResult;
+use super::error::{StoreError, StoreResult};
 use super::outbox::Outbox;
-use super::write_tx::WriteTx;
+use super::write_tx::{Later, WriteTx};
 use crate::domain::{
     self as domain, past_excursion, AlarmKind, AlarmRow, DeviceRow, DeviceStatus, Effect,
     Excursion, NewReading, Quantity, Rule, Track, Values, BATTERY_CLEAR, BATTERY_LOW,
@@ -52,6 +52,17 @@ impl Judge {
     /// Reads what judging these devices needs, for those not read yet. Call before their
     /// readings are inserted.
     pub fn load(&mut self, conn: &mut impl WriteTx, devices: &[i64]) -> StoreResult<()> {
+        self.load_then(conn, devices, |_| Ok(()))
+    }
+
+    /// `load`, with `then` sending what must run after its reads (the readings) before their
+    /// answers are read, so a driver that pipelines waits once for both.
+    pub fn load_then<W: WriteTx, T>(
+        &mut self,
+        conn: &mut W,
+        devices: &[i64],
+        then: impl FnOnce(&mut W) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut fresh: Vec<i64> = devices
             .iter()
             .copied()
@@ -59,27 +70,81 @@ impl Judge {
             .collect();
         fresh.sort_unstable();
         fresh.dedup();
+        // A driver that pipelines reads the newest readings and pending excursions of every
+        // device with its rules (a round trip fewer); otherwise only those of devices with
+        // rules are read, once the rules are known.
+        let ahead = conn.pipelines();
+        let mut sent = Vec::new();
         for chunk in fresh.chunks(256) {
-            for row in sql::rules_of(conn, chunk)? {
+            let rules = sql::send_rules_of(conn, chunk)?;
+            let open = sql::send_open_alarms_of(conn, chunk)?;
+            let tracks = if ahead {
+                self.tracked.extend(chunk);
+                Some(self.send_tracks(conn, chunk)?)
+            } else {
+                None
+            };
+            sent.push((chunk, rules, open, tracks));
+        }
+        // What must follow the reads goes right behind them: with every read sent already, or
+        // (below) behind the reads that depend on the rules.
+        let mut then = Some(then);
+        let mut done = None;
+        if ahead {
+            done = then.take().map(|then| then(conn)).transpose()?;
+        }
+        let mut tracking = Vec::new();
+        for (chunk, rules, open, tracks) in sent {
+            for row in sql::read_rules(conn, rules)? {
                 if let Some(rule) = row.rule() {
                     self.rules.entry(row.device_id).or_default().push(rule);
                 }
             }
-            self.open.extend(sql::open_alarms_of(conn, chunk)?);
-            // Newest readings and pending excursions serve rules only: two statements fewer
-            // per group for a fleet without them.
+            self.open.extend(sql::read_alarms(conn, open)?);
             let ruled: Vec<i64> = chunk
                 .iter()
                 .copied()
                 .filter(|d| self.rules.contains_key(d))
                 .collect();
-            let excursions = self.read_tracks(conn, &ruled)?;
+            let tracks = match tracks {
+                Some(sent) => Some(sent),
+                None if ruled.is_empty() => None,
+                None => {
+                    self.tracked.extend(&ruled);
+                    Some(self.send_tracks(conn, &ruled)?)
+                }
+            };
+            tracking.push((chunk, tracks));
+        }
+        if let Some(then) = then {
+            done = Some(then(conn)?);
+        }
+        for (chunk, reads) in tracking {
+            let excursions = match reads {
+                Some((newest, excursions)) => {
+                    for (device, newest) in sql::read_newest_readings(conn, newest)? {
+                        self.newest.insert(device, newest);
+                    }
+                    sql::read_excursions(conn, excursions)?
+                }
+                None => Vec::new(),
+            };
             for &device in chunk {
                 self.loaded.insert(device);
                 self.build_tracks(device, &excursions);
             }
         }
-        Ok(())
+        done.ok_or_else(|| StoreError::Failed("judging's reads were not followed".into()))
+    }
+
+    /// Sends the reads of these devices' newest reading times and pending excursions.
+    fn send_tracks(
+        &mut self,
+        conn: &mut impl WriteTx,
+        devices: &[i64],
+    ) -> StoreResult<(Later, Later)> {
+        let newest = sql::send_newest_readings(conn, devices)?;
+        Ok((newest, sql::send_excursions_of(conn, devices)?))
     }
 
     /// The newest reading times and the pending excursions of these devices.

@@ -59,7 +59,7 @@ pub fn add(
                 Val::int(b.received_ms),
             ]);
         }
-        conn.execute(&upsert_sql(chunk.len()), &params)?;
+        conn.execute_later(&upsert_sql(chunk.len()), params)?;
     }
     Ok(())
 }

@@ -104,8 +104,10 @@ impl TestDb {
             // The PostgreSQL writer waits with `block_on`, as on its own thread.
             (Db::Postgres(pool), _) => tokio::task::block_in_place(|| {
                 let rt = tokio::runtime::Handle::current();
-                let mut conn = rt.block_on(pool.acquire()).expect("a connection");
                 let waiter = super::write_postgres::Waiter::Shared(&rt);
+                let config = super::write_postgres::writer_config(&pool.connect_options());
+                let mut conn = super::write_postgres::PgWriteConn::connect(waiter, &config)
+                    .expect("a connection");
                 super::write_postgres::apply_jobs(waiter, &mut conn, &works, now_ms, POLICY)
             })
             .expect("apply"),
@@ -647,4 +649,56 @@ async fn postgres_recorded_attempts() {
     if let Some(t) = TestDb::postgres().await {
         recorded_attempts(t).await;
     }
+}
+
+/// A group of signed webhooks from known devices waits for PostgreSQL four times: the BEGIN with
+/// the nonces; the delivery keys with the device read; the judging reads with the readings;
+/// device rows, summaries, events and the COMMIT. (Eleven, one per statement, before the writer
+/// pipelined.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_group_waits_four_times() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let Db::Postgres(pool) = &t.db else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let group = |round: u32| -> Vec<Work> {
+        (0..8)
+            .map(|k| {
+                let key = format!("r{round}-{k}");
+                let nonce = format!("n{round}-{k}");
+                let changes = vec![reading(&key, 4.0 + f64::from(k), false)];
+                batch(Some(&nonce), vec![delivery(Some(&key), by_eui(k), changes)])
+            })
+            .collect()
+    };
+    let (first, second) = (group(1), group(2));
+    let waits = tokio::task::block_in_place(|| {
+        let rt = tokio::runtime::Handle::current();
+        let waiter = super::write_postgres::Waiter::Shared(&rt);
+        let config = super::write_postgres::writer_config(&pool.connect_options());
+        let mut conn =
+            super::write_postgres::PgWriteConn::connect(waiter, &config).expect("a connection");
+        let apply = |conn: &mut super::write_postgres::PgWriteConn, works: &[Work]| {
+            let works: Vec<&Work> = works.iter().collect();
+            super::write_postgres::apply_jobs(waiter, conn, &works, 5_000, POLICY).expect("apply")
+        };
+        // The first group registers the devices and prepares the statements.
+        apply(&mut conn, &first);
+        let before = conn.round_trips();
+        let (results, events) = apply(&mut conn, &second);
+        assert!(results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.accepted == 1)));
+        assert_eq!(events.len(), 8, "one new_telemetry event per webhook");
+        conn.round_trips() - before
+    });
+    assert_eq!(waits, 4);
+    let stored = t.dump().await;
+    assert_eq!(
+        stored.iter().filter(|r| r.starts_with("reading")).count(),
+        16
+    );
+    t.drop_pg().await;
 }

@@ -8,10 +8,12 @@
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row};
 
-use super::error::StoreResult;
+use std::collections::HashMap;
+
+use super::error::{StoreError, StoreResult};
 use super::group::{self, Applied, OfflinePolicy, Work};
-use super::write_statements::{self as sql, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT};
-use super::write_tx::{EventInsert, Ty, Val, WriteTx};
+use super::write_statements::{self as sql, ROWS_PER_STATEMENT};
+use super::write_tx::{EventInsert, Later, Ty, Val, WriteTx};
 use crate::domain::DeviceRow;
 
 /// Runs every job in one transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so
@@ -23,16 +25,29 @@ pub fn apply_jobs(
     policy: OfflinePolicy,
 ) -> StoreResult<Applied> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let applied = group::apply_works(&mut SqliteTx(conn), works, now_ms, policy)
-        .and_then(|applied| Ok(conn.execute_batch("COMMIT").map(|()| applied)?));
+    let mut tx = SqliteTx {
+        conn: &*conn,
+        answered: HashMap::new(),
+        sent: 0,
+    };
+    let applied = group::apply_works(&mut tx, works, now_ms, policy).and_then(|done| {
+        let ids = insert_events(conn, &done.events, now_ms)?;
+        conn.execute_batch("COMMIT")?;
+        Ok(done.numbered(ids))
+    });
     if applied.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     applied
 }
 
-/// The writer's connection inside its open transaction.
-struct SqliteTx<'c>(&'c Connection);
+/// The writer's connection inside its open transaction. A statement costs no round trip
+/// here, so a query sent "later" runs at once and its rows wait in `answered`.
+struct SqliteTx<'c> {
+    conn: &'c Connection,
+    answered: HashMap<usize, Vec<Vec<Val>>>,
+    sent: usize,
+}
 
 /// Runs a statement with these parameters and collects one value per row returned.
 fn query_all<T>(
@@ -93,14 +108,35 @@ fn typed_row(r: &Row<'_>, columns: &[Ty]) -> rusqlite::Result<Vec<Val>> {
 
 impl WriteTx for SqliteTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Val]) -> StoreResult<u64> {
-        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
         Ok(stmt.execute(&*params)? as u64)
     }
 
     fn select(&mut self, sql: &str, params: &[Val], columns: &[Ty]) -> StoreResult<Vec<Vec<Val>>> {
         let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
-        query_all(self.0, sql, &params, |r| typed_row(r, columns))
+        query_all(self.conn, sql, &params, |r| typed_row(r, columns))
+    }
+
+    fn select_later(
+        &mut self,
+        sql: &str,
+        params: Vec<Val>,
+        columns: &'static [Ty],
+    ) -> StoreResult<Later> {
+        let rows = self.select(sql, &params, columns)?;
+        self.sent += 1;
+        self.answered.insert(self.sent, rows);
+        Ok(Later {
+            id: self.sent,
+            columns,
+        })
+    }
+
+    fn rows(&mut self, later: Later) -> StoreResult<Vec<Vec<Val>>> {
+        self.answered
+            .remove(&later.id)
+            .ok_or_else(|| StoreError::Failed("rows read twice".into()))
     }
 
     fn claim_nonces(
@@ -115,34 +151,11 @@ impl WriteTx for SqliteTx<'_> {
                 params.extend([uuid as &dyn ToSql, nonce, &now_ms]);
             }
             let sql = sql::claim_nonces(chunk.len());
-            claimed.extend(query_all(self.0, &sql, &params, |r| {
+            claimed.extend(query_all(self.conn, &sql, &params, |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?);
         }
         Ok(claimed)
-    }
-
-    fn claim_deliveries(
-        &mut self,
-        claims: &[DeliveryClaim<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>> {
-        let mut fresh = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 5);
-            for c in chunk {
-                params.extend([
-                    &c.key as &dyn ToSql,
-                    &c.source,
-                    &c.event_type,
-                    &now_ms,
-                    &c.detail,
-                ]);
-            }
-            let sql = sql::claim_deliveries(chunk.len());
-            fresh.extend(query_all(self.0, &sql, &params, |r| r.get(0))?);
-        }
-        Ok(fresh)
     }
 
     fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>> {
@@ -150,13 +163,13 @@ impl WriteTx for SqliteTx<'_> {
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             let params: Vec<&dyn ToSql> = chunk.iter().map(|id| id as &dyn ToSql).collect();
             let sql = sql::devices_by_identifiers(chunk.len());
-            found.extend(query_all(self.0, &sql, &params, device_row)?);
+            found.extend(query_all(self.conn, &sql, &params, device_row)?);
         }
         Ok(found)
     }
 
     fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow> {
-        let mut stmt = self.0.prepare_cached(&sql::device_by_id())?;
+        let mut stmt = self.conn.prepare_cached(&sql::device_by_id())?;
         Ok(stmt.query_row([id], device_row)?)
     }
 
@@ -168,7 +181,7 @@ impl WriteTx for SqliteTx<'_> {
         model: &str,
         now_ms: i64,
     ) -> StoreResult<i64> {
-        let mut stmt = self.0.prepare_cached(sql::INSERT_DEVICE)?;
+        let mut stmt = self.conn.prepare_cached(sql::INSERT_DEVICE)?;
         let params = rusqlite::params![dev_eui, milesight_id, name, model, now_ms];
         Ok(stmt.query_row(params, |r| r.get(0))?)
     }
@@ -181,13 +194,13 @@ impl WriteTx for SqliteTx<'_> {
         name: Option<&str>,
         model: Option<&str>,
     ) -> StoreResult<()> {
-        let mut stmt = self.0.prepare_cached(sql::UPDATE_DEVICE_IDENTITY)?;
+        let mut stmt = self.conn.prepare_cached(sql::UPDATE_DEVICE_IDENTITY)?;
         stmt.execute(rusqlite::params![dev_eui, milesight_id, name, model, id])?;
         Ok(())
     }
 
     fn update_device_state(&mut self, device: &DeviceRow) -> StoreResult<()> {
-        let mut stmt = self.0.prepare_cached(sql::UPDATE_DEVICE_STATE)?;
+        let mut stmt = self.conn.prepare_cached(sql::UPDATE_DEVICE_STATE)?;
         stmt.execute(rusqlite::params![
             device.status,
             device.last_seen_ms,
@@ -197,62 +210,29 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn insert_readings(
-        &mut self,
-        rows: &[ReadingInsert<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>> {
-        let mut stored = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 14);
-            for row in chunk {
-                let r = row.reading;
-                let v = &r.values;
-                params.extend([
-                    &row.device_id as &dyn ToSql,
-                    &r.dedup_key,
-                    &r.source,
-                    &r.event_type,
-                    &r.historical,
-                    &r.measured_ms,
-                    &now_ms,
-                    &v.temperature,
-                    &v.temperature2,
-                    &v.humidity,
-                    &v.humidity2,
-                    &v.battery,
-                    &row.alarms,
-                    &r.raw,
-                ]);
-            }
-            let sql = sql::insert_readings(chunk.len());
-            stored.extend(query_all(self.0, &sql, &params, |r| r.get(0))?);
-        }
-        Ok(stored)
-    }
-
     fn silent_devices(&mut self, now_ms: i64, policy: OfflinePolicy) -> StoreResult<Vec<i64>> {
         let params: [&dyn ToSql; 3] = [&now_ms, &policy.default_interval_s, &policy.grace_s];
-        query_all(self.0, sql::SILENT_DEVICES, &params, |r| r.get(0))
+        query_all(self.conn, sql::SILENT_DEVICES, &params, |r| r.get(0))
     }
+}
 
-    fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>> {
-        let mut ids = Vec::with_capacity(events.len());
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 5);
-            for e in chunk {
-                params.extend([
-                    &e.kind as &dyn ToSql,
-                    &e.device_id,
-                    &e.site_id,
-                    &now_ms,
-                    &e.json,
-                ]);
-            }
-            let sql = sql::insert_events(chunk.len());
-            let got = query_all(self.0, &sql, &params, |r| r.get(0))?;
-            ids.extend(sql::event_ids(got, chunk.len())?);
+/// Appends the transaction's events; returns their ids, in order.
+fn insert_events(conn: &Connection, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 5);
+        for e in chunk {
+            params.extend([
+                &e.kind as &dyn ToSql,
+                &e.device_id,
+                &e.site_id,
+                &now_ms,
+                &e.json,
+            ]);
         }
-        Ok(ids)
+        let sql = sql::insert_events(chunk.len());
+        let got = query_all(conn, &sql, &params, |r| r.get(0))?;
+        ids.extend(sql::event_ids(got, chunk.len())?);
     }
+    Ok(ids)
 }

@@ -1,4 +1,4 @@
-//! The SQL of the write path, shared by its two drivers: sqlx on PostgreSQL
+//! The SQL of the write path, shared by its two drivers: tokio-postgres on PostgreSQL
 //! (`write_postgres.rs`) and rusqlite on the SQLite writer thread (`write_sqlite.rs`).
 //!
 //! A group of webhooks is stored with a few statements, each covering every row of its table
@@ -6,6 +6,7 @@
 //! Placeholders are `$N`, which both databases accept.
 
 use super::error::{StoreError, StoreResult};
+use super::write_tx::{Later, Ty, Val, WriteTx};
 use crate::domain::NewReading;
 
 /// Columns of a `DeviceRow`, in its field order.
@@ -146,6 +147,77 @@ pub struct ReadingInsert<'a> {
     pub reading: &'a NewReading,
     /// The reading's alarms as JSON text.
     pub alarms: Option<String>,
+}
+
+/// Sends the claims of delivery keys (`claim_deliveries`); `texts` reads the keys that were new.
+pub fn send_delivery_claims(
+    conn: &mut impl WriteTx,
+    claims: &[DeliveryClaim<'_>],
+    now_ms: i64,
+) -> StoreResult<Vec<Later>> {
+    claims
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut params = Vec::with_capacity(chunk.len() * 5);
+            for c in chunk {
+                params.extend([
+                    Val::text(c.key),
+                    Val::text(c.source),
+                    Val::text(c.event_type),
+                    Val::int(now_ms),
+                    Val::Text(c.detail.map(str::to_string)),
+                ]);
+            }
+            conn.select_later(&claim_deliveries(chunk.len()), params, &[Ty::Text])
+        })
+        .collect()
+}
+
+/// Sends the readings (`insert_readings`); `texts` reads the keys that were stored.
+pub fn send_readings(
+    conn: &mut impl WriteTx,
+    rows: &[ReadingInsert<'_>],
+    now_ms: i64,
+) -> StoreResult<Vec<Later>> {
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut params = Vec::with_capacity(chunk.len() * 14);
+            for row in chunk {
+                let r = row.reading;
+                let v = &r.values;
+                params.extend([
+                    Val::int(row.device_id),
+                    Val::text(&r.dedup_key),
+                    Val::text(r.source),
+                    Val::text(&r.event_type),
+                    Val::Bool(r.historical),
+                    Val::int(r.measured_ms),
+                    Val::int(now_ms),
+                    Val::Real(v.temperature),
+                    Val::Real(v.temperature2),
+                    Val::Real(v.humidity),
+                    Val::Real(v.humidity2),
+                    Val::Int(v.battery),
+                    Val::Text(row.alarms.clone()),
+                    Val::text(&r.raw),
+                ]);
+            }
+            conn.select_later(&insert_readings(chunk.len()), params, &[Ty::Text])
+        })
+        .collect()
+}
+
+/// The first column of every row of these queries, as text.
+pub fn texts(conn: &mut impl WriteTx, sent: Vec<Later>) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for later in sent {
+        for row in conn.rows(later)? {
+            if let Some(Val::Text(Some(text))) = row.into_iter().next() {
+                out.push(text);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that an insert numbered every event, and sorts the ids into insertion order.

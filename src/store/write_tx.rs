@@ -3,7 +3,6 @@
 //! (alarms, rules, the audit trail), whose SQL is written once beside the logic that uses it.
 
 use super::error::{StoreError, StoreResult};
-use super::write_statements::{DeliveryClaim, ReadingInsert};
 use crate::domain::DeviceRow;
 
 /// A value bound to or read from a statement. Typed, so PostgreSQL gets typed NULLs.
@@ -75,6 +74,13 @@ pub struct OfflinePolicy {
     pub grace_s: i64,
 }
 
+/// A query sent with `WriteTx::select_later`, whose rows `WriteTx::rows` reads.
+#[must_use = "a query sent later is read with `rows`"]
+pub struct Later {
+    pub(super) id: usize,
+    pub(super) columns: &'static [Ty],
+}
+
 /// An event to append to the log.
 pub struct EventInsert {
     pub kind: &'static str,
@@ -84,12 +90,35 @@ pub struct EventInsert {
 }
 
 /// The statements of the write path, run inside the transaction the driver opened. Each
-/// returns once the database has answered.
+/// returns once the database has answered, but `execute_later` and the statements whose
+/// methods return nothing, which a driver may send with the next one. The events are not
+/// here: the driver appends them last (`group::Done`).
 pub trait WriteTx {
     /// Runs a statement; returns the rows it changed.
     fn execute(&mut self, sql: &str, params: &[Val]) -> StoreResult<u64>;
+    /// Runs a statement whose answer nothing reads. A driver may send it with the next
+    /// statement it waits for (PostgreSQL pipelines them); a failure is then reported there,
+    /// or at the commit, and fails the transaction all the same.
+    fn execute_later(&mut self, sql: &str, params: Vec<Val>) -> StoreResult<()> {
+        self.execute(sql, &params).map(|_| ())
+    }
     /// Runs a query; each row's values read as `columns` says.
     fn select(&mut self, sql: &str, params: &[Val], columns: &[Ty]) -> StoreResult<Vec<Vec<Val>>>;
+    /// Sends a query whose rows are read later with `rows`. A driver may send it with others
+    /// and wait once for all (PostgreSQL pipelines them); statements run in the order sent.
+    fn select_later(
+        &mut self,
+        sql: &str,
+        params: Vec<Val>,
+        columns: &'static [Ty],
+    ) -> StoreResult<Later>;
+    /// The rows of a query sent with `select_later`, each as its columns say.
+    fn rows(&mut self, later: Later) -> StoreResult<Vec<Vec<Val>>>;
+    /// True when queries sent together cost one wait (PostgreSQL): reading ahead what may not
+    /// be needed is then cheaper than a round trip more.
+    fn pipelines(&self) -> bool {
+        false
+    }
 
     /// Records (key, nonce) pairs; returns those that were new. The pairs must be distinct.
     fn claim_nonces(
@@ -97,13 +126,6 @@ pub trait WriteTx {
         pairs: &[(&str, &str)],
         now_ms: i64,
     ) -> StoreResult<Vec<(String, String)>>;
-    /// Records delivery keys; returns those not seen before (the others are retries). The keys
-    /// must be distinct.
-    fn claim_deliveries(
-        &mut self,
-        claims: &[DeliveryClaim<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>>;
     /// Every device whose devEUI or Milesight id is one of `ids`.
     fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>>;
     fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow>;
@@ -125,14 +147,6 @@ pub trait WriteTx {
         model: Option<&str>,
     ) -> StoreResult<()>;
     fn update_device_state(&mut self, device: &DeviceRow) -> StoreResult<()>;
-    /// Stores the readings whose key is new; returns those keys.
-    fn insert_readings(
-        &mut self,
-        rows: &[ReadingInsert<'_>],
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>>;
     /// Devices silent longer than the policy allows that are not OFFLINE yet.
     fn silent_devices(&mut self, now_ms: i64, policy: OfflinePolicy) -> StoreResult<Vec<i64>>;
-    /// Appends events; returns their ids, in order.
-    fn insert_events(&mut self, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>>;
 }
