@@ -25,7 +25,7 @@ use super::write_statements::{
     self, update_from_values, DeliveryClaim, ReadingInsert, ROWS_PER_STATEMENT,
 };
 pub use super::write_tx::OfflinePolicy;
-use super::write_tx::{EventInsert, Val, WriteTx};
+use super::write_tx::{EventInsert, Later, Val, WriteTx};
 use crate::domain::{
     self as events, action, bounded_error, confirmed_by, public_device_id, AuditEntry, Batch,
     Change, Command, CommandRow, CommandStatus, Delivery, DeviceIdentity, DeviceRow, DeviceStatus,
@@ -274,13 +274,15 @@ impl Group {
         conn: &mut impl WriteTx,
         batches: &[&Batch],
     ) -> StoreResult<Vec<Result<Outcome, Rejection>>> {
-        let replayed = self.claim_nonces(conn, batches)?;
-
+        // Nonces, delivery keys and devices go together (one round trip on PostgreSQL): the keys
+        // and devices of every batch, as if none were replayed. A replayed batch's keys that no
+        // other batch names are taken back below, so the group stores what it stored when only
+        // live batches claimed keys.
+        let nonces = self.send_nonces(conn, batches)?;
         // Delivery keys: the first use of a key claims it, any later one is a retry.
         let mut claims = Vec::new();
         let mut unique = HashSet::new();
-        let live = || batches.iter().zip(&replayed).filter(|(_, r)| !**r);
-        for (b, _) in live() {
+        for b in batches {
             for d in &b.deliveries {
                 if let Some(key) = d.key.as_deref().filter(|k| unique.insert(*k)) {
                     claims.push(DeliveryClaim {
@@ -293,15 +295,35 @@ impl Group {
             }
         }
         let claimed = write_statements::send_delivery_claims(conn, &claims, self.now_ms)?;
-        // Devices: every one a live delivery names, read with the claims (a retry's device too,
-        // which is harmless), then registered or completed in order below.
-        let identities: Vec<&DeviceIdentity> = live()
-            .flat_map(|(b, _)| &b.deliveries)
+        // Devices: every one a delivery names (a retry's or a replay's too, which is harmless),
+        // registered or completed in order below.
+        let identities: Vec<&DeviceIdentity> = batches
+            .iter()
+            .flat_map(|b| &b.deliveries)
             .filter_map(|d| d.device.as_ref().filter(|i| i.is_known()))
             .collect();
         self.load_devices(conn, &identities)?;
+        let replayed = self.replayed(conn, batches, nonces)?;
         let fresh = write_statements::texts(conn, claimed)?;
         let mut fresh: HashSet<&str> = fresh.iter().map(String::as_str).collect();
+        if replayed.iter().any(|r| *r) {
+            let live: HashSet<&str> = batches
+                .iter()
+                .zip(&replayed)
+                .filter(|(_, r)| !**r)
+                .flat_map(|(b, _)| &b.deliveries)
+                .filter_map(|d| d.key.as_deref())
+                .collect();
+            let orphans: Vec<&str> = fresh
+                .iter()
+                .copied()
+                .filter(|k| !live.contains(k))
+                .collect();
+            write_statements::unclaim_deliveries(conn, &orphans)?;
+            for key in orphans {
+                fresh.remove(key);
+            }
+        }
         let mut results = Vec::with_capacity(batches.len());
         let mut accepted = Vec::new();
         for (b, replayed) in batches.iter().zip(&replayed) {
@@ -387,9 +409,8 @@ impl Group {
         Ok(results)
     }
 
-    /// Claims the batches' nonces; true for each batch whose nonce was used already (before, or
-    /// by an earlier batch of the group).
-    fn claim_nonces(&self, conn: &mut impl WriteTx, batches: &[&Batch]) -> StoreResult<Vec<bool>> {
+    /// Sends the claims of the batches' nonces (each pair once).
+    fn send_nonces(&self, conn: &mut impl WriteTx, batches: &[&Batch]) -> StoreResult<Vec<Later>> {
         let mut unique = HashSet::new();
         let pairs: Vec<(&str, &str)> = batches
             .iter()
@@ -397,11 +418,18 @@ impl Group {
             .map(|(uuid, nonce)| (uuid.as_str(), nonce.as_str()))
             .filter(|pair| unique.insert(*pair))
             .collect();
-        let claimed = if pairs.is_empty() {
-            Vec::new()
-        } else {
-            conn.claim_nonces(&pairs, self.now_ms)?
-        };
+        write_statements::send_nonce_claims(conn, &pairs, self.now_ms)
+    }
+
+    /// True for each batch whose nonce was used already (before, or by an earlier batch of the
+    /// group), from the claims `send_nonces` sent.
+    fn replayed(
+        &self,
+        conn: &mut impl WriteTx,
+        batches: &[&Batch],
+        sent: Vec<Later>,
+    ) -> StoreResult<Vec<bool>> {
+        let claimed = write_statements::nonce_pairs(conn, sent)?;
         let mut claimed: HashSet<(&str, &str)> = claimed
             .iter()
             .map(|(uuid, nonce)| (uuid.as_str(), nonce.as_str()))

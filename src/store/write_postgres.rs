@@ -6,7 +6,7 @@
 //! nothing waits for yet goes with the next statement that is waited for: the `BEGIN` with the
 //! first one, queries sent with `select_later` with the next wait, write-only statements
 //! (`execute_later`, device rows) with the next read, and the events with the `COMMIT`. A group
-//! of signed webhooks waits for the database four times instead of eleven (sqlx sends one
+//! of signed webhooks waits for the database three times instead of eleven (sqlx sends one
 //! statement per round trip); each wait is a turn of the backend's to be scheduled on cores
 //! the HTTP side keeps busy (bench/README.md).
 
@@ -494,28 +494,6 @@ impl WriteTx for PgTx<'_> {
 
     fn pipelines(&self) -> bool {
         true
-    }
-
-    fn claim_nonces(
-        &mut self,
-        pairs: &[(&str, &str)],
-        now_ms: i64,
-    ) -> StoreResult<Vec<(String, String)>> {
-        let chunks = pairs
-            .chunks(ROWS_PER_STATEMENT)
-            .map(|chunk| {
-                let params = chunk
-                    .iter()
-                    .flat_map(|(uuid, nonce)| [Val::text(uuid), Val::text(nonce), Val::int(now_ms)])
-                    .collect();
-                (sql::claim_nonces(chunk.len()), params)
-            })
-            .collect();
-        let rows = self.conn.query_chunks(self.rt, chunks)?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()?)
     }
 
     fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>> {

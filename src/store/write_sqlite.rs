@@ -139,25 +139,6 @@ impl WriteTx for SqliteTx<'_> {
             .ok_or_else(|| StoreError::Failed("rows read twice".into()))
     }
 
-    fn claim_nonces(
-        &mut self,
-        pairs: &[(&str, &str)],
-        now_ms: i64,
-    ) -> StoreResult<Vec<(String, String)>> {
-        let mut claimed = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
-            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 3);
-            for (uuid, nonce) in chunk {
-                params.extend([uuid as &dyn ToSql, nonce, &now_ms]);
-            }
-            let sql = sql::claim_nonces(chunk.len());
-            claimed.extend(query_all(self.conn, &sql, &params, |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?);
-        }
-        Ok(claimed)
-    }
-
     fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {

@@ -149,6 +149,57 @@ pub struct ReadingInsert<'a> {
     pub alarms: Option<String>,
 }
 
+/// Sends the claims of (webhook uuid, nonce) pairs (`claim_nonces`); `nonce_pairs` reads the
+/// pairs that were new. The pairs must be distinct.
+pub fn send_nonce_claims(
+    conn: &mut impl WriteTx,
+    pairs: &[(&str, &str)],
+    now_ms: i64,
+) -> StoreResult<Vec<Later>> {
+    pairs
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let params = chunk
+                .iter()
+                .flat_map(|(uuid, nonce)| [Val::text(uuid), Val::text(nonce), Val::int(now_ms)])
+                .collect();
+            conn.select_later(&claim_nonces(chunk.len()), params, &[Ty::Text, Ty::Text])
+        })
+        .collect()
+}
+
+/// The (webhook uuid, nonce) pairs of these queries' rows.
+pub fn nonce_pairs(
+    conn: &mut impl WriteTx,
+    sent: Vec<Later>,
+) -> StoreResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for later in sent {
+        for row in conn.rows(later)? {
+            let mut row = row.into_iter();
+            if let (Some(Val::Text(Some(uuid))), Some(Val::Text(Some(nonce)))) =
+                (row.next(), row.next())
+            {
+                out.push((uuid, nonce));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Takes back delivery keys this transaction claimed (those of a replayed webhook).
+pub fn unclaim_deliveries(conn: &mut impl WriteTx, keys: &[&str]) -> StoreResult<()> {
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let list = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("DELETE FROM deliveries WHERE dedup_key IN ({list})");
+        conn.execute_later(&sql, chunk.iter().map(|k| Val::text(k)).collect())?;
+    }
+    Ok(())
+}
+
 /// Sends the claims of delivery keys (`claim_deliveries`); `texts` reads the keys that were new.
 pub fn send_delivery_claims(
     conn: &mut impl WriteTx,

@@ -120,12 +120,6 @@ pub trait WriteTx {
         false
     }
 
-    /// Records (key, nonce) pairs; returns those that were new. The pairs must be distinct.
-    fn claim_nonces(
-        &mut self,
-        pairs: &[(&str, &str)],
-        now_ms: i64,
-    ) -> StoreResult<Vec<(String, String)>>;
     /// Every device whose devEUI or Milesight id is one of `ids`.
     fn devices_by_identifiers(&mut self, ids: &[&str]) -> StoreResult<Vec<DeviceRow>>;
     fn device_by_id(&mut self, id: i64) -> StoreResult<DeviceRow>;

@@ -110,8 +110,23 @@ async fn stats(app: &TestApp, admin: &reqwest::Client) -> Value {
 
 async fn every_message_type_in_order_with_its_json(backend: Backend, transport: StreamTransport) {
     let app = spawn_or_skip!(backend, transport_args(transport));
+    every_message_type_on(&app).await;
+}
+both_backends_and_transports!(every_message_type_in_order_with_its_json);
+
+/// `--stream-threads 0`: no streams runtime, so connections are accepted and sniffed on the
+/// main runtime and a stream is served by the task that sniffed it, beside pages and webhooks.
+async fn one_runtime_serves_every_message_type(backend: Backend) {
+    let mut args = test_args();
+    args.stream_threads = 0;
+    let app = spawn_or_skip!(backend, args);
+    every_message_type_on(&app).await;
+}
+both_backends!(one_runtime_serves_every_message_type);
+
+async fn every_message_type_on(app: &TestApp) {
     let admin = app.admin().await;
-    let r = connect(&app, &admin, "", None).await;
+    let r = connect(app, &admin, "", None).await;
     assert_eq!(r.status(), 200);
     let h = r.headers();
     assert_eq!(h["content-type"], "text/event-stream");
@@ -140,7 +155,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     reading["data"]["deviceProfile"]["name"] = json!("Freezer A");
     reading["data"]["payload"] =
         json!({"temperature_left": 21.5, "temperature_right": 4.1, "battery": 93});
-    post_ok(&app, &reading).await;
+    post_ok(app, &reading).await;
 
     let new_device = sse.next_event().await;
     assert_eq!(new_device.kind(), "new_device", "{new_device:?}");
@@ -164,7 +179,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     );
 
     // The device goes offline, and comes back.
-    post_ok(&app, &status_event("shape-2", DEV_A, EUI_A, "OFFLINE")).await;
+    post_ok(app, &status_event("shape-2", DEV_A, EUI_A, "OFFLINE")).await;
     let offline = sse.next_event().await;
     assert_eq!(offline.kind(), "device_status_changed", "{offline:?}");
     assert_eq!(
@@ -184,7 +199,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
         (Some(true), Some(false))
     );
     assert!(a["alarmId"].is_i64() && a["startedAt"].is_i64() && a["raisedAt"].is_i64());
-    post_ok(&app, &status_event("shape-3", DEV_A, EUI_A, "ONLINE")).await;
+    post_ok(app, &status_event("shape-3", DEV_A, EUI_A, "ONLINE")).await;
     let online = sse.next_event().await;
     assert_eq!(online.kind(), "device_status_changed");
     assert_eq!(online.json["data"]["status"], "ONLINE");
@@ -203,7 +218,7 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
                  "type": "PROPERTY", "ts": measured,
                  "payload": {"temperature_left": -3.25, "humidity": 40.5, "temperature_left_alarm": "threshold alarm"}}
     });
-    post_ok(&app, &eui_only).await;
+    post_ok(app, &eui_only).await;
     let nd = sse.next_event().await;
     assert_eq!(nd.kind(), "new_device");
     assert_eq!(nd.json["data"]["deviceId"], EUI_B.to_ascii_lowercase());
@@ -226,7 +241,6 @@ async fn every_message_type_in_order_with_its_json(backend: Backend, transport: 
     assert_eq!(ids(&all), app.stored_event_ids().await);
     sse.expect_quiet(Duration::from_millis(200)).await;
 }
-both_backends_and_transports!(every_message_type_in_order_with_its_json);
 
 // ---------------------------------------------------------------------------------------------
 // 2. Keepalive
