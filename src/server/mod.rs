@@ -98,7 +98,7 @@ async fn accept_loop(
         metrics.connections.clone(),
         metrics.connections_refused.clone(),
     );
-    let app = crate::web::router(state);
+    let app = crate::web::router(state.clone());
     let tracker = TaskTracker::new();
     loop {
         let (sock, addr) = tokio::select! {
@@ -120,6 +120,7 @@ async fn accept_loop(
         let _ = sock.set_nodelay(true);
         let conn = Connection {
             app: app.clone(),
+            state: state.clone(),
             addr,
             http: http.clone(),
             tracker: tracker.clone(),
@@ -181,6 +182,8 @@ impl From<&Settings> for Limits {
 
 struct Connection {
     app: Router,
+    /// For a stream answered from its pass without the router (`raw::answer`).
+    state: AppState,
     addr: SocketAddr,
     /// Where everything but a stream is served, if not on this runtime.
     http: Option<Handle>,
@@ -214,13 +217,15 @@ impl Connection {
             StreamTransport::Raw => {
                 let Connection {
                     app,
+                    state,
                     limits,
                     stalls,
                     _slot,
                     ..
                 } = self;
                 let sock = WriteDeadline::new(sock, limits.stall, stalls);
-                tracker.spawn(raw::serve(sock, request, app, limits.request, _slot));
+                let serving = raw::serve(sock, request, app, state, limits.request, _slot);
+                tracker.spawn(serving);
             }
             StreamTransport::Hyper => {
                 tracker.spawn(Box::pin(self.http(Prefixed::new(read, sock), head_by)));

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::limits::{self, Slot, WriteDeadline};
+use crate::web::state::AppState;
 
 type Socket = WriteDeadline<TcpStream>;
 
@@ -32,10 +33,11 @@ pub async fn serve(
     mut sock: Socket,
     request: Box<Request<Body>>,
     app: Router,
+    state: AppState,
     patience: Duration,
     slot: Slot,
 ) {
-    if let Some(body) = Box::pin(answer(&mut sock, request, app, patience)).await {
+    if let Some(body) = Box::pin(answer(&mut sock, request, app, state, patience)).await {
         pump(&mut sock, body).await;
     }
     let _ = sock.shutdown().await;
@@ -49,14 +51,20 @@ async fn answer(
     // Boxed until here: unboxed by the caller, the empty box would live as long as the stream.
     request: Box<Request<Body>>,
     app: Router,
+    state: AppState,
     patience: Duration,
 ) -> Option<Body> {
-    // Until the response head, as for every other request.
-    let response = match tokio::time::timeout(patience, app.oneshot(*request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        Err(_) => limits::answer_too_slow(true),
+    // A stream with a fresh pass is answered at once; anything else through the router, until
+    // the response head, as every other request.
+    let response = match crate::web::realtime::answer_from_pass(&state, &request) {
+        Some(response) => response,
+        None => match tokio::time::timeout(patience, app.oneshot(*request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => limits::answer_too_slow(true),
+        },
     };
+    drop(state);
     let (parts, mut body) = response.into_parts();
     let streaming = parts
         .headers

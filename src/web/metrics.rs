@@ -47,6 +47,8 @@ pub struct Metrics {
     pub stalled_clients: Counter,
     /// Raw readings deleted by the retention purge.
     pub readings_purged: Counter,
+    /// Streams answered from their session's pass, without the router.
+    pub streams_from_pass: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -125,8 +127,15 @@ impl Metrics {
             "Raw readings deleted past --retention-days (their summaries are kept)",
             readings_purged.clone(),
         );
+        let streams_from_pass = Counter::default();
+        registry.register(
+            "streams_from_pass",
+            "Streams answered from a session checked within the last second, without the router",
+            streams_from_pass.clone(),
+        );
         Arc::new(Metrics {
             readings_purged,
+            streams_from_pass,
             registry,
             latency,
             connections,
@@ -229,23 +238,34 @@ fn refusal(token: Option<&str>, peer: Option<SocketAddr>, headers: &HeaderMap) -
 
 /// Records how long each request took to produce its response head, by route template.
 /// Also layered on the fallback, where no route matched: those share the route "unmatched".
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let response = next.run(request).await;
+/// Records one request's time to its response head under its route.
+pub fn observe(
+    metrics: &Metrics,
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    started: Instant,
+) {
     let labels = RouteLabels {
-        method,
-        route,
-        status: status_label(response.status()),
+        method: method_label(method),
+        route: route.to_string(),
+        status: status_label(status),
     };
     metrics
         .latency
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+}
+
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    observe(&metrics, &method, &route, response.status(), started);
     response
 }
 

@@ -196,7 +196,12 @@ fn routes(state: &AppState) -> Router<AppState> {
 /// no sniffing. Nothing is cached unless its handler says so (static files; the event stream's
 /// `no-cache` is part of the contract): pages and JSON hold one user's data.
 pub async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
+    secure(response.headers_mut());
+    response
+}
+
+/// `security_headers`, on a head built outside the router.
+pub fn secure(headers: &mut axum::http::HeaderMap) {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -208,7 +213,6 @@ pub async fn security_headers(mut response: Response) -> Response {
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
     }
-    response
 }
 
 /// Operator endpoints, static files and the API's description: no session.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -18,12 +18,12 @@ use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::domain::{now_ms, Scope, User};
 use crate::realtime::gate::Filter;
-use crate::realtime::limits::LimitReached;
+use crate::realtime::limits::{LimitReached, StreamPermit};
 use crate::realtime::stream::{self, Pace, Subscriber};
 use crate::store::sessions::EXPIRES_AT_KEY;
 use crate::store::Store;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RealtimeQuery {
     /// Only these devices (Milesight ids or devEUIs, comma-separated).
@@ -88,6 +88,16 @@ pub async fn realtime(
         expires_at_ms,
         checked_epoch,
     };
+    Ok(stream_response(&state, subscriber, permit, last_id))
+}
+
+/// The stream's answer: its head, and its body from the engine.
+fn stream_response(
+    state: &AppState,
+    subscriber: Subscriber,
+    permit: StreamPermit,
+    last_id: Option<i64>,
+) -> Response {
     let pace = Pace {
         keepalive: state.settings.keepalive,
         max_replay: state.settings.max_replay_events,
@@ -108,7 +118,82 @@ pub async fn realtime(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
+}
+
+/// A stream request answered without the router, from the pass of a session checked within
+/// the last second (`passes`): in a reconnect storm most are, and the router's layers (the
+/// session and cookie machinery above all) were a quarter of a stream's set-up (bench/README.md).
+/// The answer is the router's: the same checks, head, security headers, request id and
+/// metric. None when anything needs the router: no pass, a device filter (a database read), a
+/// query or Last-Event-ID it refuses, or no stream permit left (its 429).
+pub fn answer_from_pass(state: &AppState, request: &Request<Body>) -> Option<Response> {
+    let started = std::time::Instant::now();
+    let checked_epoch = state.hub.passes.epoch();
+    let session_id = session_cookie(request.headers())?;
+    let pass = state.hub.passes.get(&session_id, now_ms())?;
+    let q = match request.uri().query() {
+        None => RealtimeQuery::default(),
+        Some(_) => {
+            axum::extract::Query::<RealtimeQuery>::try_from_uri(request.uri())
+                .ok()?
+                .0
+        }
+    };
+    if q.devices.as_deref().is_some_and(|d| !d.trim().is_empty()) {
+        return None;
+    }
+    let last_id = last_event_id(request.headers(), q.last_event_id.as_deref()).ok()?;
+    let user = pass.user;
+    let permit = state.limits.acquire(&state.hub, user.id, user.role).ok()?;
+    let subscriber = Subscriber {
+        filter: Arc::new(Filter {
+            scope: user.scope(),
+            devices: None,
+        }),
+        user_id: user.id,
+        role: user.role,
+        session_id,
+        expires_at_ms: pass.expires_at_ms,
+        checked_epoch,
+    };
+    let mut response = stream_response(state, subscriber, permit, last_id);
+    super::secure(response.headers_mut());
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(id) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    super::metrics::observe(
+        &state.metrics,
+        request.method(),
+        "/api/realtime",
+        response.status(),
+        started,
+    );
+    state.metrics.streams_from_pass.inc();
+    Some(response)
+}
+
+/// The session id of the request's session cookie, as tower-sessions reads it (the last one
+/// of that name, a well-formed id, in its canonical form); None for anything unusual (a
+/// percent-encoded value), which the router then reads.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    let mut found = None;
+    for header in headers.get_all(header::COOKIE) {
+        for pair in header.to_str().ok()?.split(';') {
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if name.contains('%') || value.contains('%') {
+                return None;
+            }
+            if name.trim() == super::SESSION_COOKIE {
+                found = Some(value.trim());
+            }
+        }
+    }
+    let id: tower_sessions::session::Id = found?.parse().ok()?;
+    Some(id.to_string())
 }
 
 /// The stream's user and session expiry: from a pass checked within the last second if there

@@ -189,6 +189,76 @@ async fn a_fresh_connection_gets_a_stream(backend: Backend, transport: StreamTra
 }
 both_backends_and_transports!(a_fresh_connection_gets_a_stream);
 
+/// A stream opened within a second of another of its session is answered from the session's
+/// pass, without the router: the same head (but the request id and date), the same events, the
+/// same metric; sign-out ends it like the first.
+async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend) {
+    let app = spawn_or_skip!(backend);
+    let (client, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
+    let request = format!(
+        "GET /api/realtime HTTP/1.1\r\nHost: sensorcast\r\nCookie: {SESSION_COOKIE}={session}\r\n\r\n"
+    );
+    let mut heads = Vec::new();
+    let mut socks = Vec::new();
+    for _ in 0..2 {
+        let mut sock = send_in_pieces(&app, &[&request]).await;
+        let mut got = Vec::new();
+        read_until(&mut sock, &mut got, "\"connected\"").await;
+        let text = String::from_utf8_lossy(&got).to_string();
+        let (head, _) = split_head(&text);
+        let mut lines: Vec<String> = head
+            .lines()
+            .map(|l| match l.split_once(": ") {
+                Some((name @ ("x-request-id" | "date"), _)) => format!("{name}: …"),
+                _ => l.to_string(),
+            })
+            .collect();
+        lines.sort();
+        heads.push(lines);
+        socks.push((sock, got));
+    }
+    assert_eq!(heads[0], heads[1]);
+    for line in [
+        "content-security-policy: default-src 'self'",
+        "x-content-type-options: nosniff",
+        "cache-control: no-cache",
+        "x-request-id: …",
+    ] {
+        assert!(
+            heads[1].iter().any(|l| l.starts_with(line)),
+            "{line:?} missing from {:?}",
+            heads[1]
+        );
+    }
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let timed = r#"sensorcast_http_request_duration_seconds_count{method="GET",route="/api/realtime",status="2xx"} 2"#;
+    assert!(metrics.contains(timed), "{metrics}");
+    // The first through the router, which checked the session; the second from its pass.
+    assert!(
+        metrics.contains("sensorcast_streams_from_pass_total 1\n"),
+        "{metrics}"
+    );
+
+    let r = app
+        .post_mdp(&mdp_reading("evt-pass-1", DEV, EUI, 4.5, -18.0))
+        .await;
+    assert_eq!(r.status(), 200);
+    for (sock, got) in &mut socks {
+        read_until(sock, got, "\"new_telemetry\"").await;
+    }
+    assert_eq!(app.logout(&client).await.status(), 303);
+    for (sock, _) in &mut socks {
+        let rest = read_to_close(sock).await;
+        assert!(!rest.contains("new_telemetry"), "{rest}");
+    }
+}
+both_backends!(a_stream_answered_from_its_pass_is_the_routers_answer);
+
 async fn refusals_on_a_fresh_connection_are_complete_answers(
     backend: Backend,
     transport: StreamTransport,
