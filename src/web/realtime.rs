@@ -264,3 +264,44 @@ async fn resolve_devices(
         .map(|d| d.id)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies(values: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_session_cookie_is_read_as_tower_sessions_reads_it() {
+        let (a, b) = (
+            tower_sessions::session::Id::default().to_string(),
+            tower_sessions::session::Id::default().to_string(),
+        );
+        let name = crate::web::SESSION_COOKIE;
+        let one = format!("theme=dark; {name}={a}");
+        assert_eq!(session_cookie(&cookies(&[one.as_bytes()])), Some(a.clone()));
+        // The last of that name wins, across headers and around spaces.
+        let two = format!("{name}={a}");
+        let three = format!("x=1;  {name} = {b} ");
+        let headers = cookies(&[two.as_bytes(), three.as_bytes()]);
+        assert_eq!(session_cookie(&headers), Some(b));
+        // Anything the router reads otherwise is left to it.
+        for odd in [
+            format!("{name}=%41{a}"),
+            format!("{name}={a}x"),
+            format!("{name}=\"{a}\""),
+            format!("other={a}"),
+        ] {
+            assert_eq!(session_cookie(&cookies(&[odd.as_bytes()])), None, "{odd}");
+        }
+        let non_ascii = format!("{name}={a}; n=\u{e9}");
+        assert_eq!(session_cookie(&cookies(&[non_ascii.as_bytes()])), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+}
