@@ -3,13 +3,13 @@
 //! boolean on PostgreSQL and 0/1 on SQLite, which both read as a condition).
 
 use super::error::StoreResult;
+use super::write_statements::placeholders;
 use super::write_tx::{Later, Ty, Val, WriteTx};
 use crate::domain::{AlarmRow, AuditEntry, Excursion, Quantity, Rule, RuleRow};
 
 /// `IN ($1, …, $n)`.
 fn list(n: usize) -> String {
-    let items: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!("({})", items.join(", "))
+    format!("({})", placeholders(n))
 }
 
 fn ids(devices: &[i64]) -> Vec<Val> {

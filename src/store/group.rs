@@ -7,10 +7,10 @@
 //! A group of batches is stored with a fixed number of statements whatever its size: one for the
 //! nonces, one for the delivery keys, one to read the devices, one for the readings, one update
 //! per device touched and one for the events, which the driver appends last (more only past
-//! `ROWS_PER_STATEMENT` rows, or for a device seen for the first time). What one batch does to the next (a nonce or key used twice, a
-//! device registered by one and read by the next, a status changed twice) is worked out here in
-//! memory, in the order the batches arrived, so the outcome and the events are those of storing
-//! the batches one after the other.
+//! `ROWS_PER_STATEMENT` rows, or for a device seen for the first time). What one batch does to
+//! the next (a nonce or key used twice, a device registered by one and read by the next, a status
+//! changed twice) is worked out here in memory, in the order the batches arrived, so the outcome
+//! and the events are those of storing the batches one after the other.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::alarm_sql as sql;
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
 use super::outbox::Outbox;
 use super::write_tx::{Later, WriteTx};
 use crate::domain::{
@@ -86,13 +86,9 @@ impl Judge {
             };
             sent.push((chunk, rules, open, tracks));
         }
-        // What must follow the reads goes right behind them: with every read sent already, or
-        // (below) behind the reads that depend on the rules.
-        let mut then = Some(then);
-        let mut done = None;
-        if ahead {
-            done = then.take().map(|then| then(conn)).transpose()?;
-        }
+        // What must follow the reads goes right behind them: now, with every read sent already,
+        // or (below) behind the reads that depend on the rules. `Err` holds it until then.
+        let then = if ahead { Ok(then(conn)?) } else { Err(then) };
         let mut tracking = Vec::new();
         for (chunk, rules, open, tracks) in sent {
             for row in sql::read_rules(conn, rules)? {
@@ -116,9 +112,10 @@ impl Judge {
             };
             tracking.push((chunk, tracks));
         }
-        if let Some(then) = then {
-            done = Some(then(conn)?);
-        }
+        let done = match then {
+            Ok(done) => done,
+            Err(then) => then(conn)?,
+        };
         for (chunk, reads) in tracking {
             let excursions = match reads {
                 Some((newest, excursions)) => {
@@ -134,7 +131,7 @@ impl Judge {
                 self.build_tracks(device, &excursions);
             }
         }
-        done.ok_or_else(|| StoreError::Failed("judging's reads were not followed".into()))
+        Ok(done)
     }
 
     /// Sends the reads of these devices' newest reading times and pending excursions.

@@ -233,16 +233,7 @@ impl PgWriteConn {
                 sql::insert_events(chunk.len()),
                 postgres::ANNOUNCE_EVENTS
             );
-            let mut params = Vec::with_capacity(chunk.len() * 5);
-            for e in chunk {
-                params.extend([
-                    Val::text(e.kind),
-                    Val::int(e.device_id),
-                    Val::Int(e.site_id),
-                    Val::int(now_ms),
-                    Val::text(&e.json),
-                ]);
-            }
+            let params = sql::event_values(chunk, now_ms);
             steps.push(Step::Query(self.statement(rt, &sql, &params)?, params));
         }
         steps.push(Step::Batch("COMMIT"));

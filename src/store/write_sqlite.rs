@@ -201,16 +201,8 @@ impl WriteTx for SqliteTx<'_> {
 fn insert_events(conn: &Connection, events: &[EventInsert], now_ms: i64) -> StoreResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 5);
-        for e in chunk {
-            params.extend([
-                &e.kind as &dyn ToSql,
-                &e.device_id,
-                &e.site_id,
-                &now_ms,
-                &e.json,
-            ]);
-        }
+        let values = sql::event_values(chunk, now_ms);
+        let params: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
         let sql = sql::insert_events(chunk.len());
         let got = query_all(conn, &sql, &params, |r| r.get(0))?;
         ids.extend(sql::event_ids(got, chunk.len())?);

@@ -6,7 +6,7 @@
 //! Placeholders are `$N`, which both databases accept.
 
 use super::error::{StoreError, StoreResult};
-use super::write_tx::{Later, Ty, Val, WriteTx};
+use super::write_tx::{EventInsert, Later, Ty, Val, WriteTx};
 use crate::domain::NewReading;
 
 /// Columns of a `DeviceRow`, in its field order.
@@ -76,12 +76,17 @@ pub fn claim_deliveries(rows: usize) -> String {
     )
 }
 
+/// `$1, $2, …, $n`.
+pub(super) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Binds `ids` identifiers; every device with one of them as devEUI or Milesight id.
 pub fn devices_by_identifiers(ids: usize) -> String {
-    let list = (1..=ids)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = placeholders(ids);
     format!("SELECT {DEVICE_COLUMNS} WHERE d.dev_eui IN ({list}) OR d.milesight_id IN ({list})")
 }
 
@@ -190,10 +195,7 @@ pub fn nonce_pairs(
 /// Takes back delivery keys this transaction claimed (those of a replayed webhook).
 pub fn unclaim_deliveries(conn: &mut impl WriteTx, keys: &[&str]) -> StoreResult<()> {
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let list = (1..=chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholders(chunk.len());
         let sql = format!("DELETE FROM deliveries WHERE dedup_key IN ({list})");
         conn.execute_later(&sql, chunk.iter().map(|k| Val::text(k)).collect())?;
     }
@@ -269,6 +271,21 @@ pub fn texts(conn: &mut impl WriteTx, sent: Vec<Later>) -> StoreResult<Vec<Strin
         }
     }
     Ok(out)
+}
+
+/// What `insert_events` binds for these events, in its order.
+pub fn event_values(events: &[EventInsert], now_ms: i64) -> Vec<Val> {
+    let mut params = Vec::with_capacity(events.len() * 5);
+    for e in events {
+        params.extend([
+            Val::text(e.kind),
+            Val::int(e.device_id),
+            Val::Int(e.site_id),
+            Val::int(now_ms),
+            Val::text(&e.json),
+        ]);
+    }
+    params
 }
 
 /// Checks that an insert numbered every event, and sorts the ids into insertion order.
