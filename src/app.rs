@@ -59,6 +59,8 @@ pub async fn build_state(database_url: &str, args: &ServeArgs) -> anyhow::Result
     let store = Store::open(database_url).await?;
     bootstrap_admin(&store, args).await?;
     let hub = Hub::new(args.broadcast_capacity, store.max_event_id().await?);
+    // As many shard threads as stream threads: each writes its share of the caught-up streams.
+    hub.start_direct(args.stream_threads.max(1))?;
     let shutdown = CancellationToken::new();
     // Several instances: events reach the hub through the shared log, in one order for all.
     let publisher: Arc<dyn Publisher> = match store.listen().await? {

@@ -233,7 +233,8 @@ pub struct ServeArgs {
 
     /// Threads that accept connections and serve event streams, apart from those answering
     /// webhooks and pages, so a large fan-out never delays ingest (0 = share one runtime;
-    /// default: one per core).
+    /// default: one per core). As many shard threads (at least one) write live events to the
+    /// streams that are caught up.
     #[arg(long, env = "SENSORCAST_STREAM_THREADS", default_value_t = default_stream_threads())]
     pub stream_threads: usize,
 

@@ -10,25 +10,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
 use super::coalesce::Coalesce;
+use super::direct::{ShardStats, Shards};
 use super::frames::Frame;
 use super::gate::Gates;
+pub use super::message::HubMessage;
 use super::passes::Passes;
 use crate::domain::{EventRow, Role, Scope, User};
 use crate::store::{Publisher, StoreError};
-
-#[derive(Debug, Clone)]
-pub enum HubMessage {
-    Event(Arc<Frame>),
-    /// End the streams of one session (sign-out).
-    EndSession(Arc<str>),
-    /// End every stream of one user (disabled, role or sites changed).
-    EndUser(i64),
-    /// Control messages may have been missed (the listener reconnected): every stream
-    /// re-checks its session and user.
-    Recheck,
-    /// The server is shutting down: end every stream.
-    Shutdown,
-}
 
 /// Counters for `/api/realtime/stats`, registered as-is with `/metrics`.
 #[derive(Debug, Default)]
@@ -44,6 +32,8 @@ pub struct Stats {
     /// Times a stream fell behind the channel and caught up from the database.
     pub lagged: Counter,
     pub lagging_now: Gauge,
+    /// Streams a shard thread writes to directly (see `direct.rs`).
+    pub direct_now: Gauge,
 }
 
 impl Stats {
@@ -85,6 +75,8 @@ pub struct Hub {
     pub passes: Passes,
     /// Reads of reconnecting streams, shared by those who ask at once (see `coalesce.rs`).
     pub shared: SharedReads,
+    /// Threads that write events straight to caught-up streams, once started (`direct.rs`).
+    pub direct: std::sync::OnceLock<Shards>,
     pub stats: Stats,
 }
 
@@ -118,8 +110,23 @@ impl Hub {
             replay_slots: tokio::sync::Semaphore::new(REPLAY_SLOTS),
             passes: Passes::default(),
             shared: SharedReads::default(),
+            direct: std::sync::OnceLock::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// Starts the shard threads that write events to caught-up streams (once; later calls
+    /// change nothing). Without them every stream is written by its own task.
+    pub fn start_direct(&self, threads: usize) -> std::io::Result<()> {
+        if self.direct.get().is_some() {
+            return Ok(());
+        }
+        let stats = ShardStats {
+            frames_sent: self.stats.frames_sent.clone(),
+        };
+        let shards = Shards::start(threads, || self.subscribe(), &stats)?;
+        let _ = self.direct.set(shards);
+        Ok(())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {

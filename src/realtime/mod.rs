@@ -5,10 +5,12 @@
 
 pub mod coalesce;
 pub mod control;
+pub mod direct;
 pub mod feeder;
 pub mod frames;
 pub mod gate;
 pub mod hub;
 pub mod limits;
+pub mod message;
 pub mod passes;
 pub mod stream;

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Frame};
+use super::direct::{Called, DirectWire, Link};
+use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Batch, Frame};
 use super::gate::{Filter, Gate};
 use super::hub::{Hub, HubMessage};
 use super::limits::StreamPermit;
@@ -31,9 +32,13 @@ const RETRY_FOR: Duration = Duration::from_secs(20);
 /// The next message: straight from the channel, or once the stream's gate opens (`None`: the
 /// gate opened but nothing was queued).
 async fn next_message(
-    rx: &mut tokio::sync::broadcast::Receiver<HubMessage>,
+    rx: Option<&mut tokio::sync::broadcast::Receiver<HubMessage>>,
     gate: Option<&Gate>,
 ) -> Option<Result<HubMessage, RecvError>> {
+    // A stream a shard writes holds no receiver.
+    let Some(rx) = rx else {
+        return std::future::pending().await;
+    };
     let Some(gate) = gate else {
         return Some(rx.recv().await);
     };
@@ -53,6 +58,23 @@ fn queued(
     }
 }
 
+/// Until the shard holding the stream calls its task.
+async fn called(link: Option<&Link>) {
+    match link {
+        Some(link) => link.called().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes what a shard kept for a full socket (boxed: only a stream with a full socket pays
+/// for the wait's state).
+async fn flush(link: Option<&Link>) -> std::io::Result<()> {
+    match link {
+        Some(link) => Box::pin(link.flush()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Counts a stream as lagging for as long as it lives, however the stream ends.
 struct Lagging(prometheus_client::metrics::gauge::Gauge);
 
@@ -66,35 +88,6 @@ impl Lagging {
 impl Drop for Lagging {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// Frames for one write: a lone frame is sent as the shared bytes themselves (no copy); several
-/// are joined into one buffer, so a stream that is behind gets them in one write.
-#[derive(Default)]
-struct Batch {
-    single: Option<Bytes>,
-    joined: BytesMut,
-}
-
-impl Batch {
-    fn push(&mut self, frame: &Bytes) {
-        if self.single.is_none() && self.joined.is_empty() {
-            self.single = Some(frame.clone());
-            return;
-        }
-        if let Some(first) = self.single.take() {
-            self.joined.extend_from_slice(&first);
-        }
-        self.joined.extend_from_slice(frame);
-    }
-
-    fn len(&self) -> usize {
-        self.single.as_ref().map_or(self.joined.len(), Bytes::len)
-    }
-
-    fn finish(self) -> Bytes {
-        self.single.unwrap_or_else(|| self.joined.freeze())
     }
 }
 
@@ -122,7 +115,8 @@ pub struct Subscriber {
 
 /// The stream's bytes: `connected`, then the replay after `last_id` (if given), then live
 /// events and keepalives until the subscriber's access ends, the client leaves or the server
-/// stops. The permit is held for as long as the stream lives.
+/// stops. The permit is held for as long as the stream lives. With `direct`, a shard thread
+/// writes the stream's events once it is caught up (`direct.rs`).
 pub fn open(
     hub: Arc<Hub>,
     store: Store,
@@ -130,6 +124,7 @@ pub fn open(
     subscriber: Subscriber,
     permit: StreamPermit,
     last_id: Option<i64>,
+    direct: Option<DirectWire>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
     let ctx = StreamCtx {
         hub,
@@ -144,7 +139,7 @@ pub fn open(
         permit,
     };
     // Boxed: the generator would otherwise hold the context twice (moved in, then bound).
-    Box::new(ctx).run(last_id)
+    Box::new(ctx).run(last_id, direct)
 }
 
 struct StreamCtx {
@@ -193,6 +188,7 @@ impl StreamCtx {
     fn run(
         self: Box<Self>,
         last_id: Option<i64>,
+        direct: Option<DirectWire>,
     ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
         async_stream::stream! {
             let this = self;
@@ -202,7 +198,7 @@ impl StreamCtx {
             // exists before it subscribes, so whatever its receiver holds has opened the gate.
             let gate = (!this.filter.takes_everything()).then(|| Gate::new(&hub.gates, this.filter.clone()));
             // Subscribe before reading the database, so nothing committed in between is missed.
-            let mut rx = hub.subscribe();
+            let rx = hub.subscribe();
             let newest = match last_id {
                 Some(_) => Box::pin(this.newest_id()).await,
                 None => hub.last_id(),
@@ -247,17 +243,62 @@ impl StreamCtx {
             // database is slow or away; a recheck asked for during one runs after it.
             let mut check: Option<futures_util::future::BoxFuture<'_, Verdict>> = None;
             let mut check_again = false;
+            // Served by the server's own transport: once caught up, a shard thread writes the
+            // events (direct.rs) and this task sleeps until called, holding no receiver.
+            let mut link = direct.and_then(|wire| {
+                let shards = hub.direct.get()?;
+                shards.link(wire, this.filter.clone(), &this.session_id, this.user_id, &hub.stats.direct_now)
+            });
+            let mut rx = Some(rx);
+            let mut direct = false;
             loop {
+                if let (false, Some(l), Some(r)) = (direct, link.as_mut(), rx.as_ref()) {
+                    if l.enter(r, cursor) {
+                        direct = true;
+                        // Dropped while it holds nothing unread (a receiver left unread would
+                        // walk the whole channel when dropped).
+                        rx = None;
+                    } else if let Some(gate) = &gate {
+                        // Unread messages its gate was not opened for: read them now, then
+                        // hand the stream over.
+                        gate.reopen();
+                    }
+                }
                 let next = tokio::select! {
                     biased;
                     verdict = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
                         Next::Checked(verdict)
                     }
-                    msg = next_message(&mut rx, gate.as_ref()) => match msg {
-                        Some(msg) => this.on_message(msg, &mut rx, &mut cursor),
-                        None => Next::Send(Bytes::new()),
+                    _ = called(link.as_ref()), if direct => match link.as_mut().map(Link::answer) {
+                        Some(Called::TakeBack { cursor: at, pending }) => {
+                            // Subscribed before reading the database, as at the start.
+                            direct = false;
+                            cursor = at;
+                            rx = Some(hub.subscribe());
+                            Next::CatchUp(pending)
+                        }
+                        Some(Called::Recheck) => Next::Recheck(Bytes::new()),
+                        Some(Called::Nothing) => Next::Send(Bytes::new()),
+                        Some(Called::End) | None => Next::End,
                     },
-                    _ = keepalive.tick() => Next::Send(keepalive_frame(now_ms())),
+                    flushed = flush(link.as_ref()), if direct && link.as_ref().is_some_and(Link::has_pending) => {
+                        match flushed {
+                            Ok(()) => Next::Send(Bytes::new()),
+                            Err(_) => Next::End,
+                        }
+                    }
+                    msg = next_message(rx.as_mut(), gate.as_ref()), if !direct => match (msg, rx.as_mut()) {
+                        (Some(msg), Some(rx)) => this.on_message(msg, rx, &mut cursor),
+                        _ => Next::Send(Bytes::new()),
+                    },
+                    _ = keepalive.tick() => match link.as_ref().filter(|_| direct) {
+                        Some(link) if link.send_own(&keepalive_frame(now_ms())) => {
+                            hub.stats.frames_sent.inc();
+                            Next::Send(Bytes::new())
+                        }
+                        Some(_) => Next::End,
+                        None => Next::Send(keepalive_frame(now_ms())),
+                    },
                     _ = &mut expiry, if check.is_none() => Next::Expiry,
                 };
                 match next {
@@ -505,29 +546,5 @@ impl StreamCtx {
                 false
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lone_frame_is_not_copied_and_several_are_joined_in_order() {
-        let (a, b) = (
-            Bytes::from_static(b"id: 1\n\n"),
-            Bytes::from_static(b"id: 2\n\n"),
-        );
-        let mut one = Batch::default();
-        one.push(&a);
-        assert_eq!(one.len(), a.len());
-        assert_eq!(one.finish().as_ptr(), a.as_ptr(), "shared, not copied");
-        let mut two = Batch::default();
-        two.push(&a);
-        two.push(&b);
-        two.push(&a);
-        assert_eq!(two.len(), 3 * a.len());
-        assert_eq!(&two.finish()[..], b"id: 1\n\nid: 2\n\nid: 1\n\n");
-        assert!(Batch::default().finish().is_empty());
     }
 }

@@ -265,6 +265,15 @@ impl<T> WriteDeadline<T> {
         &self.inner
     }
 
+    /// How long a write may wait for the client to read.
+    pub fn patience(&self) -> Duration {
+        self.patience
+    }
+
+    pub fn stalls(&self) -> &Counter {
+        &self.stalls
+    }
+
     /// Passes a write's progress on; a write that is pending starts (or goes on) waiting.
     fn watch<R>(
         &mut self,

@@ -223,7 +223,7 @@ impl Connection {
                     _slot,
                     ..
                 } = self;
-                let sock = WriteDeadline::new(sock, limits.stall, stalls);
+                let sock = WriteDeadline::new(raw::Shared::new(sock), limits.stall, stalls);
                 let serving = raw::serve(sock, request, app, state, limits.request, _slot);
                 tracker.spawn(serving);
             }

@@ -5,7 +5,16 @@
 //! straight from the shared buffers, and `Connection: close` instead of chunked framing. Per
 //! idle stream this holds a socket and the stream's state, not hyper's read and write buffers.
 //! Every write is under the stall deadline (`WriteDeadline`), the answer under the request one.
+//!
+//! The socket is shared with the stream engine (`Shared`, offered to it as a request
+//! extension): once a stream is caught up, a shard thread writes its events to the socket
+//! itself (`realtime::direct`), and the pump below only waits for the client to leave.
 
+use std::io;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,14 +23,87 @@ use axum::Router;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::limits::{self, Slot, WriteDeadline};
+use crate::realtime::direct::{DirectWire, Wire};
 use crate::web::state::AppState;
 
-type Socket = WriteDeadline<TcpStream>;
+type Socket = WriteDeadline<Shared>;
+
+/// A stream's socket, written by this task (the head, replays, catch-ups) and by a shard
+/// thread (live events), never both at once (`realtime::direct` holds a lock for each write).
+#[derive(Clone)]
+pub struct Shared(Arc<TcpStream>);
+
+impl Shared {
+    pub fn new(sock: TcpStream) -> Shared {
+        Shared(Arc::new(sock))
+    }
+}
+
+impl Deref for Shared {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// The socket as the engine writes it.
+    fn wire(&self) -> Arc<dyn Wire> {
+        self.0.clone()
+    }
+}
+
+impl Wire for TcpStream {
+    /// Straight to the socket, past the runtime's readiness (one cache line fewer per event):
+    /// a full socket leaves the readiness set, so the task's next `try_write` finds it full
+    /// and only then waits.
+    fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        socket2::SockRef::from(self).send(bytes)
+    }
+
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, bytes)
+    }
+
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_ready(cx)
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends FIN once the engine has let go of the socket (it has when the stream ended);
+    /// otherwise the socket closes when the last holder drops it.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Arc::get_mut(&mut self.get_mut().0) {
+            Some(sock) => Pin::new(sock).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
 
 /// Error answers (401, 429, …) are small; anything larger is cut.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -31,12 +113,18 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// parts (the router's future, the response head) are done with and freed first.
 pub async fn serve(
     mut sock: Socket,
-    request: Box<Request<Body>>,
+    mut request: Box<Request<Body>>,
     app: Router,
     state: AppState,
     patience: Duration,
     slot: Slot,
 ) {
+    let direct = DirectWire {
+        wire: sock.get_ref().wire(),
+        stall: sock.patience(),
+        stalls: sock.stalls().clone(),
+    };
+    request.extensions_mut().insert(direct);
     if let Some(body) = Box::pin(answer(&mut sock, request, app, state, patience)).await {
         pump(&mut sock, body).await;
     }

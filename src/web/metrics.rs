@@ -97,6 +97,11 @@ impl Metrics {
             s.lagging_now.clone(),
         );
         registry.register(
+            "direct_streams",
+            "Streams a shard thread writes to directly (caught up, served by the raw transport)",
+            s.direct_now.clone(),
+        );
+        registry.register(
             "webhooks",
             "Webhook requests by source, result and error code",
             health.counters(),

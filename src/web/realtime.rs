@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -17,6 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::domain::{now_ms, Scope, User};
+use crate::realtime::direct::DirectWire;
 use crate::realtime::gate::Filter;
 use crate::realtime::limits::{LimitReached, StreamPermit};
 use crate::realtime::stream::{self, Pace, Subscriber};
@@ -50,6 +52,7 @@ pub async fn realtime(
     session: Session,
     ApiQuery(q): ApiQuery<RealtimeQuery>,
     headers: HeaderMap,
+    direct: Option<Extension<DirectWire>>,
 ) -> Result<Response, ApiError> {
     let checked_epoch = state.hub.passes.epoch();
     let session_id = session.id().map(|id| id.to_string());
@@ -88,15 +91,18 @@ pub async fn realtime(
         expires_at_ms,
         checked_epoch,
     };
-    Ok(stream_response(&state, subscriber, permit, last_id))
+    let direct = direct.map(|Extension(wire)| wire);
+    Ok(stream_response(&state, subscriber, permit, last_id, direct))
 }
 
-/// The stream's answer: its head, and its body from the engine.
+/// The stream's answer: its head, and its body from the engine (written directly by a shard
+/// once caught up, when the server's transport offers its socket: `direct`).
 fn stream_response(
     state: &AppState,
     subscriber: Subscriber,
     permit: StreamPermit,
     last_id: Option<i64>,
+    direct: Option<DirectWire>,
 ) -> Response {
     let pace = Pace {
         keepalive: state.settings.keepalive,
@@ -109,6 +115,7 @@ fn stream_response(
         subscriber,
         permit,
         last_id,
+        direct,
     );
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
@@ -157,7 +164,8 @@ pub fn answer_from_pass(state: &AppState, request: &Request<Body>) -> Option<Res
         expires_at_ms: pass.expires_at_ms,
         checked_epoch,
     };
-    let mut response = stream_response(state, subscriber, permit, last_id);
+    let direct = request.extensions().get::<DirectWire>().cloned();
+    let mut response = stream_response(state, subscriber, permit, last_id, direct);
     super::secure(response.headers_mut());
     let id = uuid::Uuid::new_v4().to_string();
     if let Ok(id) = HeaderValue::from_str(&id) {

@@ -164,12 +164,25 @@ async fn a_fresh_connection_gets_a_stream(backend: Backend, transport: StreamTra
         "{body:?}"
     );
     assert_eq!(clients(&app, &admin).await, 1);
+    // Caught up, a raw stream is handed to a shard thread that writes its events itself.
+    let direct = || app.state.hub.stats.direct_now.get();
+    let want = i64::from(transport == StreamTransport::Raw);
+    let started = Instant::now();
+    while direct() != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "direct: {}",
+            direct()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let r = app
         .post_mdp(&mdp_reading("evt-w1", DEV, EUI, 4.5, -18.0))
         .await;
     assert_eq!(r.status(), 200);
     read_until(&mut sock, &mut got, "\"new_telemetry\"").await;
+    assert_eq!(direct(), want, "still written by the shard");
     let text = String::from_utf8_lossy(&got).to_string();
     assert!(
         text.contains("\nid: ") || text.contains("\r\n\r\nid: "),
@@ -186,6 +199,7 @@ async fn a_fresh_connection_gets_a_stream(backend: Backend, transport: StreamTra
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(direct(), 0);
 }
 both_backends_and_transports!(a_fresh_connection_gets_a_stream);
 
