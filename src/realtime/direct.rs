@@ -12,7 +12,7 @@
 //! filtered out) or read later by the task from the database.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -95,17 +95,39 @@ impl Sink {
     }
 }
 
-/// The shard threads of one hub and the streams waiting to join each.
+/// One shard thread's door: the streams waiting to join it, and whether it still runs.
+#[derive(Default)]
+struct Shard {
+    waiting: Mutex<Waiting>,
+    /// Cleared if the thread panicked: its streams were handed back and no more join.
+    alive: AtomicBool,
+}
+
+#[derive(Default)]
+struct Waiting {
+    sinks: Vec<Arc<Sink>>,
+    /// Length at which the list next drops streams already gone (doubling, so a reconnect
+    /// storm on a quiet hub costs linear time, not quadratic).
+    prune_at: usize,
+}
+
+impl Shard {
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The shard threads of one hub.
 #[derive(Default)]
 pub struct Shards {
-    waiting: Vec<Arc<Mutex<Vec<Arc<Sink>>>>>,
+    shards: Vec<Arc<Shard>>,
     next: AtomicUsize,
 }
 
 impl std::fmt::Debug for Shards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shards")
-            .field("threads", &self.waiting.len())
+            .field("threads", &self.shards.len())
             .finish()
     }
 }
@@ -124,17 +146,18 @@ impl Shards {
         subscribe: impl Fn() -> Receiver<HubMessage>,
         stats: &ShardStats,
     ) -> io::Result<Shards> {
-        let mut waiting = Vec::new();
+        let mut shards = Vec::new();
         for n in 0..threads.max(1) {
-            let list: Arc<Mutex<Vec<Arc<Sink>>>> = Arc::default();
-            let (rx, list2, stats) = (subscribe(), list.clone(), stats.clone());
+            let shard = Arc::new(Shard::default());
+            shard.alive.store(true, Ordering::Release);
+            let (rx, own, stats) = (subscribe(), shard.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("sensorcast-shard-{n}"))
-                .spawn(move || run(rx, &list2, &stats))?;
-            waiting.push(list);
+                .spawn(move || guard(rx, &own, &stats))?;
+            shards.push(shard);
         }
         Ok(Shards {
-            waiting,
+            shards,
             next: AtomicUsize::new(0),
         })
     }
@@ -148,7 +171,9 @@ impl Shards {
         user_id: i64,
         gauge: &Gauge,
     ) -> Option<Link> {
-        if self.waiting.is_empty() {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shards.get(turn % self.shards.len().max(1))?;
+        if !shard.alive.load(Ordering::Acquire) {
             return None;
         }
         let sink = Arc::new(Sink {
@@ -162,14 +187,16 @@ impl Shards {
                 ..State::default()
             }),
         });
-        let list = &self.waiting[self.next.fetch_add(1, Ordering::Relaxed) % self.waiting.len()];
-        let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = shard.waiting();
         // A shard picks its newcomers up at its next pass; until then streams come and go.
-        if list.len() >= PRUNE_WAITING_AT {
-            list.retain(|s| s.lock().wire.is_some());
+        if waiting.sinks.len() >= waiting.prune_at.max(PRUNE_WAITING_AT) {
+            waiting.sinks.retain(|s| s.lock().wire.is_some());
+            waiting.prune_at = 2 * waiting.sinks.len();
         }
-        list.push(sink.clone());
+        waiting.sinks.push(sink.clone());
+        drop(waiting);
         Some(Link {
+            shard: shard.clone(),
             sink,
             stall: wire.stall,
             stalls: wire.stalls,
@@ -179,9 +206,38 @@ impl Shards {
     }
 }
 
-/// One shard's thread: each message (or batch of them) to each of its direct streams.
-fn run(mut rx: Receiver<HubMessage>, waiting: &Mutex<Vec<Arc<Sink>>>, stats: &ShardStats) {
+/// Runs a shard; should it panic, its streams are handed back to their tasks (which catch up
+/// from the database) and none joins it again.
+fn guard(rx: Receiver<HubMessage>, shard: &Shard, stats: &ShardStats) {
     let mut sinks: Vec<Arc<Sink>> = Vec::new();
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(rx, shard, &mut sinks, stats)
+    }));
+    if ran.is_ok() {
+        return;
+    }
+    tracing::error!("a shard thread panicked; its streams go back to their tasks");
+    shard.alive.store(false, Ordering::Release);
+    sinks.append(&mut shard.waiting().sinks);
+    let back = Calls {
+        take_back: true,
+        ..Calls::default()
+    };
+    for sink in &sinks {
+        let mut st = sink.lock();
+        if st.direct {
+            call(sink, &mut st, back);
+        }
+    }
+}
+
+/// One shard's thread: each message (or batch of them) to each of its direct streams.
+fn run(
+    mut rx: Receiver<HubMessage>,
+    shard: &Shard,
+    sinks: &mut Vec<Arc<Sink>>,
+    stats: &ShardStats,
+) {
     let mut batch: Vec<HubMessage> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
@@ -200,7 +256,7 @@ fn run(mut rx: Receiver<HubMessage>, waiting: &Mutex<Vec<Arc<Sink>>>, stats: &Sh
                 Err(TryRecvError::Closed) => closed = true,
             }
         }
-        sinks.extend(waiting.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+        sinks.append(&mut shard.waiting().sinks);
         let ending = closed || batch.iter().any(|m| matches!(m, HubMessage::Shutdown));
         let mut sent = 0u64;
         sinks.retain(|sink| deliver(sink, &batch, lagged, ending, &mut sent));
@@ -325,6 +381,7 @@ pub enum Called {
 
 /// A stream task's side of its link to a shard; dropping it takes the stream out.
 pub struct Link {
+    shard: Arc<Shard>,
     sink: Arc<Sink>,
     stall: Duration,
     stalls: Counter,
@@ -340,6 +397,9 @@ impl Link {
         let sink = self.sink.clone();
         let mut st = sink.lock();
         if !rx.is_empty() || st.wire.is_none() || !st.pending.is_empty() {
+            return false;
+        }
+        if !self.shard.alive.load(Ordering::Acquire) {
             return false;
         }
         st.direct = true;
@@ -366,6 +426,8 @@ impl Link {
             self.count(false);
             return Called::End;
         }
+        // A recheck asked for with a take-back is covered: the catch-up checks the session
+        // before every page.
         if calls.take_back {
             st.direct = false;
             st.pending_since = None;
@@ -388,18 +450,26 @@ impl Link {
     /// Writes what is kept as the socket takes it; an error when it fails or takes nothing for
     /// the stall deadline (counted as a stall, as the server counts its own).
     pub async fn flush(&self) -> io::Result<()> {
-        let since = self.sink.lock().pending_since;
-        let deadline = since.unwrap_or_else(tokio::time::Instant::now) + self.stall;
-        let flushing = async {
-            loop {
-                let wire = {
-                    let st = self.sink.lock();
-                    if st.pending.is_empty() {
-                        return Ok(());
-                    }
-                    st.wire.clone().ok_or(io::ErrorKind::NotConnected)?
-                };
-                std::future::poll_fn(|cx| wire.poll_writable(cx)).await?;
+        loop {
+            let (wire, since) = {
+                let st = self.sink.lock();
+                if st.pending.is_empty() {
+                    return Ok(());
+                }
+                let wire = st.wire.clone().ok_or(io::ErrorKind::NotConnected)?;
+                (wire, st.pending_since)
+            };
+            // Measured from the last progress, so a slow reader that keeps reading stays.
+            let deadline = since.unwrap_or_else(tokio::time::Instant::now) + self.stall;
+            let writable = std::future::poll_fn(|cx| wire.poll_writable(cx));
+            match tokio::time::timeout_at(deadline, writable).await {
+                Ok(ready) => ready?,
+                Err(_) => {
+                    self.stalls.inc();
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            {
                 let mut st = self.sink.lock();
                 let st = &mut *st;
                 match wire.try_write(&st.pending) {
@@ -415,13 +485,6 @@ impl Link {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
-            }
-        };
-        match tokio::time::timeout_at(deadline, flushing).await {
-            Ok(done) => done,
-            Err(_) => {
-                self.stalls.inc();
-                Err(io::ErrorKind::TimedOut.into())
             }
         }
     }
@@ -464,6 +527,8 @@ impl Drop for Link {
         let mut st = self.sink.lock();
         st.wire = None;
         st.direct = false;
+        // The shard may hold the sink until its next pass: it keeps nothing big meanwhile.
+        st.pending = BytesMut::new();
         drop(st);
         self.count(false);
     }
@@ -474,7 +539,6 @@ mod tests {
     use super::*;
     use crate::domain::Scope;
     use crate::realtime::frames::Frame;
-    use std::sync::atomic::AtomicBool;
 
     /// A socket that takes up to `room` bytes, then is full until given more.
     #[derive(Default)]
@@ -533,9 +597,10 @@ mod tests {
 
     /// A shard with no thread (the test delivers), a link on it, and its sink.
     fn linked(pipe: &Arc<Pipe>, scope: Scope) -> (Link, Arc<Sink>) {
-        let list: Arc<Mutex<Vec<Arc<Sink>>>> = Arc::default();
+        let shard = Arc::new(Shard::default());
+        shard.alive.store(true, Ordering::SeqCst);
         let shards = Shards {
-            waiting: vec![list.clone()],
+            shards: vec![shard.clone()],
             next: AtomicUsize::new(0),
         };
         let wire = DirectWire {
@@ -550,7 +615,7 @@ mod tests {
         let link = shards
             .link(wire, filter, "s1", 7, &Gauge::default())
             .expect("a shard");
-        let sink = list.lock().unwrap().pop().expect("waiting");
+        let sink = shard.waiting().sinks.pop().expect("waiting");
         (link, sink)
     }
 

@@ -64,7 +64,8 @@ impl Wire for TcpStream {
     /// a full socket leaves the readiness set, so the task's next `try_write` finds it full
     /// and only then waits.
     fn send(&self, bytes: &[u8]) -> io::Result<usize> {
-        socket2::SockRef::from(self).send(bytes)
+        // MSG_NOSIGNAL: a reset socket is an error here, never a signal to the process.
+        socket2::SockRef::from(self).send_with_flags(bytes, libc::MSG_NOSIGNAL)
     }
 
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
