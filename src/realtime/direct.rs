@@ -24,7 +24,6 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::Notify;
 
-use super::frames::Batch;
 use super::gate::Filter;
 use super::message::HubMessage;
 
@@ -167,7 +166,7 @@ impl Shards {
         &self,
         wire: DirectWire,
         filter: Arc<Filter>,
-        session_id: &str,
+        session_id: Arc<str>,
         user_id: i64,
         gauge: &Gauge,
     ) -> Option<Link> {
@@ -179,7 +178,7 @@ impl Shards {
         let sink = Arc::new(Sink {
             everything: filter.takes_everything(),
             filter,
-            session_id: session_id.into(),
+            session_id,
             user_id,
             notify: Notify::new(),
             state: Mutex::new(State {
@@ -239,6 +238,8 @@ fn run(
     stats: &ShardStats,
 ) {
     let mut batch: Vec<HubMessage> = Vec::with_capacity(BATCH);
+    // Reused for every stream that gets several frames in one write.
+    let mut joined: Vec<u8> = Vec::new();
     loop {
         batch.clear();
         let mut lagged = false;
@@ -258,8 +259,13 @@ fn run(
         }
         sinks.append(&mut shard.waiting().sinks);
         let ending = closed || batch.iter().any(|m| matches!(m, HubMessage::Shutdown));
+        let pass = Pass {
+            batch: &batch,
+            lagged,
+            ending,
+        };
         let mut sent = 0u64;
-        sinks.retain(|sink| deliver(sink, &batch, lagged, ending, &mut sent));
+        sinks.retain(|sink| deliver(sink, &pass, &mut joined, &mut sent));
         stats.frames_sent.inc_by(sent);
         if ending {
             return;
@@ -267,8 +273,19 @@ fn run(
     }
 }
 
-/// Handles a batch for one stream; false once the stream is gone (dropped from the shard).
-fn deliver(sink: &Sink, batch: &[HubMessage], lagged: bool, ending: bool, sent: &mut u64) -> bool {
+/// One pass of a shard over its streams.
+struct Pass<'a> {
+    batch: &'a [HubMessage],
+    /// The shard's receiver fell behind after the batch: every stream is handed back.
+    lagged: bool,
+    /// The channel closed or the server is stopping: every stream ends.
+    ending: bool,
+}
+
+/// Handles a pass for one stream; false once the stream is gone (dropped from the shard).
+/// A lone frame is written from the shared bytes as they are, without touching their count
+/// (the shard threads would pass that cache line between cores for every stream).
+fn deliver(sink: &Sink, pass: &Pass<'_>, joined: &mut Vec<u8>, sent: &mut u64) -> bool {
     let mut guard = sink.lock();
     let st = &mut *guard;
     let Some(wire) = st.wire.as_deref() else {
@@ -277,17 +294,26 @@ fn deliver(sink: &Sink, batch: &[HubMessage], lagged: bool, ending: bool, sent: 
     if !st.direct {
         return true;
     }
-    let mut out = Batch::default();
+    let mut single: Option<&[u8]> = None;
+    let mut several = false;
     let mut calls = Calls {
-        end: ending,
+        end: pass.ending,
         ..Calls::default()
     };
-    for msg in batch {
+    for msg in pass.batch {
         match msg {
             HubMessage::Event(frame) if frame.id > st.cursor => {
                 st.cursor = frame.id;
                 if sink.everything || sink.filter.allows(frame.device_id, frame.site_id) {
-                    out.push(&frame.bytes);
+                    if let Some(first) = single.take() {
+                        joined.clear();
+                        joined.extend_from_slice(first);
+                        several = true;
+                    }
+                    match several {
+                        true => joined.extend_from_slice(&frame.bytes),
+                        false => single = Some(&frame.bytes),
+                    }
                 }
             }
             HubMessage::Event(_) => {}
@@ -304,15 +330,18 @@ fn deliver(sink: &Sink, batch: &[HubMessage], lagged: bool, ending: bool, sent: 
         // As a task does: what was gathered with the end is not sent.
         return call(sink, st, calls);
     }
-    let bytes = out.finish();
+    let bytes = match several {
+        true => &joined[..],
+        false => single.unwrap_or_default(),
+    };
     if !bytes.is_empty() {
-        match write_or_keep(&mut st.pending, wire, &bytes, Wire::send) {
+        match write_or_keep(&mut st.pending, wire, bytes, Wire::send) {
             Ok(true) => *sent += 1,
             Ok(false) => calls.take_back |= st.pending.len() > MAX_PENDING,
             Err(_) => calls.end = true,
         }
     }
-    calls.take_back |= lagged;
+    calls.take_back |= pass.lagged;
     if !st.pending.is_empty() && st.pending_since.is_none() {
         // Newly full: the task waits for the socket and flushes.
         st.pending_since = Some(tokio::time::Instant::now());
@@ -613,16 +642,25 @@ mod tests {
             devices: None,
         });
         let link = shards
-            .link(wire, filter, "s1", 7, &Gauge::default())
+            .link(wire, filter, "s1".into(), 7, &Gauge::default())
             .expect("a shard");
         let sink = shard.waiting().sinks.pop().expect("waiting");
         (link, sink)
     }
 
-    fn pass(sink: &Sink, batch: &[HubMessage]) -> (bool, u64) {
+    fn deliver_with(sink: &Sink, batch: &[HubMessage], lagged: bool) -> (bool, u64) {
+        let pass = Pass {
+            batch,
+            lagged,
+            ending: false,
+        };
         let mut sent = 0;
-        let kept = deliver(sink, batch, false, false, &mut sent);
+        let kept = deliver(sink, &pass, &mut vec![b'?'; 3], &mut sent);
         (kept, sent)
+    }
+
+    fn pass(sink: &Sink, batch: &[HubMessage]) -> (bool, u64) {
+        deliver_with(sink, batch, false)
     }
 
     #[test]
@@ -732,8 +770,7 @@ mod tests {
         let pipe = Pipe::with_room(1 << 20);
         let (mut link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 4));
-        let mut sent = 0;
-        deliver(&sink, &[event(5, None)], true, false, &mut sent);
+        deliver_with(&sink, &[event(5, None)], true);
         match link.answer() {
             Called::TakeBack { cursor, pending } => assert_eq!((cursor, pending.len()), (5, 0)),
             other => panic!("{other:?}"),

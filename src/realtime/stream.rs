@@ -133,7 +133,7 @@ pub fn open(
         filter: subscriber.filter,
         user_id: subscriber.user_id,
         role: subscriber.role,
-        session_id: subscriber.session_id,
+        session_id: subscriber.session_id.into(),
         expires_at_ms: subscriber.expires_at_ms,
         checked_epoch: subscriber.checked_epoch,
         permit,
@@ -149,7 +149,8 @@ struct StreamCtx {
     filter: Arc<Filter>,
     user_id: i64,
     role: Role,
-    session_id: String,
+    /// Shared with the stream's link to a shard.
+    session_id: Arc<str>,
     /// When the session expires unless renewed (ms since the epoch).
     expires_at_ms: i64,
     checked_epoch: u64,
@@ -247,7 +248,7 @@ impl StreamCtx {
             // events (direct.rs) and this task sleeps until called, holding no receiver.
             let mut link = direct.and_then(|wire| {
                 let shards = hub.direct.get()?;
-                shards.link(wire, this.filter.clone(), &this.session_id, this.user_id, &hub.stats.direct_now)
+                shards.link(wire, this.filter.clone(), this.session_id.clone(), this.user_id, &hub.stats.direct_now)
             });
             let mut rx = Some(rx);
             let mut direct = false;
@@ -527,7 +528,7 @@ impl StreamCtx {
     /// (a database that stays unavailable past `RETRY_FOR` counts as no).
     async fn still_authorized(&self) -> bool {
         let shared = &self.hub.shared;
-        let active = shared.sessions.read(self.session_id.clone(), || async {
+        let active = shared.sessions.read(self.session_id.to_string(), || async {
             let active = self.read("session", || self.store.session_active(&self.session_id));
             active.await.map_err(Arc::new)
         });

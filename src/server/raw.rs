@@ -114,18 +114,12 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// parts (the router's future, the response head) are done with and freed first.
 pub async fn serve(
     mut sock: Socket,
-    mut request: Box<Request<Body>>,
+    request: Box<Request<Body>>,
     app: Router,
     state: AppState,
     patience: Duration,
     slot: Slot,
 ) {
-    let direct = DirectWire {
-        wire: sock.get_ref().wire(),
-        stall: sock.patience(),
-        stalls: sock.stalls().clone(),
-    };
-    request.extensions_mut().insert(direct);
     if let Some(body) = Box::pin(answer(&mut sock, request, app, state, patience)).await {
         pump(&mut sock, body).await;
     }
@@ -138,16 +132,27 @@ pub async fn serve(
 async fn answer(
     sock: &mut Socket,
     // Boxed until here: unboxed by the caller, the empty box would live as long as the stream.
-    request: Box<Request<Body>>,
+    mut request: Box<Request<Body>>,
     app: Router,
     state: AppState,
     patience: Duration,
 ) -> Option<Body> {
-    // A stream with a fresh pass is answered at once; anything else through the router, until
-    // the response head, as every other request.
-    let response = match crate::web::realtime::answer_from_pass(&state, &request) {
+    // The socket, offered to the engine so a shard can write the stream's live events.
+    let direct = DirectWire {
+        wire: sock.get_ref().wire(),
+        stall: sock.patience(),
+        stalls: sock.stalls().clone(),
+    };
+    // A stream with a fresh pass is answered at once; anything else through the router (the
+    // socket as a request extension), until the response head, as every other request.
+    let response = match crate::web::realtime::answer_from_pass(&state, &request, &direct) {
         Some(response) => response,
-        None => match tokio::time::timeout(patience, app.oneshot(*request)).await {
+        None => match tokio::time::timeout(patience, {
+            request.extensions_mut().insert(direct);
+            app.oneshot(*request)
+        })
+        .await
+        {
             Ok(Ok(response)) => response,
             Ok(Err(never)) => match never {},
             Err(_) => limits::answer_too_slow(true),

@@ -134,7 +134,11 @@ fn stream_response(
 /// The answer is the router's: the same checks, head, security headers, request id and
 /// metric. None when anything needs the router: no pass, a device filter (a database read), a
 /// query or Last-Event-ID it refuses, or no stream permit left (its 429).
-pub fn answer_from_pass(state: &AppState, request: &Request<Body>) -> Option<Response> {
+pub fn answer_from_pass(
+    state: &AppState,
+    request: &Request<Body>,
+    direct: &DirectWire,
+) -> Option<Response> {
     let started = std::time::Instant::now();
     let checked_epoch = state.hub.passes.epoch();
     let session_id = session_cookie(request.headers())?;
@@ -164,7 +168,7 @@ pub fn answer_from_pass(state: &AppState, request: &Request<Body>) -> Option<Res
         expires_at_ms: pass.expires_at_ms,
         checked_epoch,
     };
-    let direct = request.extensions().get::<DirectWire>().cloned();
+    let direct = Some(direct.clone());
     let mut response = stream_response(state, subscriber, permit, last_id, direct);
     super::secure(response.headers_mut());
     let id = uuid::Uuid::new_v4().to_string();
