@@ -76,6 +76,8 @@ struct State {
     /// When `pending` stopped draining.
     pending_since: Option<tokio::time::Instant>,
     calls: Calls,
+    /// Counted in the direct-streams gauge.
+    counted: bool,
 }
 
 struct Sink {
@@ -86,6 +88,11 @@ struct Sink {
     user_id: i64,
     notify: Notify,
     state: Mutex<State>,
+    /// What only the task uses: kept here so an idle stream's own state stays one pointer.
+    shard: Arc<Shard>,
+    stall: Duration,
+    stalls: Counter,
+    gauge: Gauge,
 }
 
 impl Sink {
@@ -185,6 +192,10 @@ impl Shards {
                 wire: Some(wire.wire),
                 ..State::default()
             }),
+            shard: shard.clone(),
+            stall: wire.stall,
+            stalls: wire.stalls,
+            gauge: gauge.clone(),
         });
         let mut waiting = shard.waiting();
         // A shard picks its newcomers up at its next pass; until then streams come and go.
@@ -194,14 +205,7 @@ impl Shards {
         }
         waiting.sinks.push(sink.clone());
         drop(waiting);
-        Some(Link {
-            shard: shard.clone(),
-            sink,
-            stall: wire.stall,
-            stalls: wire.stalls,
-            gauge: gauge.clone(),
-            counted: false,
-        })
+        Some(Link { sink })
     }
 }
 
@@ -410,12 +414,7 @@ pub enum Called {
 
 /// A stream task's side of its link to a shard; dropping it takes the stream out.
 pub struct Link {
-    shard: Arc<Shard>,
     sink: Arc<Sink>,
-    stall: Duration,
-    stalls: Counter,
-    gauge: Gauge,
-    counted: bool,
 }
 
 impl Link {
@@ -423,19 +422,18 @@ impl Link {
     /// try again): under the stream's lock, every message the shard has not yet handled for it
     /// is still ahead of `rx`, so it is either read by the task or written by the shard.
     pub fn enter(&mut self, rx: &Receiver<HubMessage>, cursor: i64) -> bool {
-        let sink = self.sink.clone();
+        let sink = &*self.sink;
         let mut st = sink.lock();
         if !rx.is_empty() || st.wire.is_none() || !st.pending.is_empty() {
             return false;
         }
-        if !self.shard.alive.load(Ordering::Acquire) {
+        if !sink.shard.alive.load(Ordering::Acquire) {
             return false;
         }
         st.direct = true;
         st.cursor = cursor;
         st.calls = Calls::default();
-        drop(st);
-        self.count(true);
+        count(sink, &mut st, true);
         true
     }
 
@@ -446,13 +444,12 @@ impl Link {
 
     /// Why the shard called, taking the stream back if it said so.
     pub fn answer(&mut self) -> Called {
-        let sink = self.sink.clone();
+        let sink = &*self.sink;
         let mut st = sink.lock();
         let calls = std::mem::take(&mut st.calls);
         if calls.end {
             st.direct = false;
-            drop(st);
-            self.count(false);
+            count(sink, &mut st, false);
             return Called::End;
         }
         // A recheck asked for with a take-back is covered: the catch-up checks the session
@@ -461,8 +458,7 @@ impl Link {
             st.direct = false;
             st.pending_since = None;
             let (cursor, pending) = (st.cursor, std::mem::take(&mut st.pending).freeze());
-            drop(st);
-            self.count(false);
+            count(sink, &mut st, false);
             return Called::TakeBack { cursor, pending };
         }
         if calls.recheck {
@@ -489,12 +485,12 @@ impl Link {
                 (wire, st.pending_since)
             };
             // Measured from the last progress, so a slow reader that keeps reading stays.
-            let deadline = since.unwrap_or_else(tokio::time::Instant::now) + self.stall;
+            let deadline = since.unwrap_or_else(tokio::time::Instant::now) + self.sink.stall;
             let writable = std::future::poll_fn(|cx| wire.poll_writable(cx));
             match tokio::time::timeout_at(deadline, writable).await {
                 Ok(ready) => ready?,
                 Err(_) => {
-                    self.stalls.inc();
+                    self.sink.stalls.inc();
                     return Err(io::ErrorKind::TimedOut.into());
                 }
             }
@@ -539,15 +535,16 @@ impl Link {
             Err(_) => false,
         }
     }
+}
 
-    fn count(&mut self, direct: bool) {
-        if self.counted != direct {
-            self.counted = direct;
-            match direct {
-                true => self.gauge.inc(),
-                false => self.gauge.dec(),
-            };
-        }
+/// Keeps the direct-streams gauge in step with `direct` (under the stream's lock).
+fn count(sink: &Sink, st: &mut State, direct: bool) {
+    if st.counted != direct {
+        st.counted = direct;
+        match direct {
+            true => sink.gauge.inc(),
+            false => sink.gauge.dec(),
+        };
     }
 }
 
@@ -558,8 +555,7 @@ impl Drop for Link {
         st.direct = false;
         // The shard may hold the sink until its next pass: it keeps nothing big meanwhile.
         st.pending = BytesMut::new();
-        drop(st);
-        self.count(false);
+        count(&self.sink, &mut st, false);
     }
 }
 
@@ -626,6 +622,10 @@ mod tests {
 
     /// A shard with no thread (the test delivers), a link on it, and its sink.
     fn linked(pipe: &Arc<Pipe>, scope: Scope) -> (Link, Arc<Sink>) {
+        linked_with(pipe, scope, Duration::from_secs(5))
+    }
+
+    fn linked_with(pipe: &Arc<Pipe>, scope: Scope, stall: Duration) -> (Link, Arc<Sink>) {
         let shard = Arc::new(Shard::default());
         shard.alive.store(true, Ordering::SeqCst);
         let shards = Shards {
@@ -634,7 +634,7 @@ mod tests {
         };
         let wire = DirectWire {
             wire: pipe.clone(),
-            stall: Duration::from_secs(5),
+            stall,
             stalls: Counter::default(),
         };
         let filter = Arc::new(Filter {
@@ -678,7 +678,7 @@ mod tests {
         let mut rx = rx;
         rx.try_recv().unwrap();
         assert!(link.enter(&rx, 1));
-        assert_eq!(link.gauge.get(), 1);
+        assert_eq!(link.sink.gauge.get(), 1);
         drop(link);
         assert!(
             !pass(&sink, &[event(2, None)]).0,
@@ -736,13 +736,12 @@ mod tests {
     async fn a_socket_that_takes_nothing_stalls_the_flush() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(3);
-        let (mut link, sink) = linked(&pipe, Scope::All);
-        link.stall = Duration::from_millis(50);
+        let (mut link, sink) = linked_with(&pipe, Scope::All, Duration::from_millis(50));
         assert!(link.enter(&rx, 0));
         pass(&sink, &[event(1, None)]);
         let err = link.flush().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(link.stalls.get(), 1);
+        assert_eq!(link.sink.stalls.get(), 1);
     }
 
     #[test]
@@ -765,7 +764,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(pass(&sink, &[event(2, None)]), (true, 0), "the task's now");
-        assert_eq!(link.gauge.get(), 0);
+        assert_eq!(link.sink.gauge.get(), 0);
 
         let pipe = Pipe::with_room(1 << 20);
         let (mut link, sink) = linked(&pipe, Scope::All);
