@@ -421,7 +421,7 @@ impl Link {
     /// Hands the stream to the shard if nothing is queued for it on `rx` (read first, then
     /// try again): under the stream's lock, every message the shard has not yet handled for it
     /// is still ahead of `rx`, so it is either read by the task or written by the shard.
-    pub fn enter(&mut self, rx: &Receiver<HubMessage>, cursor: i64) -> bool {
+    pub fn enter(&self, rx: &Receiver<HubMessage>, cursor: i64) -> bool {
         let sink = &*self.sink;
         let mut st = sink.lock();
         if !rx.is_empty() || st.wire.is_none() || !st.pending.is_empty() {
@@ -443,7 +443,7 @@ impl Link {
     }
 
     /// Why the shard called, taking the stream back if it said so.
-    pub fn answer(&mut self) -> Called {
+    pub fn answer(&self) -> Called {
         let sink = &*self.sink;
         let mut st = sink.lock();
         let calls = std::mem::take(&mut st.calls);
@@ -667,7 +667,7 @@ mod tests {
     fn a_stream_is_handed_over_only_with_nothing_unread() {
         let (tx, rx) = tokio::sync::broadcast::channel(16);
         let pipe = Pipe::with_room(1 << 20);
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         tx.send(event(1, None)).unwrap();
         assert!(!link.enter(&rx, 0), "an event is still queued for the task");
         assert_eq!(
@@ -691,7 +691,7 @@ mod tests {
     fn events_go_out_once_in_order_and_filtered() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(1 << 20);
-        let (mut link, sink) = linked(&pipe, Scope::Sites(vec![3]));
+        let (link, sink) = linked(&pipe, Scope::Sites(vec![3]));
         assert!(link.enter(&rx, 2));
         let batch = [event(1, Some(3)), event(3, Some(3)), event(4, Some(9))];
         assert_eq!(pass(&sink, &batch), (true, 1), "one write for the batch");
@@ -711,7 +711,7 @@ mod tests {
     async fn a_full_socket_keeps_the_rest_for_the_task_to_flush() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(10);
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 0));
         assert_eq!(pass(&sink, &[event(1, None), event(2, None)]), (true, 0));
         assert!(link.has_pending());
@@ -736,7 +736,7 @@ mod tests {
     async fn a_socket_that_takes_nothing_stalls_the_flush() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(3);
-        let (mut link, sink) = linked_with(&pipe, Scope::All, Duration::from_millis(50));
+        let (link, sink) = linked_with(&pipe, Scope::All, Duration::from_millis(50));
         assert!(link.enter(&rx, 0));
         pass(&sink, &[event(1, None)]);
         let err = link.flush().await.unwrap_err();
@@ -748,7 +748,7 @@ mod tests {
     fn too_much_kept_or_a_lag_hands_the_stream_back_at_its_cursor() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(0);
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 0));
         let big = HubMessage::Event(Arc::new(Frame {
             id: 1,
@@ -767,7 +767,7 @@ mod tests {
         assert_eq!(link.sink.gauge.get(), 0);
 
         let pipe = Pipe::with_room(1 << 20);
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 4));
         deliver_with(&sink, &[event(5, None)], true);
         match link.answer() {
@@ -785,7 +785,7 @@ mod tests {
     fn control_messages_end_or_recheck_the_streams_they_concern() {
         let (_tx, rx) = tokio::sync::broadcast::channel::<HubMessage>(16);
         let pipe = Pipe::with_room(1 << 20);
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 0));
         pass(
             &sink,
@@ -809,12 +809,12 @@ mod tests {
         assert_eq!(pipe.text(), "", "nothing gathered with the end is sent");
 
         for end in [HubMessage::EndUser(7), HubMessage::Shutdown] {
-            let (mut link, sink) = linked(&pipe, Scope::All);
+            let (link, sink) = linked(&pipe, Scope::All);
             assert!(link.enter(&rx, 0));
             pass(&sink, &[end]);
             assert!(matches!(link.answer(), Called::End));
         }
-        let (mut link, sink) = linked(&pipe, Scope::All);
+        let (link, sink) = linked(&pipe, Scope::All);
         assert!(link.enter(&rx, 0));
         pipe.broken.store(true, Ordering::SeqCst);
         pass(&sink, &[event(3, None)]);

@@ -1,6 +1,6 @@
 //! SSE framing of the event log's JSON: done once per event, shared by every stream.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::domain::{message_json, EventRow};
 
@@ -59,39 +59,6 @@ pub fn resync_frame(newest_id: i64, now_ms: i64) -> Bytes {
     encode_frame(newest_id, &message_json("resync", now_ms, None))
 }
 
-/// Frames for one write: a lone frame is sent as the shared bytes themselves (no copy); several
-/// are joined into one buffer, so a stream that is behind gets them in one write.
-#[derive(Default)]
-pub struct Batch {
-    single: Option<Bytes>,
-    joined: BytesMut,
-}
-
-impl Batch {
-    pub fn push(&mut self, frame: &Bytes) {
-        if self.single.is_none() && self.joined.is_empty() {
-            self.single = Some(frame.clone());
-            return;
-        }
-        if let Some(first) = self.single.take() {
-            self.joined.extend_from_slice(&first);
-        }
-        self.joined.extend_from_slice(frame);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn len(&self) -> usize {
-        self.single.as_ref().map_or(self.joined.len(), Bytes::len)
-    }
-
-    pub fn finish(self) -> Bytes {
-        self.single.unwrap_or_else(|| self.joined.freeze())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,24 +80,5 @@ mod tests {
             &keepalive_frame(7)[..],
             b"data: {\"type\":\"keepalive\",\"timestamp\":7}\n\n"
         );
-    }
-
-    #[test]
-    fn a_lone_frame_is_not_copied_and_several_are_joined_in_order() {
-        let (a, b) = (
-            Bytes::from_static(b"id: 1\n\n"),
-            Bytes::from_static(b"id: 2\n\n"),
-        );
-        let mut one = Batch::default();
-        one.push(&a);
-        assert_eq!(one.len(), a.len());
-        assert_eq!(one.finish().as_ptr(), a.as_ptr(), "shared, not copied");
-        let mut two = Batch::default();
-        two.push(&a);
-        two.push(&b);
-        two.push(&a);
-        assert_eq!(two.len(), 3 * a.len());
-        assert_eq!(&two.finish()[..], b"id: 1\n\nid: 2\n\nid: 1\n\n");
-        assert!(Batch::default().finish().is_empty());
     }
 }

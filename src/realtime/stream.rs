@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::direct::{Called, DirectWire, Link};
-use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Batch, Frame};
+use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Frame};
 use super::gate::{Filter, Gate};
 use super::hub::{Hub, HubMessage};
 use super::limits::StreamPermit;
@@ -88,6 +88,35 @@ impl Lagging {
 impl Drop for Lagging {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Frames for one write: a lone frame is sent as the shared bytes themselves (no copy); several
+/// are joined into one buffer, so a stream that is behind gets them in one write.
+#[derive(Default)]
+struct Batch {
+    single: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, frame: &Bytes) {
+        if self.single.is_none() && self.joined.is_empty() {
+            self.single = Some(frame.clone());
+            return;
+        }
+        if let Some(first) = self.single.take() {
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(frame);
+    }
+
+    fn len(&self) -> usize {
+        self.single.as_ref().map_or(self.joined.len(), Bytes::len)
+    }
+
+    fn finish(self) -> Bytes {
+        self.single.unwrap_or_else(|| self.joined.freeze())
     }
 }
 
@@ -246,14 +275,14 @@ impl StreamCtx {
             let mut check_again = false;
             // Served by the server's own transport: once caught up, a shard thread writes the
             // events (direct.rs) and this task sleeps until called, holding no receiver.
-            let mut link = direct.and_then(|wire| {
+            let link = direct.and_then(|wire| {
                 let shards = hub.direct.get()?;
                 shards.link(wire, this.filter.clone(), this.session_id.clone(), this.user_id, &hub.stats.direct_now)
             });
             let mut rx = Some(rx);
             let mut direct = false;
             loop {
-                if let (false, Some(l), Some(r)) = (direct, link.as_mut(), rx.as_ref()) {
+                if let (false, Some(l), Some(r)) = (direct, link.as_ref(), rx.as_ref()) {
                     if l.enter(r, cursor) {
                         direct = true;
                         // Dropped while it holds nothing unread (a receiver left unread would
@@ -270,7 +299,7 @@ impl StreamCtx {
                     verdict = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
                         Next::Checked(verdict)
                     }
-                    _ = called(link.as_ref()), if direct => match link.as_mut().map(Link::answer) {
+                    _ = called(link.as_ref()), if direct => match link.as_ref().map(Link::answer) {
                         Some(Called::TakeBack { cursor: at, pending }) => {
                             // Subscribed before reading the database, as at the start.
                             direct = false;
@@ -547,5 +576,29 @@ impl StreamCtx {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_frame_is_not_copied_and_several_are_joined_in_order() {
+        let (a, b) = (
+            Bytes::from_static(b"id: 1\n\n"),
+            Bytes::from_static(b"id: 2\n\n"),
+        );
+        let mut one = Batch::default();
+        one.push(&a);
+        assert_eq!(one.len(), a.len());
+        assert_eq!(one.finish().as_ptr(), a.as_ptr(), "shared, not copied");
+        let mut two = Batch::default();
+        two.push(&a);
+        two.push(&b);
+        two.push(&a);
+        assert_eq!(two.len(), 3 * a.len());
+        assert_eq!(&two.finish()[..], b"id: 1\n\nid: 2\n\nid: 1\n\n");
+        assert!(Batch::default().finish().is_empty());
     }
 }

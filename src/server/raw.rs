@@ -6,8 +6,8 @@
 //! idle stream this holds a socket and the stream's state, not hyper's read and write buffers.
 //! Every write is under the stall deadline (`WriteDeadline`), the answer under the request one.
 //!
-//! The socket is shared with the stream engine (`Shared`, offered to it as a request
-//! extension): once a stream is caught up, a shard thread writes its events to the socket
+//! The socket is shared with the stream engine (`Shared`, handed over with an answer from a
+//! pass, or as a request extension through the router): once a stream is caught up, a shard thread writes its events to the socket
 //! itself (`realtime::direct`), and the pump below only waits for the client to leave.
 
 use std::io;
@@ -35,12 +35,16 @@ type Socket = WriteDeadline<Shared>;
 
 /// A stream's socket, written by this task (the head, replays, catch-ups) and by a shard
 /// thread (live events), never both at once (`realtime::direct` holds a lock for each write).
-#[derive(Clone)]
 pub struct Shared(Arc<TcpStream>);
 
 impl Shared {
     pub fn new(sock: TcpStream) -> Shared {
         Shared(Arc::new(sock))
+    }
+
+    /// The socket as the engine writes it.
+    fn wire(&self) -> Arc<dyn Wire> {
+        self.0.clone()
     }
 }
 
@@ -49,13 +53,6 @@ impl Deref for Shared {
 
     fn deref(&self) -> &TcpStream {
         &self.0
-    }
-}
-
-impl Shared {
-    /// The socket as the engine writes it.
-    fn wire(&self) -> Arc<dyn Wire> {
-        self.0.clone()
     }
 }
 
