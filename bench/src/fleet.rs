@@ -134,6 +134,12 @@ impl Fleet {
         Ok(all)
     }
 
+    /// CPU time of the generator processes so far, in µs.
+    pub fn cpu_us(&self) -> u64 {
+        let pids: Vec<u32> = self.procs.iter().filter_map(|p| p.child.id()).collect();
+        crate::servers::cpu_us_of(&pids)
+    }
+
     pub async fn open(&mut self) -> anyhow::Result<Opened> {
         self.send("open").await?;
         let mut o = Opened {

@@ -9,7 +9,7 @@ use crate::catchup;
 use crate::clock::mono_us;
 use crate::fleet::{Fleet, Layout};
 use crate::publish::{self, Publisher, Sent};
-use crate::servers::Server;
+use crate::servers::{machine_ticks, Server};
 use crate::stats::{Ingest, Latency, Results};
 use crate::target::{Markers, Target};
 
@@ -184,9 +184,14 @@ pub async fn most_streams(server: &Server, cfg: &Config, r: &mut Results) {
 
 async fn streams(server: &Server, layout: Layout, r: &mut Results) -> anyhow::Result<Fleet> {
     let mut fleet = Fleet::spawn(&generator_exe(), &server.target, layout).await?;
-    let cpu = server.cpu_us();
+    let (cpu, generators, machine) = (server.cpu_us(), fleet.cpu_us(), machine_ticks());
     let o = fleet.open().await?;
-    r.cpu_us_per_setup = Some((server.cpu_us() - cpu) as f64 / o.ok.max(1) as f64);
+    let per = |us: u64| us as f64 / o.ok.max(1) as f64;
+    r.cpu_us_per_setup = Some(per(server.cpu_us() - cpu));
+    r.generator_us_per_setup = Some(per(fleet.cpu_us() - generators));
+    let (idle, total) = machine_ticks();
+    let total = total.saturating_sub(machine.1);
+    r.idle_share_setup = (total > 0).then(|| idle.saturating_sub(machine.0) as f64 / total as f64);
     r.setup_failed = o.failed;
     let secs = (o.t_last.saturating_sub(o.t_first)) as f64 / 1e6;
     r.setup_per_s = Some(o.ok as f64 / secs.max(1e-6));

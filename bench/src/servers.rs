@@ -178,9 +178,7 @@ impl Server {
         };
         let mut pids = vec![pid];
         pids.extend(children_of(pid));
-        // SAFETY: sysconf has no preconditions.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>() * 1_000_000 / tick
+        cpu_us_of(&pids)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -421,6 +419,29 @@ fn stat_fields(pid: u32) -> Vec<String> {
         .and_then(|s| Some(s[s.rfind(')')? + 2..].to_string()))
         .map(|rest| rest.split(' ').map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+/// CPU time (user and system) of these processes, in µs.
+pub fn cpu_us_of(pids: &[u32]) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>() * 1_000_000 / tick
+}
+
+/// Idle and total time of the whole machine so far, in clock ticks (/proc/stat).
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (idle, v.iter().take(8).sum())
 }
 
 /// utime + stime of a process, in clock ticks.

@@ -62,6 +62,12 @@ pub struct Results {
     pub setup_per_s: Option<f64>,
     /// Server CPU time per stream opened, during the opening.
     pub cpu_us_per_setup: Option<f64>,
+    /// The generator processes' CPU time per stream opened (the same client for every server:
+    /// a difference here is work the server's answers cause on the client side).
+    pub generator_us_per_setup: Option<f64>,
+    /// The machine's idle share while the streams were opened: above zero, the rate was bound
+    /// by waiting rather than by CPU.
+    pub idle_share_setup: Option<f64>,
     pub setup_failed: usize,
     pub rss_per_stream_kib: Option<f64>,
     pub latency: Option<Latency>,

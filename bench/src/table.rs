@@ -145,6 +145,22 @@ fn rows(ours: &Results, theirs: Option<&Results>) -> Vec<Row> {
             target: "",
             met: None,
         },
+        Row {
+            measure: "  client CPU per stream set-up (µs)".into(),
+            ours: ours.generator_us_per_setup,
+            theirs: t(&|r| r.generator_us_per_setup),
+            decimals: 1,
+            target: "",
+            met: None,
+        },
+        Row {
+            measure: "  machine idle during set-up (%)".into(),
+            ours: ours.idle_share_setup.map(|x| x * 100.0),
+            theirs: t(&|r| r.idle_share_setup.map(|x| x * 100.0)),
+            decimals: 1,
+            target: "",
+            met: None,
+        },
     ];
     if m > 0 {
         rows.extend([

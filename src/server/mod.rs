@@ -20,6 +20,7 @@
 //! deadline for the first request head (sniffer and hyper together), a body and a total deadline
 //! per request, and a write deadline (`--stall-secs`) for a client that reads nothing.
 
+mod fd_table;
 mod limits;
 mod raw;
 #[doc(hidden)]
@@ -61,6 +62,8 @@ use sniff::{Prefixed, Sniffed};
 /// registered once, and only other connections move to the caller's runtime.
 pub async fn serve(state: AppState, listener: TcpListener, grace: Duration) -> io::Result<()> {
     let store = state.store.clone();
+    let slots = fd_table::grow(&listener, state.settings.max_connections);
+    tracing::debug!(slots, "file table grown");
     let streams = StreamRuntime::start(state.settings.stream_threads)?;
     let result = match streams.handle() {
         None => accept_loop(state, listener, grace, None).await,
