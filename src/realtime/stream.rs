@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
 
 use super::direct::{Called, DirectWire, Link};
 use super::frames::{connected_frame, encode_frame, keepalive_frame, resync_frame, Frame};
@@ -58,11 +59,28 @@ fn queued(
     }
 }
 
-/// Until the shard holding the stream calls its task.
-async fn called(link: Option<&Link>) {
-    match link {
-        Some(link) => link.called().await,
-        None => std::future::pending().await,
+/// What woke a stream's task: its shard called (while a shard writes the stream), or a
+/// message came (while the task reads the channel itself).
+enum Woken {
+    Called,
+    Message(Option<Result<HubMessage, RecvError>>),
+}
+
+/// One wait for either, as a stream only ever waits for one of them: its state is the larger
+/// wait's, not both (it is part of every idle stream's).
+async fn woken(
+    link: Option<&Link>,
+    direct: bool,
+    rx: Option<&mut tokio::sync::broadcast::Receiver<HubMessage>>,
+    gate: Option<&Gate>,
+) -> Woken {
+    match (direct, link) {
+        (true, Some(link)) => {
+            link.called().await;
+            Woken::Called
+        }
+        (true, None) => std::future::pending().await,
+        (false, _) => Woken::Message(next_message(rx, gate).await),
     }
 }
 
@@ -187,10 +205,10 @@ struct StreamCtx {
 }
 
 /// The instant `at_ms` (ms since the epoch) falls on, bounded so a far date cannot overflow.
-fn instant_of(at_ms: i64) -> tokio::time::Instant {
+fn instant_of(at_ms: i64) -> Instant {
     const MAX_WAIT_MS: i64 = 30 * 24 * 3600 * 1000;
     let left = (at_ms - now_ms()).clamp(0, MAX_WAIT_MS);
-    tokio::time::Instant::now() + std::time::Duration::from_millis(left as u64)
+    Instant::now() + Duration::from_millis(left as u64)
 }
 
 enum Verdict {
@@ -259,11 +277,13 @@ impl StreamCtx {
                     }
                 }
             }
+            // The next keepalive and the session's expiry share one timer (set to the earlier
+            // of the two that counts): an idle stream holds one timer entry, none boxed.
             let period = this.pace.keepalive;
-            let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let expiry = tokio::time::sleep_until(instant_of(this.expires_at_ms));
-            tokio::pin!(expiry);
+            let mut keepalive_at = Instant::now() + period;
+            let mut expiry_at = instant_of(this.expires_at_ms);
+            let timer = tokio::time::sleep_until(keepalive_at.min(expiry_at));
+            tokio::pin!(timer);
             // Shutdown arrives on `rx` (HubMessage::Shutdown); this covers having missed it.
             if hub.is_closed() {
                 return;
@@ -294,22 +314,37 @@ impl StreamCtx {
                         gate.reopen();
                     }
                 }
+                // The expiry does not count while a session check runs (its verdict moves it).
+                let due = match check {
+                    None => keepalive_at.min(expiry_at),
+                    Some(_) => keepalive_at,
+                };
+                if timer.deadline() != due {
+                    timer.as_mut().reset(due);
+                }
+                let expiry_first = due < keepalive_at;
                 let next = tokio::select! {
                     biased;
                     verdict = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
                         Next::Checked(verdict)
                     }
-                    _ = called(link.as_ref()), if direct => match link.as_ref().map(Link::answer) {
-                        Some(Called::TakeBack { cursor: at, pending }) => {
-                            // Subscribed before reading the database, as at the start.
-                            direct = false;
-                            cursor = at;
-                            rx = Some(hub.subscribe());
-                            Next::CatchUp(pending)
-                        }
-                        Some(Called::Recheck) => Next::Recheck(Bytes::new()),
-                        Some(Called::Nothing) => Next::Send(Bytes::new()),
-                        Some(Called::End) | None => Next::End,
+                    woken = woken(link.as_ref(), direct, rx.as_mut(), gate.as_ref()) => match woken {
+                        Woken::Called => match link.as_ref().map(Link::answer) {
+                            Some(Called::TakeBack { cursor: at, pending }) => {
+                                // Subscribed before reading the database, as at the start.
+                                direct = false;
+                                cursor = at;
+                                rx = Some(hub.subscribe());
+                                Next::CatchUp(pending)
+                            }
+                            Some(Called::Recheck) => Next::Recheck(Bytes::new()),
+                            Some(Called::Nothing) => Next::Send(Bytes::new()),
+                            Some(Called::End) | None => Next::End,
+                        },
+                        Woken::Message(msg) => match (msg, rx.as_mut()) {
+                            (Some(msg), Some(rx)) => this.on_message(msg, rx, &mut cursor),
+                            _ => Next::Send(Bytes::new()),
+                        },
                     },
                     flushed = flush(link.as_ref()), if direct && link.as_ref().is_some_and(Link::has_pending) => {
                         match flushed {
@@ -317,19 +352,20 @@ impl StreamCtx {
                             Err(_) => Next::End,
                         }
                     }
-                    msg = next_message(rx.as_mut(), gate.as_ref()), if !direct => match (msg, rx.as_mut()) {
-                        (Some(msg), Some(rx)) => this.on_message(msg, rx, &mut cursor),
-                        _ => Next::Send(Bytes::new()),
-                    },
-                    _ = keepalive.tick() => match link.as_ref().filter(|_| direct) {
-                        Some(link) if link.send_own(&keepalive_frame(now_ms())) => {
-                            hub.stats.frames_sent.inc();
-                            Next::Send(Bytes::new())
+                    () = &mut timer => if expiry_first {
+                        Next::Expiry
+                    } else {
+                        // Missed beats are skipped, not sent in a burst.
+                        keepalive_at = Instant::now() + period;
+                        match link.as_ref().filter(|_| direct) {
+                            Some(link) if link.send_own(&keepalive_frame(now_ms())) => {
+                                hub.stats.frames_sent.inc();
+                                Next::Send(Bytes::new())
+                            }
+                            Some(_) => Next::End,
+                            None => Next::Send(keepalive_frame(now_ms())),
                         }
-                        Some(_) => Next::End,
-                        None => Next::Send(keepalive_frame(now_ms())),
                     },
-                    _ = &mut expiry, if check.is_none() => Next::Expiry,
                 };
                 match next {
                     Next::Send(bytes) if bytes.is_empty() => {}
@@ -391,7 +427,7 @@ impl StreamCtx {
                         match verdict {
                             // Renewed by a request since: follow the new expiry.
                             Verdict::Allowed(at) => {
-                                expiry.as_mut().reset(instant_of(at));
+                                expiry_at = instant_of(at);
                                 if std::mem::take(&mut check_again) {
                                     check = Some(Box::pin(this.verdict()));
                                 }
@@ -400,7 +436,7 @@ impl StreamCtx {
                             // The database could not tell: ask again soon, not never.
                             Verdict::Unknown => {
                                 check_again = false;
-                                expiry.as_mut().reset(instant_of(now_ms() + 1_000));
+                                expiry_at = Instant::now() + Duration::from_secs(1);
                             }
                         }
                     }
