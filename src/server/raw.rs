@@ -10,6 +10,7 @@
 //! pass, or as a request extension through the router): once a stream is caught up, a shard thread writes its events to the socket
 //! itself (`realtime::direct`), and the pump below only waits for the client to leave.
 
+use std::future::Future;
 use std::io;
 use std::ops::Deref;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ use axum::Router;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
@@ -109,19 +111,28 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Serves the request; `slot` (the connection's place under the cap) is held until the end.
 /// The state kept while a stream lives is the socket, the body and the pump: the answer's
 /// parts (the router's future, the response head) are done with and freed first.
-pub async fn serve(
+pub fn serve(
     mut sock: Socket,
     request: Box<Request<Body>>,
     app: Router,
     state: AppState,
     patience: Duration,
     slot: Slot,
-) {
-    if let Some(body) = Box::pin(answer(&mut sock, request, app, state, patience)).await {
-        pump(&mut sock, body).await;
+) -> impl Future<Output = ()> + Send + 'static {
+    // What only the answer needs (the request, the router, the state) lives in its own box,
+    // freed once answered: a future's arguments would stay in its state as long as it runs.
+    let answering = Box::pin(async move {
+        let body = answer(&mut sock, request, app, state, patience).await;
+        (sock, body)
+    });
+    async move {
+        let (mut sock, body) = answering.await;
+        if let Some(body) = body {
+            pump(&mut sock, body).await;
+        }
+        let _ = sock.shutdown().await;
+        drop(slot);
     }
-    let _ = sock.shutdown().await;
-    drop(slot);
 }
 
 /// Answers the request: a whole answer (refusals) is written and `None` returned; a stream's
@@ -185,35 +196,36 @@ async fn answer(
     Some(body)
 }
 
-/// Writes the body's batches as they come until it ends or the client goes away.
+/// Writes the body's batches as they come until it ends or the client goes away. Only the bytes
+/// are held across a write (not the frame they came in): this state is every stream's.
 async fn pump(sock: &mut Socket, mut body: Body) {
     loop {
-        tokio::select! {
+        let data = tokio::select! {
             biased;
-            frame = body.frame() => match frame {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if sock.write_all(&data).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            frame = body.frame() => match frame.map(|f| f.map(Frame::into_data)) {
+                Some(Ok(Ok(data))) => data,
+                Some(Ok(Err(_))) => continue,
                 Some(Err(_)) | None => return,
             },
             // A browser sends nothing after its request: readable means it closed (or reset).
-            ready = sock.get_ref().readable() => {
-                if ready.is_err() {
-                    return;
-                }
-                let mut probe = [0u8; 64];
-                match sock.get_ref().try_read(&mut probe) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
-                }
-            }
+            ready = sock.get_ref().readable() => match ready.map(|()| closed(sock.get_ref())) {
+                Ok(false) => continue,
+                Ok(true) | Err(_) => return,
+            },
+        };
+        if sock.write_all(&data).await.is_err() {
+            return;
         }
+    }
+}
+
+/// Whether a socket the runtime found readable was closed by the client.
+fn closed(sock: &TcpStream) -> bool {
+    let mut probe = [0u8; 64];
+    match sock.try_read(&mut probe) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }
 
