@@ -298,8 +298,9 @@ fn deliver(sink: &Sink, pass: &Pass<'_>, joined: &mut Vec<u8>, sent: &mut u64) -
     if !st.direct {
         return true;
     }
+    // A lone frame stays `single`; a second one moves both into `joined`.
     let mut single: Option<&[u8]> = None;
-    let mut several = false;
+    joined.clear();
     let mut calls = Calls {
         end: pass.ending,
         ..Calls::default()
@@ -309,14 +310,12 @@ fn deliver(sink: &Sink, pass: &Pass<'_>, joined: &mut Vec<u8>, sent: &mut u64) -
             HubMessage::Event(frame) if frame.id > st.cursor => {
                 st.cursor = frame.id;
                 if sink.everything || sink.filter.allows(frame.device_id, frame.site_id) {
-                    if let Some(first) = single.take() {
-                        joined.clear();
-                        joined.extend_from_slice(first);
-                        several = true;
-                    }
-                    match several {
-                        true => joined.extend_from_slice(&frame.bytes),
-                        false => single = Some(&frame.bytes),
+                    match single.take() {
+                        None if joined.is_empty() => single = Some(&frame.bytes),
+                        first => {
+                            joined.extend_from_slice(first.unwrap_or_default());
+                            joined.extend_from_slice(&frame.bytes);
+                        }
                     }
                 }
             }
@@ -334,10 +333,7 @@ fn deliver(sink: &Sink, pass: &Pass<'_>, joined: &mut Vec<u8>, sent: &mut u64) -
         // As a task does: what was gathered with the end is not sent.
         return call(sink, st, calls);
     }
-    let bytes = match several {
-        true => &joined[..],
-        false => single.unwrap_or_default(),
-    };
+    let bytes = single.unwrap_or(&joined[..]);
     if !bytes.is_empty() {
         match write_or_keep(&mut st.pending, wire, bytes, Wire::send) {
             Ok(true) => *sent += 1,
