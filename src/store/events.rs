@@ -60,15 +60,18 @@ impl Store {
         listener
             .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
             .await?;
-        Ok(Some(Changes { listener }))
+        Ok(Some(Changes {
+            listener,
+            instance: self.instance.to_string(),
+        }))
     }
 }
 
 /// What another instance (or this one) announced.
 #[derive(Debug)]
 pub enum Change {
-    /// New events were committed.
-    Events,
+    /// New events were committed; `own` when this instance's writer committed them.
+    Events { own: bool },
     /// A stream-control message (sign-out, disabled user, …).
     Control(String),
     /// The connection was lost and is being re-established: anything announced meanwhile
@@ -79,6 +82,8 @@ pub enum Change {
 /// A listening connection; it reconnects by itself.
 pub struct Changes {
     listener: PgListener,
+    /// This instance's name in what it announces.
+    instance: String,
 }
 
 impl std::fmt::Debug for Changes {
@@ -93,7 +98,9 @@ impl Changes {
             Ok(Some(n)) if n.channel() == CONTROL_CHANNEL => {
                 Change::Control(n.payload().to_string())
             }
-            Ok(Some(_)) => Change::Events,
+            Ok(Some(n)) => Change::Events {
+                own: n.payload() == self.instance,
+            },
             // The connection was lost; the next call reconnects.
             Ok(None) => Change::Reconnecting,
             Err(e) => {

@@ -57,6 +57,9 @@ pub use writer::{spawn_watchdog, Publisher, WriteError, Writer};
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Names this process in the events it announces (PostgreSQL), so that it can tell its
+    /// own commits from other instances'.
+    instance: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -100,7 +103,10 @@ impl Store {
                 "database URL must start with sqlite: or postgres://".into(),
             ));
         };
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            instance: rand::random(),
+        })
     }
 
     /// True when several instances may share this database (PostgreSQL): events and stream

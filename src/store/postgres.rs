@@ -38,8 +38,11 @@ pub const CONTROL_CHANNEL: &str = "sensorcast_control";
 
 /// What a statement that appends events also returns, so that the commit announces them to every
 /// instance listening, this one included, without a round trip of its own (identical
-/// notifications of one transaction are delivered once).
-pub(super) const ANNOUNCE_EVENTS: &str = "pg_notify('sensorcast_events', '')";
+/// notifications of one transaction are delivered once). The payload names the instance that
+/// committed them: its own feeder has them from its writer and need not read them back.
+pub(super) fn announce_events(instance: u64) -> String {
+    format!("pg_notify('{EVENTS_CHANNEL}', '{instance}')")
+}
 
 pub async fn announce_control(pool: &sqlx::PgPool, payload: &str) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -66,7 +69,7 @@ include!("shared_sql/all.rs");
 mod tests {
     #[test]
     fn events_are_announced_on_the_channel_instances_listen_on() {
-        let quoted = format!("'{}'", super::EVENTS_CHANNEL);
-        assert!(super::ANNOUNCE_EVENTS.contains(&quoted));
+        let quoted = format!("'{}', '42'", super::EVENTS_CHANNEL);
+        assert!(super::announce_events(42).contains(&quoted));
     }
 }

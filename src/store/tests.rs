@@ -76,6 +76,7 @@ impl TestDb {
     async fn drop_pg(self) {
         Store {
             db: self.db.clone(),
+            instance: 0,
         }
         .close()
         .await;
@@ -106,7 +107,7 @@ impl TestDb {
                 let rt = tokio::runtime::Handle::current();
                 let waiter = super::write_postgres::Waiter::Shared(&rt);
                 let config = super::write_postgres::writer_config(&pool.connect_options());
-                let mut conn = super::write_postgres::PgWriteConn::connect(waiter, &config)
+                let mut conn = super::write_postgres::PgWriteConn::connect(waiter, &config, 0)
                     .expect("a connection");
                 super::write_postgres::apply_jobs(waiter, &mut conn, &works, now_ms, POLICY)
             })
@@ -691,7 +692,7 @@ async fn postgres_group_waits_three_times() {
         let waiter = super::write_postgres::Waiter::Shared(&rt);
         let config = super::write_postgres::writer_config(&pool.connect_options());
         let mut conn =
-            super::write_postgres::PgWriteConn::connect(waiter, &config).expect("a connection");
+            super::write_postgres::PgWriteConn::connect(waiter, &config, 0).expect("a connection");
         let apply = |conn: &mut super::write_postgres::PgWriteConn, works: &[Work]| {
             let works: Vec<&Work> = works.iter().collect();
             super::write_postgres::apply_jobs(waiter, conn, &works, 5_000, POLICY).expect("apply")

@@ -98,10 +98,17 @@ pub struct PgWriteConn {
     sent: usize,
     /// Times the writer waited for the database (prepares left out).
     round_trips: u64,
+    /// What the events' statement also selects to announce them (names this instance).
+    announce: String,
 }
 
 impl PgWriteConn {
-    pub fn connect(rt: Waiter<'_>, config: &tokio_postgres::Config) -> StoreResult<PgWriteConn> {
+    /// Connects for the instance named `instance` in what it announces.
+    pub fn connect(
+        rt: Waiter<'_>,
+        config: &tokio_postgres::Config,
+        instance: u64,
+    ) -> StoreResult<PgWriteConn> {
         let (client, connection) = rt.block_on(config.connect(NoTls))?;
         rt.spawn(async move {
             if let Err(err) = connection.await {
@@ -116,6 +123,7 @@ impl PgWriteConn {
             answered: HashMap::new(),
             sent: 0,
             round_trips: 0,
+            announce: postgres::announce_events(instance),
         })
     }
 
@@ -228,11 +236,7 @@ impl PgWriteConn {
     ) -> StoreResult<Vec<i64>> {
         let mut steps = Vec::new();
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "{}, {}",
-                sql::insert_events(chunk.len()),
-                postgres::ANNOUNCE_EVENTS
-            );
+            let sql = format!("{}, {}", sql::insert_events(chunk.len()), self.announce);
             let params = sql::event_values(chunk, now_ms);
             steps.push(Step::Query(self.statement(rt, &sql, &params)?, params));
         }

@@ -78,6 +78,7 @@ impl Writer {
                     .build()
                     .expect("a runtime for the writer thread"),
                 config: write_postgres::writer_config(&pool.connect_options()),
+                instance: store.instance,
                 conn: None,
             }),
         };
@@ -159,6 +160,7 @@ impl Committer for SqliteCommitter {
 struct PostgresCommitter {
     rt: tokio::runtime::Runtime,
     config: tokio_postgres::Config,
+    instance: u64,
     /// Opened on first use, and again after a failed commit.
     conn: Option<PgWriteConn>,
 }
@@ -172,9 +174,11 @@ impl Committer for PostgresCommitter {
     ) -> StoreResult<Applied> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self
-                .conn
-                .insert(PgWriteConn::connect(Waiter::Own(&self.rt), &self.config)?),
+            None => self.conn.insert(PgWriteConn::connect(
+                Waiter::Own(&self.rt),
+                &self.config,
+                self.instance,
+            )?),
         };
         let applied =
             write_postgres::apply_jobs(Waiter::Own(&self.rt), conn, works, now_ms, policy);
