@@ -45,6 +45,9 @@ pub struct Config {
     /// Events a reconnecting client is behind.
     #[arg(long, default_value_t = 10_000)]
     pub behind: usize,
+    /// Print each latency event's webhook answer time and its deliveries' spread (stderr).
+    #[arg(long)]
+    pub per_event: bool,
 }
 
 /// Generator processes are this program.
@@ -221,10 +224,38 @@ async fn latency(
                 .map(|at| s.at.saturating_sub(*at) as f64 / 1000.0)
         })
         .collect();
+    if cfg.per_event {
+        print_per_event(&sent, &samples);
+    }
     let expected = sent_at.len() * fleet.timed;
     r.latency_missing = expected.saturating_sub(ms.len());
     r.latency = Latency::of(ms);
     Ok(())
+}
+
+/// Per event: when the webhook was answered and when its timed streams read it, ms after it
+/// was sent; shows whether a high p99 is a few slow events or a wide fan-out.
+fn print_per_event(sent: &[Sent], samples: &[crate::reader::Sample]) {
+    let mut by_marker: HashMap<u64, Vec<u64>> = HashMap::new();
+    for s in samples {
+        by_marker.entry(s.marker).or_default().push(s.at);
+    }
+    eprintln!("  event  answered  first  p50  last (ms after sent)");
+    for s in ok_sends(sent) {
+        let Some(ats) = by_marker.get_mut(&s.marker) else {
+            continue;
+        };
+        ats.sort_unstable();
+        let ms = |at: u64| at.saturating_sub(s.at) as f64 / 1000.0;
+        eprintln!(
+            "  {:>5}  {:>8.2}  {:>5.1}  {:>4.1}  {:>5.1}",
+            s.marker,
+            s.latency_us as f64 / 1000.0,
+            ms(ats[0]),
+            ms(ats[ats.len() / 2]),
+            ms(ats[ats.len() - 1]),
+        );
+    }
 }
 
 fn ok_sends(sent: &[Sent]) -> impl Iterator<Item = &Sent> {
