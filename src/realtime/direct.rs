@@ -159,7 +159,10 @@ impl Shards {
             let (rx, own, stats) = (subscribe(), shard.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("sensorcast-shard-{n}"))
-                .spawn(move || guard(rx, &own, &stats))?;
+                .spawn(move || {
+                    super::shard_priority::lower_this_thread();
+                    guard(rx, &own, &stats)
+                })?;
             shards.push(shard);
         }
         Ok(Shards {

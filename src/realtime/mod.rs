@@ -13,4 +13,5 @@ pub mod hub;
 pub mod limits;
 pub mod message;
 pub mod passes;
+pub mod shard_priority;
 pub mod stream;
