@@ -22,6 +22,7 @@
 
 mod fd_table;
 mod limits;
+mod nodelay;
 mod raw;
 #[doc(hidden)]
 pub mod sniff;
@@ -52,6 +53,7 @@ use tower::ServiceExt;
 
 use crate::web::state::{AppState, Settings, StreamTransport};
 use limits::{BodyDeadline, Slot, Slots, WriteDeadline};
+use nodelay::NoDelay;
 use sniff::{Prefixed, Sniffed};
 
 /// Serves until `state.shutdown` is cancelled, then ends every stream, lets in-flight requests
@@ -103,6 +105,7 @@ async fn accept_loop(
     );
     let app = crate::web::router(state.clone());
     let tracker = TaskTracker::new();
+    let mut nodelay = NoDelay::on_listener(&listener);
     loop {
         let (sock, addr) = tokio::select! {
             biased;
@@ -119,8 +122,7 @@ async fn accept_loop(
             limits::refuse(&sock);
             continue;
         };
-        // Frames are small and must leave at once, not wait for the previous one's ACK.
-        let _ = sock.set_nodelay(true);
+        nodelay.accepted(&sock);
         let conn = Connection {
             app: app.clone(),
             state: state.clone(),
