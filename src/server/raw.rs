@@ -151,20 +151,31 @@ async fn answer(
         stall: sock.patience(),
         stalls: sock.stalls().clone(),
     };
-    // A stream with a fresh pass is answered at once; anything else through the router (the
-    // socket as a request extension), until the response head, as every other request.
+    // A stream with a fresh pass is answered at once; one without, after a read of its session
+    // and user; anything else through the router (the socket as a request extension), until
+    // the response head, as every other request.
     let response = match crate::web::realtime::answer_from_pass(&state, &request, &direct) {
         Some(response) => response,
-        None => match tokio::time::timeout(patience, {
-            request.extensions_mut().insert(direct);
-            app.oneshot(*request)
-        })
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(never)) => match never {},
-            Err(_) => limits::answer_too_slow(true),
-        },
+        None => {
+            let answering = async {
+                // Taken from the request before the read: a request is not shared across awaits.
+                if let Some(plain) = crate::web::realtime::plain_stream(&request) {
+                    let read = crate::web::realtime::answer_from_session(&state, plain, &direct);
+                    if let Some(response) = read.await {
+                        return response;
+                    }
+                }
+                request.extensions_mut().insert(direct);
+                match app.oneshot(*request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            };
+            match tokio::time::timeout(patience, answering).await {
+                Ok(response) => response,
+                Err(_) => limits::answer_too_slow(true),
+            }
+        }
     };
     drop(state);
     let (parts, mut body) = response.into_parts();

@@ -7,7 +7,7 @@ use tower_sessions::session_store::{Error, Result};
 use tower_sessions::SessionStore;
 
 use super::{dispatch, Store, StoreError};
-use crate::domain::now_ms;
+use crate::domain::{now_ms, User};
 
 /// Session key holding the signed-in user's id.
 pub const USER_ID_KEY: &str = "user_id";
@@ -42,6 +42,27 @@ impl Store {
             pool, session_id, now
         )
         .await)?)
+    }
+
+    /// What opening a stream checks of a live session, in one query: its record, and the user
+    /// its row names if that user may sign in (the caller checks it is the record's user).
+    /// `None` when the session is gone or expired.
+    pub async fn stream_session(
+        &self,
+        session_id: &str,
+    ) -> super::StoreResult<Option<(Record, Option<User>)>> {
+        let now = now_ms();
+        let found = dispatch!(&self.db, |pool, q| q::session_with_user(
+            pool, session_id, now
+        )
+        .await)?;
+        let Some((data, user)) = found else {
+            return Ok(None);
+        };
+        let record: Record = serde_json::from_slice(&data)
+            .map_err(|e| StoreError::Failed(format!("session record: {e}").into()))?;
+        let user = user.and_then(|(row, site_ids)| super::users::signed_in_user(row, site_ids));
+        Ok(Some((record, user)))
     }
 
     pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {

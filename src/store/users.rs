@@ -82,17 +82,7 @@ impl Store {
     /// A user who may sign in (enabled, known role), with their sites, in one query.
     pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
         let found = dispatch!(&self.db, |pool, q| q::user_with_site_ids(pool, id).await)?;
-        let Some((row, site_ids)) = found.filter(|(u, _)| !u.disabled) else {
-            return Ok(None);
-        };
-        Ok(Role::parse(&row.role).map(|role| User {
-            id: row.id,
-            email: row.email,
-            role,
-            disabled: row.disabled,
-            site_ids,
-            unit: TemperatureUnit::parse(&row.temperature_unit).unwrap_or_default(),
-        }))
+        Ok(found.and_then(|(row, site_ids)| signed_in_user(row, site_ids)))
     }
 
     pub async fn users(&self) -> StoreResult<Vec<UserListRow>> {
@@ -178,4 +168,19 @@ impl Store {
             tx.commit().await
         })?)
     }
+}
+
+/// The account as a signed-in user: `None` when it is disabled or its role unknown.
+pub(super) fn signed_in_user(row: UserRow, site_ids: Vec<i64>) -> Option<User> {
+    if row.disabled {
+        return None;
+    }
+    Role::parse(&row.role).map(|role| User {
+        id: row.id,
+        email: row.email,
+        role,
+        disabled: row.disabled,
+        site_ids,
+        unit: TemperatureUnit::parse(&row.temperature_unit).unwrap_or_default(),
+    })
 }

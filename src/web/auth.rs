@@ -60,7 +60,7 @@ pub const RENEWED_AT_KEY: &str = "renewed_at";
 /// one per request; tower-sessions saves only a modified session).
 const RENEW_EVERY_MS: i64 = 24 * 3600 * 1000;
 
-fn renewal_due(renewed_at: Option<i64>, now: i64) -> bool {
+pub(super) fn renewal_due(renewed_at: Option<i64>, now: i64) -> bool {
     renewed_at.is_none_or(|at| now - at >= RENEW_EVERY_MS || at > now)
 }
 

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub readings_purged: Counter,
     /// Streams answered from their session's pass, without the router.
     pub streams_from_pass: Counter,
+    /// Streams answered after one read of their session and user, without the router.
+    pub streams_from_session: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -138,9 +140,16 @@ impl Metrics {
             "Streams answered from a session checked within the last second, without the router",
             streams_from_pass.clone(),
         );
+        let streams_from_session = Counter::default();
+        registry.register(
+            "streams_from_session",
+            "Streams answered after one read of their session and user, without the router",
+            streams_from_session.clone(),
+        );
         Arc::new(Metrics {
             readings_purged,
             streams_from_pass,
+            streams_from_session,
             registry,
             latency,
             connections,

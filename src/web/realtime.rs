@@ -12,7 +12,7 @@ use axum::Extension;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::session_user;
+use super::auth::{renewal_due, session_user, RENEWED_AT_KEY};
 use super::error::SignedInFailures;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
@@ -22,7 +22,7 @@ use crate::realtime::direct::DirectWire;
 use crate::realtime::gate::Filter;
 use crate::realtime::limits::{LimitReached, StreamPermit};
 use crate::realtime::stream::{self, Pace, Subscriber};
-use crate::store::sessions::EXPIRES_AT_KEY;
+use crate::store::sessions::{EXPIRES_AT_KEY, USER_ID_KEY};
 use crate::store::Store;
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -141,8 +141,85 @@ pub fn answer_from_pass(
 ) -> Option<Response> {
     let started = std::time::Instant::now();
     let checked_epoch = state.hub.passes.epoch();
-    let session_id = session_cookie(request.headers())?;
+    let PlainStream {
+        session_id,
+        last_id,
+    } = plain_stream(request)?;
     let pass = state.hub.passes.get(&session_id, now_ms())?;
+    let checked = Checked {
+        session_id,
+        user: pass.user,
+        expires_at_ms: pass.expires_at_ms,
+        epoch: checked_epoch,
+    };
+    let response = answer_checked(state, direct, checked, last_id, started)?;
+    state.metrics.streams_from_pass.inc();
+    Some(response)
+}
+
+/// A stream request (`plain_stream`) whose session has no pass (the first of each browser in a
+/// reconnect storm after a deploy), checked with one read of the session and its user instead of the router's
+/// layers and its two reads (the session, then the user); the pass is kept for the next. The
+/// answer is the router's. None when the router must answer: as for `answer_from_pass`, and no
+/// such session or user (its 401), the session's daily renewal due (the router saves it), or
+/// a failed read (its 503).
+pub async fn answer_from_session(
+    state: &AppState,
+    stream: PlainStream,
+    direct: &DirectWire,
+) -> Option<Response> {
+    let started = std::time::Instant::now();
+    let epoch = state.hub.passes.epoch();
+    let PlainStream {
+        session_id,
+        last_id,
+    } = stream;
+    let (record, user) = state.store.stream_session(&session_id).await.ok()??;
+    let data = &record.data;
+    // As the router reads it: the record's user, who must be the one its row names.
+    let user_id = data.get(USER_ID_KEY)?.as_i64()?;
+    let user = user.filter(|u| u.id == user_id)?;
+    let renewed_at = data.get(RENEWED_AT_KEY).and_then(serde_json::Value::as_i64);
+    if renewal_due(renewed_at, now_ms()) {
+        return None;
+    }
+    let expires_at_ms = data
+        .get(EXPIRES_AT_KEY)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    state
+        .hub
+        .passes
+        .keep(&session_id, user.clone(), expires_at_ms, epoch);
+    let checked = Checked {
+        session_id,
+        user,
+        expires_at_ms,
+        epoch,
+    };
+    let response = answer_checked(state, direct, checked, last_id, started)?;
+    state.metrics.streams_from_session.inc();
+    Some(response)
+}
+
+/// A session checked: by a pass or a read begun under `epoch`.
+struct Checked {
+    session_id: String,
+    user: User,
+    expires_at_ms: i64,
+    epoch: u64,
+}
+
+/// A stream request the router need not answer (`plain_stream`).
+pub struct PlainStream {
+    session_id: String,
+    last_id: Option<i64>,
+}
+
+/// The session id and Last-Event-ID of a stream request the router need not answer: a session
+/// cookie read as the router reads it, no device filter, nothing in the query it refuses.
+pub fn plain_stream(request: &Request<Body>) -> Option<PlainStream> {
+    let session_id = session_cookie(request.headers())?;
     let q = match request.uri().query() {
         None => RealtimeQuery::default(),
         Some(_) => {
@@ -155,7 +232,21 @@ pub fn answer_from_pass(
         return None;
     }
     let last_id = last_event_id(request.headers(), q.last_event_id.as_deref()).ok()?;
-    let user = pass.user;
+    Some(PlainStream {
+        session_id,
+        last_id,
+    })
+}
+
+/// The router's answer for a checked session: the stream, or None when no permit is left.
+fn answer_checked(
+    state: &AppState,
+    direct: &DirectWire,
+    checked: Checked,
+    last_id: Option<i64>,
+    started: std::time::Instant,
+) -> Option<Response> {
+    let user = checked.user;
     let permit = state.limits.acquire(&state.hub, user.id, user.role).ok()?;
     let subscriber = Subscriber {
         filter: Arc::new(Filter {
@@ -164,9 +255,9 @@ pub fn answer_from_pass(
         }),
         user_id: user.id,
         role: user.role,
-        session_id,
-        expires_at_ms: pass.expires_at_ms,
-        checked_epoch,
+        session_id: checked.session_id,
+        expires_at_ms: checked.expires_at_ms,
+        checked_epoch: checked.epoch,
     };
     let direct = Some(direct.clone());
     let mut response = stream_response(state, subscriber, permit, last_id, direct);
@@ -177,12 +268,11 @@ pub fn answer_from_pass(
     }
     super::metrics::observe(
         &state.metrics,
-        request.method(),
+        &axum::http::Method::GET,
         "/api/realtime",
         response.status(),
         started,
     );
-    state.metrics.streams_from_pass.inc();
     Some(response)
 }
 

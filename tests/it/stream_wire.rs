@@ -206,15 +206,19 @@ both_backends_and_transports!(a_fresh_connection_gets_a_stream);
 /// A stream opened within a second of another of its session is answered from the session's
 /// pass, without the router: the same head (but the request id and date), the same events, the
 /// same metric; sign-out ends it like the first.
-async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend) {
+async fn a_stream_answered_without_the_router_is_the_routers_answer(backend: Backend) {
     let app = spawn_or_skip!(backend);
     let (client, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
-    let request = format!(
-        "GET /api/realtime HTTP/1.1\r\nHost: sensorcast\r\nCookie: {SESSION_COOKIE}={session}\r\n\r\n"
-    );
+    let plain = format!("{SESSION_COOKIE}={session}");
+    // The same session as the router reads it, but a cookie header the stream's own reader
+    // leaves to the router (a percent sign).
+    let odd = format!("x=%41; {plain}");
     let mut heads = Vec::new();
     let mut socks = Vec::new();
-    for _ in 0..2 {
+    // After one read of the session (no pass yet), from the pass that read kept, by the router.
+    for cookie in [&plain, &plain, &odd] {
+        let request =
+            format!("GET /api/realtime HTTP/1.1\r\nHost: sensorcast\r\nCookie: {cookie}\r\n\r\n");
         let mut sock = send_in_pieces(&app, &[&request]).await;
         let mut got = Vec::new();
         read_until(&mut sock, &mut got, "\"connected\"").await;
@@ -231,7 +235,8 @@ async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend)
         heads.push(lines);
         socks.push((sock, got));
     }
-    assert_eq!(heads[0], heads[1]);
+    assert_eq!(heads[0], heads[2]);
+    assert_eq!(heads[1], heads[2]);
     for line in [
         "content-security-policy: default-src 'self'",
         "x-content-type-options: nosniff",
@@ -239,9 +244,9 @@ async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend)
         "x-request-id: …",
     ] {
         assert!(
-            heads[1].iter().any(|l| l.starts_with(line)),
+            heads[0].iter().any(|l| l.starts_with(line)),
             "{line:?} missing from {:?}",
-            heads[1]
+            heads[0]
         );
     }
     let metrics = reqwest::get(app.url("/metrics"))
@@ -250,13 +255,14 @@ async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend)
         .text()
         .await
         .expect("metrics text");
-    let timed = r#"sensorcast_http_request_duration_seconds_count{method="GET",route="/api/realtime",status="2xx"} 2"#;
+    let timed = r#"sensorcast_http_request_duration_seconds_count{method="GET",route="/api/realtime",status="2xx"} 3"#;
     assert!(metrics.contains(timed), "{metrics}");
-    // The first through the router, which checked the session; the second from its pass.
-    assert!(
-        metrics.contains("sensorcast_streams_from_pass_total 1\n"),
-        "{metrics}"
-    );
+    for counted in [
+        "sensorcast_streams_from_session_total 1\n",
+        "sensorcast_streams_from_pass_total 1\n",
+    ] {
+        assert!(metrics.contains(counted), "{counted:?} in {metrics}");
+    }
 
     let r = app
         .post_mdp(&mdp_reading("evt-pass-1", DEV, EUI, 4.5, -18.0))
@@ -271,7 +277,7 @@ async fn a_stream_answered_from_its_pass_is_the_routers_answer(backend: Backend)
         assert!(!rest.contains("new_telemetry"), "{rest}");
     }
 }
-both_backends!(a_stream_answered_from_its_pass_is_the_routers_answer);
+both_backends!(a_stream_answered_without_the_router_is_the_routers_answer);
 
 async fn refusals_on_a_fresh_connection_are_complete_answers(
     backend: Backend,
@@ -280,9 +286,15 @@ async fn refusals_on_a_fresh_connection_are_complete_answers(
     let app = spawn_or_skip!(backend, transport_args(transport));
     let (_, session) = app.signed_in_cookie(ADMIN_EMAIL, PASSWORD).await;
     let cookie = format!("{SESSION_COOKIE}={session}");
+    let unknown = format!(
+        "Cookie: {SESSION_COOKIE}={}\r\n",
+        tower_sessions::session::Id::default()
+    );
     let cases = [
         ("", 401, "unauthorized"),
         ("Cookie: sensorcast_session=forged\r\n", 401, "unauthorized"),
+        // Well-formed, but no such session: read, then left to the router.
+        (&*unknown, 401, "unauthorized"),
         (
             &*format!("Cookie: {cookie}\r\nLast-Event-ID: soon\r\n"),
             400,

@@ -8,6 +8,55 @@ pub async fn session_load(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Resul
         .await
 }
 
+/// A live session's data and the user its `user_id` column names, with their site ids, in one
+/// query: what opening a stream checks (`Store::stream_session`). The user is `None` when the
+/// session names none or an unknown one.
+pub async fn session_with_user(
+    pool: &Pool<DB>,
+    id: &str,
+    now_ms: i64,
+) -> sqlx::Result<Option<(Vec<u8>, Option<(UserRow, Vec<i64>)>)>> {
+    type Row = (
+        Vec<u8>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.data, u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, \
+         us.site_id FROM sessions s LEFT JOIN users u ON u.id = s.user_id \
+         LEFT JOIN user_sites us ON us.user_id = u.id \
+         WHERE s.id = $1 AND s.expiry_ms > $2 ORDER BY us.site_id",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await?;
+    let site_ids = rows.iter().filter_map(|r| r.7).collect();
+    Ok(rows.into_iter().next().map(|r| {
+        let (data, id, email, password_hash, role, disabled, unit, _) = r;
+        let user = match (id, email, password_hash, role, disabled, unit) {
+            (Some(id), Some(email), Some(password_hash), Some(role), Some(disabled), Some(unit)) => {
+                let user = UserRow {
+                    id,
+                    email,
+                    password_hash,
+                    role,
+                    disabled,
+                    temperature_unit: unit,
+                };
+                Some((user, site_ids))
+            }
+            _ => None,
+        };
+        (data, user)
+    }))
+}
+
 /// When a live session expires (ms), or `None` when it is gone or expired (streams follow it).
 pub async fn session_expiry(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT expiry_ms FROM sessions WHERE id = $1 AND expiry_ms > $2")
