@@ -159,9 +159,10 @@ async fn answer(
         None => {
             let answering = async {
                 // Taken from the request before the read: a request is not shared across awaits.
+                // Boxed: only a stream without a pass pays for the read's state.
                 if let Some(plain) = crate::web::realtime::plain_stream(&request) {
                     let read = crate::web::realtime::answer_from_session(&state, plain, &direct);
-                    if let Some(response) = read.await {
+                    if let Some(response) = Box::pin(read).await {
                         return response;
                     }
                 }
