@@ -7,8 +7,9 @@
 //! Every write is under the stall deadline (`WriteDeadline`), the answer under the request one.
 //!
 //! The socket is shared with the stream engine (`Shared`, handed over with an answer from a
-//! pass, or as a request extension through the router): once a stream is caught up, a shard thread writes its events to the socket
-//! itself (`realtime::direct`), and the pump below only waits for the client to leave.
+//! pass or a session read, or as a request extension through the router): once a stream is
+//! caught up, a shard thread writes its events to the socket itself (`realtime::direct`), and
+//! the pump below only waits for the client to leave.
 
 use std::future::Future;
 use std::io;

@@ -158,11 +158,11 @@ pub fn answer_from_pass(
 }
 
 /// A stream request (`plain_stream`) whose session has no pass (the first of each browser in a
-/// reconnect storm after a deploy), checked with one read of the session and its user instead of the router's
-/// layers and its two reads (the session, then the user); the pass is kept for the next. The
-/// answer is the router's. None when the router must answer: as for `answer_from_pass`, and no
-/// such session or user (its 401), the session's daily renewal due (the router saves it), or
-/// a failed read (its 503).
+/// reconnect storm after a deploy), checked with one read of the session and its user instead
+/// of the router's layers and its two reads (the session, then the user); the pass is kept for
+/// the next. The answer is the router's. None when the router must answer: no permit left (its
+/// 429), no such session or user (its 401), the session's daily renewal due (the router saves
+/// it), or a failed read (its 503).
 pub async fn answer_from_session(
     state: &AppState,
     stream: PlainStream,
