@@ -46,7 +46,7 @@ impl Store {
 
     /// What opening a stream checks of a live session, in one query: its record, and the user
     /// its row names if that user may sign in (the caller checks it is the record's user).
-    /// `None` when the session is gone or expired.
+    /// `None` when the session is gone, expired, or names no user that exists.
     pub async fn stream_session(
         &self,
         session_id: &str,
@@ -56,13 +56,12 @@ impl Store {
             pool, session_id, now
         )
         .await)?;
-        let Some((data, user)) = found else {
+        let Some((data, (row, site_ids))) = found else {
             return Ok(None);
         };
         let record: Record = serde_json::from_slice(&data)
             .map_err(|e| StoreError::Failed(format!("session record: {e}").into()))?;
-        let user = user.and_then(|(row, site_ids)| super::users::signed_in_user(row, site_ids));
-        Ok(Some((record, user)))
+        Ok(Some((record, super::users::signed_in_user(row, site_ids))))
     }
 
     pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {

@@ -9,26 +9,17 @@ pub async fn session_load(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Resul
 }
 
 /// A live session's data and the user its `user_id` column names, with their site ids, in one
-/// query: what opening a stream checks (`Store::stream_session`). The user is `None` when the
-/// session names none or an unknown one.
+/// query: what opening a stream checks (`Store::stream_session`). `None` when the session is
+/// gone, expired, or names no user that exists.
 pub async fn session_with_user(
     pool: &Pool<DB>,
     id: &str,
     now_ms: i64,
-) -> sqlx::Result<Option<(Vec<u8>, Option<(UserRow, Vec<i64>)>)>> {
-    type Row = (
-        Vec<u8>,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<bool>,
-        Option<String>,
-        Option<i64>,
-    );
+) -> sqlx::Result<Option<(Vec<u8>, (UserRow, Vec<i64>))>> {
+    type Row = (Vec<u8>, i64, String, String, String, bool, String, Option<i64>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT s.data, u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, \
-         us.site_id FROM sessions s LEFT JOIN users u ON u.id = s.user_id \
+         us.site_id FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN user_sites us ON us.user_id = u.id \
          WHERE s.id = $1 AND s.expiry_ms > $2 ORDER BY us.site_id",
     )
@@ -36,25 +27,16 @@ pub async fn session_with_user(
     .bind(now_ms)
     .fetch_all(pool)
     .await?;
-    let site_ids = rows.iter().filter_map(|r| r.7).collect();
-    Ok(rows.into_iter().next().map(|r| {
-        let (data, id, email, password_hash, role, disabled, unit, _) = r;
-        let user = match (id, email, password_hash, role, disabled, unit) {
-            (Some(id), Some(email), Some(password_hash), Some(role), Some(disabled), Some(unit)) => {
-                let user = UserRow {
-                    id,
-                    email,
-                    password_hash,
-                    role,
-                    disabled,
-                    temperature_unit: unit,
-                };
-                Some((user, site_ids))
-            }
-            _ => None,
-        };
-        (data, user)
-    }))
+    // Every row carries the session's data; the first one's is kept.
+    let mut data = None;
+    let user_rows = rows
+        .into_iter()
+        .map(|(d, id, email, password_hash, role, disabled, unit, site)| {
+            data.get_or_insert(d);
+            (id, email, password_hash, role, disabled, unit, site)
+        })
+        .collect();
+    Ok(data.zip(user_and_site_ids(user_rows)))
 }
 
 /// When a live session expires (ms), or `None` when it is gone or expired (streams follow it).

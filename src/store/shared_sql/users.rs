@@ -42,23 +42,13 @@ pub async fn user_by_id(pool: &Pool<DB>, id: i64) -> sqlx::Result<Option<UserRow
         .await
 }
 
-/// A user and their site ids in one round trip (every request of a signed-in user reads this).
-pub async fn user_with_site_ids(
-    pool: &Pool<DB>,
-    id: i64,
-) -> sqlx::Result<Option<(UserRow, Vec<i64>)>> {
-    type Row = (i64, String, String, String, bool, String, Option<i64>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, us.site_id \
-         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id \
-         WHERE u.id = $1 ORDER BY us.site_id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
+/// A user's columns, then one of their site ids (NULL for none): a user joined to their sites.
+type UserAndSite = (i64, String, String, String, bool, String, Option<i64>);
+
+/// The user of `rows` (one user, a row per site) and their site ids in the rows' order.
+fn user_and_site_ids(rows: Vec<UserAndSite>) -> Option<(UserRow, Vec<i64>)> {
     let site_ids = rows.iter().filter_map(|r| r.6).collect();
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .next()
         .map(|(id, email, password_hash, role, disabled, temperature_unit, _)| {
             let user = UserRow {
@@ -70,7 +60,23 @@ pub async fn user_with_site_ids(
                 temperature_unit,
             };
             (user, site_ids)
-        }))
+        })
+}
+
+/// A user and their site ids in one round trip (every request of a signed-in user reads this).
+pub async fn user_with_site_ids(
+    pool: &Pool<DB>,
+    id: i64,
+) -> sqlx::Result<Option<(UserRow, Vec<i64>)>> {
+    let rows: Vec<UserAndSite> = sqlx::query_as(
+        "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, us.site_id \
+         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id \
+         WHERE u.id = $1 ORDER BY us.site_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(user_and_site_ids(rows))
 }
 
 pub async fn site_get_or_create(conn: &mut Conn, name: &str, now_ms: i64) -> sqlx::Result<i64> {
