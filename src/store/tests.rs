@@ -154,6 +154,24 @@ impl TestDb {
                  ORDER BY webhook_uuid, nonce",
             )
             .await;
+        // On PostgreSQL these tables have no foreign keys (migration 0022): the writer is what
+        // keeps them pointing at rows that exist.
+        let orphans: Vec<(String, i64)> = self
+            .fetch(
+                "SELECT 'reading', r.id FROM readings r \
+                 LEFT JOIN devices d ON d.id = r.device_id WHERE d.id IS NULL \
+                 UNION ALL SELECT 'event', e.id FROM events e \
+                 LEFT JOIN devices d ON d.id = e.device_id \
+                 LEFT JOIN sites s ON s.id = e.site_id \
+                 WHERE d.id IS NULL OR (e.site_id IS NOT NULL AND s.id IS NULL) \
+                 UNION ALL SELECT 'summary', s.device_id FROM reading_summaries s \
+                 LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL",
+            )
+            .await;
+        assert!(
+            orphans.is_empty(),
+            "rows naming no device or site: {orphans:?}"
+        );
         let mut out = Vec::new();
         out.extend(devices.iter().map(|r| format!("device {r:?}")));
         out.extend(readings.iter().map(|r| format!("reading {r:?}")));
