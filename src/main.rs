@@ -15,7 +15,7 @@ use sensorcast::web::accounts;
 
 // A connection's memory is often freed on another thread than the one that allocated it (work
 // stealing, the hub); glibc's per-thread arenas made malloc and free a tenth of a reconnect
-// storm's CPU (bench/README.md, 2026-12-06).
+// storm's CPU (bench/README.md, 2026-12-06). Built without transparent huge pages (Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
