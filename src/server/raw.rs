@@ -32,6 +32,7 @@ use tower::ServiceExt;
 
 use super::limits::{self, Slot, WriteDeadline};
 use crate::realtime::direct::{DirectWire, Wire};
+use crate::web::realtime::FromPass;
 use crate::web::state::AppState;
 
 type Socket = WriteDeadline<Shared>;
@@ -156,12 +157,12 @@ async fn answer(
     // and user; anything else through the router (the socket as a request extension), until
     // the response head, as every other request.
     let response = match crate::web::realtime::answer_from_pass(&state, &request, &direct) {
-        Some(response) => response,
-        None => {
+        FromPass::Answered(response) => response,
+        passed => {
             let answering = async {
-                // Taken from the request before the read: a request is not shared across awaits.
+                // Read from the request before the read: a request is not shared across awaits.
                 // Boxed: only a stream without a pass pays for the read's state.
-                if let Some(plain) = crate::web::realtime::plain_stream(&request) {
+                if let FromPass::NoPass(plain) = passed {
                     let read = crate::web::realtime::answer_from_session(&state, plain, &direct);
                     if let Some(response) = Box::pin(read).await {
                         return response;

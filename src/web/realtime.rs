@@ -132,32 +132,46 @@ fn stream_response(
 /// the last second (`passes`): in a reconnect storm most are, and the router's layers (the
 /// session and cookie machinery above all) were a quarter of a stream's set-up (bench/README.md).
 /// The answer is the router's: the same checks, head, security headers, request id and
-/// metric. None when anything needs the router: no pass, a device filter (a database read), a
-/// query or Last-Event-ID it refuses, or no stream permit left (its 429).
+/// metric. Otherwise `NoPass` with the request read, for `answer_from_session`, or `Router`
+/// when anything needs the router: a device filter (a database read), a query or
+/// Last-Event-ID it refuses, or no stream permit left (its 429).
 pub fn answer_from_pass(
     state: &AppState,
     request: &Request<Body>,
     direct: &DirectWire,
-) -> Option<Response> {
+) -> FromPass {
     let started = std::time::Instant::now();
     let checked_epoch = state.hub.passes.epoch();
-    let PlainStream {
-        session_id,
-        last_id,
-    } = plain_stream(request)?;
-    let pass = state.hub.passes.get(&session_id, now_ms())?;
+    let Some(plain) = plain_stream(request) else {
+        return FromPass::Router;
+    };
+    let Some(pass) = state.hub.passes.get(&plain.session_id, now_ms()) else {
+        return FromPass::NoPass(plain);
+    };
     let checked = Checked {
-        session_id,
+        session_id: plain.session_id,
         user: pass.user,
         expires_at_ms: pass.expires_at_ms,
         epoch: checked_epoch,
     };
-    let response = answer_checked(state, direct, checked, last_id, started)?;
-    state.metrics.streams_from_pass.inc();
-    Some(response)
+    match answer_checked(state, direct, checked, plain.last_id, started) {
+        Some(response) => {
+            state.metrics.streams_from_pass.inc();
+            FromPass::Answered(response)
+        }
+        None => FromPass::Router,
+    }
 }
 
-/// A stream request (`plain_stream`) whose session has no pass (the first of each browser in a
+/// What `answer_from_pass` did with a request.
+pub enum FromPass {
+    Answered(Response),
+    /// A plain stream request whose session has no pass: the request as read.
+    NoPass(PlainStream),
+    Router,
+}
+
+/// A stream request whose session has no pass (`FromPass::NoPass`: the first of each browser in a
 /// reconnect storm after a deploy), checked with one read of the session and its user instead
 /// of the router's layers and its two reads (the session, then the user); the pass is kept for
 /// the next. The answer is the router's. None when the router must answer: no permit left (its
@@ -218,7 +232,7 @@ pub struct PlainStream {
 
 /// The session id and Last-Event-ID of a stream request the router need not answer: a session
 /// cookie read as the router reads it, no device filter, nothing in the query it refuses.
-pub fn plain_stream(request: &Request<Body>) -> Option<PlainStream> {
+fn plain_stream(request: &Request<Body>) -> Option<PlainStream> {
     let session_id = session_cookie(request.headers())?;
     let q = match request.uri().query() {
         None => RealtimeQuery::default(),
