@@ -23,6 +23,7 @@ mod restart;
 mod rules;
 mod run;
 mod servers;
+mod sessions;
 mod smtp_sink;
 mod soak;
 mod soak_report;

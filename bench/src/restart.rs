@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::catchup::EventStream;
 use crate::http::Conn;
 use crate::servers::Server;
+use crate::sessions::copy_session;
 use crate::sse::{event_id, marker};
 use crate::stats::percentile;
 use crate::target::{Markers, Target};
@@ -44,6 +45,10 @@ pub struct RestartArgs {
     /// Loopback source addresses the streams spread over (ephemeral ports per address).
     #[arg(long, default_value_t = 4)]
     sources: u8,
+    /// Each stream with a session of its own (copies of the signed-in one), as after a deploy
+    /// every browser comes back with its own cookie; otherwise all share one session.
+    #[arg(long)]
+    session_per_stream: bool,
 }
 
 /// What one stream has seen.
@@ -78,15 +83,18 @@ pub async fn run(args: RestartArgs) -> anyhow::Result<()> {
         connected: AtomicUsize::new(0),
     });
     let retry = Duration::from_millis(args.retry_ms);
-    let tasks: Vec<_> = (0..args.streams)
-        .map(|i| {
+    let targets = stream_targets(&server, &args)?;
+    let tasks: Vec<_> = targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, target)| {
             let source = IpAddr::V4(Ipv4Addr::new(
                 127,
                 0,
                 9,
                 10 + (i % args.sources.max(1) as usize) as u8,
             ));
-            tokio::spawn(follow(target.clone(), source, i, shared.clone(), retry))
+            tokio::spawn(follow(target, source, i, shared.clone(), retry))
         })
         .collect();
     wait_for("every stream to connect", Duration::from_secs(120), || {
@@ -160,6 +168,27 @@ pub async fn run(args: RestartArgs) -> anyhow::Result<()> {
     server.stop().await;
     all.map(|_| ())
         .map_err(|e| e.context(format!("after {} ms", until_all.as_millis())))
+}
+
+/// The target of each stream: the server's, with the shared session or one of its own.
+fn stream_targets(server: &Server, args: &RestartArgs) -> anyhow::Result<Vec<Target>> {
+    let target = &server.target;
+    if !args.session_per_stream {
+        return Ok(vec![target.clone(); args.streams]);
+    }
+    let db = server
+        .sqlite_path()
+        .context("sessions are copied in a SQLite database")?;
+    let cookie = target.cookie.as_deref().context("no session")?;
+    let cookies = copy_session(&db, cookie, args.streams)?;
+    eprintln!("{} sessions of the signed-in user", cookies.len());
+    Ok(cookies
+        .into_iter()
+        .map(|cookie| Target {
+            cookie: Some(cookie),
+            ..target.clone()
+        })
+        .collect())
 }
 
 /// One stream, as an EventSource: reconnects after `retry` (plus up to as much again, at
@@ -272,7 +301,12 @@ fn report(
     }
     after_up.sort_by(f64::total_cmp);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("> {} streams, {} events before the restart, {} webhooks while down (resent every {} ms), streams reconnect after {}–{} ms\n",
+    let sessions = if args.session_per_stream {
+        "a session each"
+    } else {
+        "one shared session"
+    };
+    println!("> {} streams ({sessions}), {} events before the restart, {} webhooks while down (resent every {} ms), streams reconnect after {}–{} ms\n",
         args.streams, args.before, args.while_down, args.resend_ms, args.retry_ms, 2 * args.retry_ms);
     println!("| measure | value | target |\n|---|---:|---|");
     println!(

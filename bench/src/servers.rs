@@ -190,6 +190,13 @@ impl Server {
         self.dir.path().join(name)
     }
 
+    /// The SQLite database of a sensorcast started without a database URL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let (_, args) = self.command.as_ref()?;
+        let url = args.iter().skip_while(|a| *a != "--database-url").nth(1)?;
+        url.strip_prefix("sqlite://").map(PathBuf::from)
+    }
+
     /// SIGTERM, and waits for the exit (SIGKILL after 10 s); returns how long it took. The
     /// database and the port stay for `start_again`.
     pub async fn terminate(&mut self) -> anyhow::Result<Duration> {
