@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast;
 
+use super::batch::Batched;
 use super::coalesce::Coalesce;
 use super::direct::{ShardStats, Shards};
 use super::frames::Frame;
@@ -16,6 +17,7 @@ use super::gate::Gates;
 pub use super::message::HubMessage;
 use super::passes::Passes;
 use crate::domain::{EventRow, Role, Scope, User};
+use crate::store::sessions::StreamSession;
 use crate::store::{Publisher, StoreError};
 
 /// Counters for `/api/realtime/stats`, registered as-is with `/metrics`.
@@ -81,13 +83,16 @@ pub struct Hub {
 }
 
 /// What a reconnecting stream reads, shared per key: the newest event id, a replay page after
-/// an id in a scope, whether a session is active, a user.
+/// an id in a scope, whether a session is active, a user; and the sessions of streams opened
+/// without a pass, many in one read.
 #[derive(Debug, Default)]
 pub struct SharedReads {
     pub newest: Coalesce<(), Shared<i64>>,
     pub events: Coalesce<(i64, Scope), Shared<Arc<Vec<EventRow>>>>,
     pub sessions: Coalesce<String, Shared<bool>>,
     pub users: Coalesce<i64, Shared<Option<Arc<User>>>>,
+    /// Sessions of streams opened without a pass, read together (see `batch.rs`).
+    pub stream_sessions: Batched<String, Shared<StreamSession>>,
 }
 
 /// A shared read's result.

@@ -3,6 +3,7 @@
 //! after a lag), stream caps, and, with several instances, the feeder that reads the shared log.
 //! It knows nothing of HTTP: `web::realtime` authenticates a browser and serves its stream.
 
+pub mod batch;
 pub mod coalesce;
 pub mod control;
 pub mod direct;

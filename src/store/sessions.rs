@@ -1,6 +1,8 @@
 //! tower-sessions store on our own `sessions` table, in whichever database is configured.
 //! The user id is kept in its own column so a user's sessions can be found and ended.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
@@ -8,6 +10,9 @@ use tower_sessions::SessionStore;
 
 use super::{dispatch, Store, StoreError};
 use crate::domain::{now_ms, User};
+
+/// A live session as opening a stream checks it: its record, and its user if they may sign in.
+pub type StreamSession = Option<(Record, Option<User>)>;
 
 /// Session key holding the signed-in user's id.
 pub const USER_ID_KEY: &str = "user_id";
@@ -44,24 +49,22 @@ impl Store {
         .await)?)
     }
 
-    /// What opening a stream checks of a live session, in one query: its record, and the user
-    /// its row names if that user may sign in (the caller checks it is the record's user).
-    /// `None` when the session is gone, expired, or names no user that exists.
-    pub async fn stream_session(
-        &self,
-        session_id: &str,
-    ) -> super::StoreResult<Option<(Record, Option<User>)>> {
+    /// What opening streams checks of live sessions, in one query: for each id in `ids`, in
+    /// order, the session's record and the user its row names if that user may sign in (the
+    /// caller checks it is the record's user); `None` when the session is gone, expired, or
+    /// names no user that exists.
+    pub async fn stream_sessions(&self, ids: &[String]) -> super::StoreResult<Vec<StreamSession>> {
         let now = now_ms();
-        let found = dispatch!(&self.db, |pool, q| q::session_with_user(
-            pool, session_id, now
-        )
-        .await)?;
-        let Some((data, (row, site_ids))) = found else {
-            return Ok(None);
-        };
-        let record: Record = serde_json::from_slice(&data)
-            .map_err(|e| StoreError::Failed(format!("session record: {e}").into()))?;
-        Ok(Some((record, super::users::signed_in_user(row, site_ids))))
+        let found = dispatch!(&self.db, |pool, q| q::sessions_with_users(pool, ids, now)
+            .await)?;
+        let mut by_id = HashMap::with_capacity(found.len());
+        for (id, data, (row, site_ids)) in found {
+            let record: Record = serde_json::from_slice(&data)
+                .map_err(|e| StoreError::Failed(format!("session record: {e}").into()))?;
+            by_id.insert(id, (record, super::users::signed_in_user(row, site_ids)));
+        }
+        // An id asked twice gets the same answer twice.
+        Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
     }
 
     pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {

@@ -733,3 +733,86 @@ async fn postgres_group_waits_three_times() {
     );
     t.drop_pg().await;
 }
+
+/// Sessions read together for opening streams: one answer per id asked, in order, with the
+/// user and every site of theirs; gone or expired sessions answer `None`.
+async fn stream_sessions(t: TestDb) {
+    use tower_sessions::cookie::time::{Duration, OffsetDateTime};
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
+
+    let store = Store {
+        db: t.db.clone(),
+        instance: 0,
+    };
+    let user = |email: &'static str, sites: &'static [&'static str]| {
+        let store = store.clone();
+        async move {
+            let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
+            let new = super::NewUser {
+                email,
+                password_hash: "x",
+                role: crate::domain::Role::Manager,
+                sites: &sites,
+                by: "test",
+            };
+            store.create_user(new).await.expect("a user")
+        }
+    };
+    let (ann, bob) = (
+        user("ann@example.com", &["a", "b"]).await,
+        user("bob@example.com", &["c"]).await,
+    );
+    let sessions = super::sessions::DbSessionStore::new(store.clone());
+    let session = |user_id: i64, expiry: OffsetDateTime| {
+        let sessions = &sessions;
+        async move {
+            let mut record = Record {
+                id: Id::default(),
+                data: [(super::sessions::USER_ID_KEY.to_string(), user_id.into())].into(),
+                expiry_date: expiry,
+            };
+            sessions.create(&mut record).await.expect("a session");
+            record.id.to_string()
+        }
+    };
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    let a = session(ann, later).await;
+    let b = session(bob, later).await;
+    let gone = session(ann, OffsetDateTime::now_utc() - Duration::hours(1)).await;
+    let ids = [a.clone(), "missing".into(), b.clone(), a.clone(), gone];
+    let found = store.stream_sessions(&ids).await.expect("read");
+    let users: Vec<Option<(i64, usize)>> = found
+        .iter()
+        .map(|s| {
+            s.as_ref().map(|(_, u)| {
+                u.as_ref()
+                    .map(|u| (u.id, u.site_ids.len()))
+                    .expect("may sign in")
+            })
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [Some((ann, 2)), None, Some((bob, 1)), Some((ann, 2)), None]
+    );
+    let record_id = |i: usize| found[i].as_ref().map(|(r, _)| r.id.to_string());
+    assert_eq!(record_id(0).as_deref(), Some(a.as_str()));
+    assert_eq!(record_id(2).as_deref(), Some(b.as_str()));
+    assert!(store.stream_sessions(&[]).await.expect("read").is_empty());
+    if t.pg_name.is_some() {
+        t.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_stream_sessions() {
+    stream_sessions(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stream_sessions() {
+    if let Some(t) = TestDb::postgres().await {
+        stream_sessions(t).await;
+    }
+}

@@ -188,7 +188,26 @@ pub async fn answer_from_session(
         session_id,
         last_id,
     } = stream;
-    let (record, user) = state.store.stream_session(&session_id).await.ok()??;
+    // Read with the sessions of every stream that asked meanwhile (each browser after a
+    // deploy has its own): one query for all of them.
+    let read = |ids: Vec<String>| {
+        let store = state.store.clone();
+        async move {
+            match store.stream_sessions(&ids).await {
+                Ok(found) => found.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    let err = Arc::new(err);
+                    vec![Err(err); ids.len()]
+                }
+            }
+        }
+    };
+    let session = state
+        .hub
+        .shared
+        .stream_sessions
+        .get(session_id.clone(), read);
+    let (record, user) = session.await?.ok()??;
     let data = &record.data;
     // As the router reads it: the record's user, who must be the one its row names.
     let user_id = data.get(USER_ID_KEY)?.as_i64()?;

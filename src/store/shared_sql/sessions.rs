@@ -8,35 +8,44 @@ pub async fn session_load(pool: &Pool<DB>, id: &str, now_ms: i64) -> sqlx::Resul
         .await
 }
 
-/// A live session's data and the user its `user_id` column names, with their site ids, in one
-/// query: what opening a stream checks (`Store::stream_session`). `None` when the session is
-/// gone, expired, or names no user that exists.
-pub async fn session_with_user(
+/// Live sessions' data and the users their `user_id` columns name, with their site ids, in one
+/// query: what opening streams checks (`Store::stream_sessions`). A session that is gone,
+/// expired, or names no user that exists is left out.
+pub async fn sessions_with_users(
     pool: &Pool<DB>,
-    id: &str,
+    ids: &[String],
     now_ms: i64,
-) -> sqlx::Result<Option<(Vec<u8>, (UserRow, Vec<i64>))>> {
-    type Row = (Vec<u8>, i64, String, String, String, bool, String, Option<i64>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT s.data, u.id, u.email, u.password_hash, u.role, u.disabled, u.temperature_unit, \
-         us.site_id FROM sessions s JOIN users u ON u.id = s.user_id \
+) -> sqlx::Result<Vec<(String, Vec<u8>, (UserRow, Vec<i64>))>> {
+    type Row = (String, Vec<u8>, i64, String, String, String, bool, String, Option<i64>);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT s.id, s.data, u.id, u.email, u.password_hash, u.role, u.disabled, \
+         u.temperature_unit, us.site_id FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN user_sites us ON us.user_id = u.id \
-         WHERE s.id = $1 AND s.expiry_ms > $2 ORDER BY us.site_id",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .fetch_all(pool)
-    .await?;
-    // Every row carries the session's data; the first one's is kept.
-    let mut data = None;
-    let user_rows = rows
-        .into_iter()
-        .map(|(d, id, email, password_hash, role, disabled, unit, site)| {
-            data.get_or_insert(d);
-            (id, email, password_hash, role, disabled, unit, site)
-        })
-        .collect();
-    Ok(data.zip(user_and_site_ids(user_rows)))
+         WHERE s.id IN ({}) AND s.expiry_ms > $1 ORDER BY s.id, us.site_id",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, Row>(&sql).bind(now_ms);
+    for id in ids {
+        query = query.bind(id);
+    }
+    let rows = query.fetch_all(pool).await?;
+    // A session's rows are together (one per site of its user), each with its data.
+    let mut found = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while let Some((id, data, uid, email, hash, role, disabled, unit, site)) = rows.next() {
+        let mut user_rows = vec![(uid, email, hash, role, disabled, unit, site)];
+        while let Some(next) = rows.next_if(|r| r.0 == id) {
+            user_rows.push((next.2, next.3, next.4, next.5, next.6, next.7, next.8));
+        }
+        if let Some(user) = user_and_site_ids(user_rows) {
+            found.push((id, data, user));
+        }
+    }
+    Ok(found)
 }
 
 /// When a live session expires (ms), or `None` when it is gone or expired (streams follow it).
