@@ -27,7 +27,7 @@ pub struct Fleet {
 }
 
 /// How a fleet spreads its streams.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Layout {
     pub streams: usize,
     pub per_process: usize,
@@ -40,6 +40,9 @@ pub struct Layout {
     /// Fleet devices (soak): untimed streams follow `devices_per_stream` of them each.
     pub devices: usize,
     pub devices_per_stream: usize,
+    /// One `Cookie:` value per line, stream `i` taking line `i` (a session per stream);
+    /// otherwise every stream has the target's.
+    pub cookie_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -85,7 +88,9 @@ impl Fleet {
                     "--devices-per-stream",
                     &layout.devices_per_stream.to_string(),
                 ]);
-            if let Some(c) = &target.cookie {
+            if let Some(file) = &layout.cookie_file {
+                cmd.arg("--cookie-file").arg(file);
+            } else if let Some(c) = &target.cookie {
                 cmd.args(["--cookie", c]);
             }
             let mut child = cmd

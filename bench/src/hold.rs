@@ -34,6 +34,12 @@ pub struct HoldArgs {
     pub path: String,
     #[arg(long)]
     pub cookie: Option<String>,
+    /// One `Cookie:` value per line, stream `i` (global index) taking line `i`.
+    #[arg(long, conflicts_with = "cookie")]
+    pub cookie_file: Option<std::path::PathBuf>,
+    /// The lines of `cookie_file`, read at start.
+    #[arg(skip)]
+    pub cookies: std::sync::Arc<Vec<String>>,
     /// This process opens global stream indices FIRST, FIRST+STEP, … (COUNT of them).
     #[arg(long)]
     pub first: usize,
@@ -76,7 +82,12 @@ impl HoldArgs {
     }
 }
 
-pub fn main(args: HoldArgs) -> anyhow::Result<()> {
+pub fn main(mut args: HoldArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.cookie_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading cookies from {file:?}"))?;
+        args.cookies = std::sync::Arc::new(text.lines().map(str::to_string).collect());
+    }
     let stdin = std::io::stdin();
     let mut threads: Vec<mpsc::Sender<Cmd>> = Vec::new();
     for line in stdin.lock().lines() {
@@ -232,7 +243,11 @@ fn open_all(args: &HoldArgs) -> anyhow::Result<Opened> {
 
 async fn open_one(args: &HoldArgs, index: usize) -> anyhow::Result<Stream> {
     let path = args.path_of(index);
-    let request = crate::target::subscribe_request(args.addr, &path, args.cookie.as_deref(), None);
+    let cookie = match args.cookies.is_empty() {
+        true => args.cookie.as_deref(),
+        false => Some(args.cookies[index % args.cookies.len()].as_str()),
+    };
+    let request = crate::target::subscribe_request(args.addr, &path, cookie, None);
     let opening = async {
         let mut sock = http::connect(args.addr, Some(args.source)).await?;
         sock.write_all(request.as_bytes()).await?;

@@ -171,6 +171,11 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
             run::most_streams(&server, cfg, &mut results).await;
             server.stop().await;
         }
+        if kind == Only::Sensorcast && cfg.streams > 0 {
+            let server = start(kind).await?;
+            run::own_sessions(&server, cfg, &mut results).await;
+            server.stop().await;
+        }
         match kind {
             Only::Sensorcast => ours = results,
             Only::Nchan => theirs = Some(results),

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::catchup;
 use crate::clock::mono_us;
 use crate::fleet::{Fleet, Layout};
@@ -155,6 +157,49 @@ pub async fn floor(server: &Server, cfg: &Config, r: &mut Results) {
     }
 }
 
+/// The set-up rate when every stream has a session of its own (sensorcast, on a fresh server),
+/// as every browser after a deploy: no pass helps, each session is read from the database.
+pub async fn own_sessions(server: &Server, cfg: &Config, r: &mut Results) {
+    let name = server.target.kind.name();
+    step(
+        name,
+        &format!("opening {} streams, a session each", cfg.streams),
+    );
+    let opened = async {
+        let db = server
+            .sqlite_path()
+            .context("sessions are copied in a SQLite database")?;
+        let cookie = server.target.cookie.clone().context("no session")?;
+        let (n, from) = (cfg.streams, db.clone());
+        let cookies =
+            tokio::task::spawn_blocking(move || crate::sessions::copy_session(&from, &cookie, n))
+                .await??;
+        let file = db.with_file_name("cookies.txt");
+        std::fs::write(&file, cookies.join("\n"))?;
+        let layout = Layout {
+            cookie_file: Some(file),
+            ..layout(cfg, 4)
+        };
+        let mut fleet = Fleet::spawn(&generator_exe(), &server.target, layout).await?;
+        let cpu = server.cpu_us();
+        let o = fleet.open().await?;
+        let cpu = server.cpu_us() - cpu;
+        fleet.quit().await;
+        if o.failed > 0 {
+            anyhow::bail!("{} of {} streams failed to open", o.failed, cfg.streams);
+        }
+        let secs = (o.t_last.saturating_sub(o.t_first)) as f64 / 1e6;
+        anyhow::Ok((
+            o.ok as f64 / secs.max(1e-6),
+            cpu as f64 / o.ok.max(1) as f64,
+        ))
+    };
+    if let Some((rate, cpu)) = report("opening with a session each", opened.await) {
+        r.setup_own_sessions_per_s = Some(rate);
+        r.cpu_us_per_setup_own_sessions = Some(cpu);
+    }
+}
+
 fn layout(cfg: &Config, subnet: u8) -> Layout {
     Layout {
         streams: cfg.streams,
@@ -165,6 +210,7 @@ fn layout(cfg: &Config, subnet: u8) -> Layout {
         lazy_ms: cfg.lazy_ms,
         devices: 0,
         devices_per_stream: 0,
+        cookie_file: None,
     }
 }
 

@@ -179,6 +179,7 @@ async fn run(server: &Server, args: &SoakArgs) -> anyhow::Result<Report> {
         lazy_ms: args.lazy_ms,
         devices,
         devices_per_stream: args.devices_per_stream,
+        cookie_file: None,
     };
     let mut fleet = Fleet::spawn(&crate::run::generator_exe(), target, layout).await?;
     let opened = fleet.open().await?;

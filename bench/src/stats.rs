@@ -68,6 +68,10 @@ pub struct Results {
     /// The machine's idle share while the streams were opened: above zero, the rate was bound
     /// by waiting rather than by CPU.
     pub idle_share_setup: Option<f64>,
+    /// The set-up rate and server CPU per set-up with a session per stream (sensorcast, on a
+    /// fresh server: every session read from the database).
+    pub setup_own_sessions_per_s: Option<f64>,
+    pub cpu_us_per_setup_own_sessions: Option<f64>,
     pub setup_failed: usize,
     pub rss_per_stream_kib: Option<f64>,
     pub latency: Option<Latency>,

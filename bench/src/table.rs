@@ -154,6 +154,22 @@ fn rows(ours: &Results, theirs: Option<&Results>) -> Vec<Row> {
             met: None,
         },
         Row {
+            measure: "  set-up rate, a session per stream (streams/s)".into(),
+            ours: ours.setup_own_sessions_per_s,
+            theirs: t(&|r| r.setup_per_s),
+            decimals: 0,
+            target: "",
+            met: None,
+        },
+        Row {
+            measure: "  server CPU per set-up, a session per stream (µs)".into(),
+            ours: ours.cpu_us_per_setup_own_sessions,
+            theirs: t(&|r| r.cpu_us_per_setup),
+            decimals: 1,
+            target: "",
+            met: None,
+        },
+        Row {
             measure: "  machine idle during set-up (%)".into(),
             ours: ours.idle_share_setup.map(|x| x * 100.0),
             theirs: t(&|r| r.idle_share_setup.map(|x| x * 100.0)),
