@@ -7,6 +7,7 @@
 //! everyone else who asked by then (up to `MAX_KEYS`). So, as with `coalesce.rs`, each answer
 //! comes from a read that began after its request.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -22,7 +23,7 @@ enum Turn<V> {
     Lead,
 }
 
-type Waiting<K, V> = Vec<(K, oneshot::Sender<Turn<V>>)>;
+type Waiting<K, V> = VecDeque<(K, oneshot::Sender<Turn<V>>)>;
 
 struct State<K, V> {
     reading: bool,
@@ -39,7 +40,7 @@ impl<K, V> Default for Batched<K, V> {
         Batched {
             state: Mutex::new(State {
                 reading: false,
-                waiting: Vec::new(),
+                waiting: VecDeque::new(),
             }),
         }
     }
@@ -63,7 +64,7 @@ impl<K: Clone, V> Batched<K, V> {
         let (tx, mut rx) = oneshot::channel();
         let lead = {
             let mut state = self.state.lock().expect("batch lock");
-            state.waiting.push((key.clone(), tx));
+            state.waiting.push_back((key.clone(), tx));
             !std::mem::replace(&mut state.reading, true)
         };
         if !lead {
@@ -74,7 +75,7 @@ impl<K: Clone, V> Batched<K, V> {
                     let (tx, own) = oneshot::channel();
                     rx = own;
                     let mut state = self.state.lock().expect("batch lock");
-                    state.waiting.insert(0, (key.clone(), tx));
+                    state.waiting.push_front((key.clone(), tx));
                 }
                 // The read that took us was dropped mid-way (its caller went away): alone.
                 Err(_) => return read(vec![key]).await.into_iter().next(),
@@ -103,8 +104,7 @@ impl<K: Clone, V> Batched<K, V> {
     /// Gives the next read to the first of those still waiting, or ends the reading.
     fn hand_on(&self) {
         let mut state = self.state.lock().expect("batch lock");
-        while !state.waiting.is_empty() {
-            let (_, tx) = state.waiting.remove(0);
+        while let Some((_, tx)) = state.waiting.pop_front() {
             if tx.send(Turn::Lead).is_ok() {
                 return;
             }
