@@ -2,6 +2,7 @@
 //! The user id is kept in its own column so a user's sessions can be found and ended.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
@@ -52,19 +53,30 @@ impl Store {
     /// What opening streams checks of live sessions, in one query: for each id in `ids`, in
     /// order, the session's record and the user its row names if that user may sign in (the
     /// caller checks it is the record's user); `None` when the session is gone, expired, or
-    /// names no user that exists.
-    pub async fn stream_sessions(&self, ids: &[String]) -> super::StoreResult<Vec<StreamSession>> {
+    /// names no user that exists. A failed query fails every id; a record that cannot be read
+    /// fails only its own.
+    pub async fn stream_sessions(
+        &self,
+        ids: &[String],
+    ) -> Vec<std::result::Result<StreamSession, Arc<StoreError>>> {
         let now = now_ms();
-        let found = dispatch!(&self.db, |pool, q| q::sessions_with_users(pool, ids, now)
-            .await)?;
+        let found = match dispatch!(&self.db, |pool, q| q::sessions_with_users(pool, ids, now)
+            .await)
+        {
+            Ok(found) => found,
+            Err(e) => return vec![Err(Arc::new(e.into())); ids.len()],
+        };
         let mut by_id = HashMap::with_capacity(found.len());
         for (id, data, (row, site_ids)) in found {
-            let record: Record = serde_json::from_slice(&data)
-                .map_err(|e| StoreError::Failed(format!("session record: {e}").into()))?;
-            by_id.insert(id, (record, super::users::signed_in_user(row, site_ids)));
+            let session = serde_json::from_slice::<Record>(&data)
+                .map(|record| (record, super::users::signed_in_user(row, site_ids)))
+                .map_err(|e| Arc::new(StoreError::Failed(format!("session record: {e}").into())));
+            by_id.insert(id, session);
         }
         // An id asked twice gets the same answer twice.
-        Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
+        ids.iter()
+            .map(|id| by_id.get(id).cloned().transpose())
+            .collect()
     }
 
     pub async fn purge_expired_sessions(&self) -> super::StoreResult<u64> {

@@ -192,15 +192,7 @@ pub async fn answer_from_session(
     // deploy has its own): one query for all of them.
     let read = |ids: Vec<String>| {
         let store = state.store.clone();
-        async move {
-            match store.stream_sessions(&ids).await {
-                Ok(found) => found.into_iter().map(Ok).collect(),
-                Err(err) => {
-                    let err = Arc::new(err);
-                    vec![Err(err); ids.len()]
-                }
-            }
-        }
+        async move { store.stream_sessions(&ids).await }
     };
     let session = state
         .hub
